@@ -1,0 +1,1 @@
+"""Turns story into media: the scene writer (LLM) and the clip renderers. Knows nothing of websockets."""

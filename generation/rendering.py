@@ -1,0 +1,70 @@
+"""The renderer interface: a scene in, an encoded, labelled clip out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from narrative.story import Bible, Scene
+
+
+class RenderProfile(BaseModel):
+    """Resolution, frame rate and quality tier of a clip. Always 9:16."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    width: int = Field(ge=90, le=2160, multiple_of=2)
+    height: int = Field(ge=160, le=3840, multiple_of=2)
+    fps: int = Field(ge=6, le=60)
+    tier: Literal["full", "fast", "animatic"] = "animatic"
+    steps: int = Field(default=0, ge=0, le=100)
+    """Denoising steps for diffusion backends; 0 for the animatic."""
+
+
+PROFILES: dict[str, RenderProfile] = {
+    "animatic": RenderProfile(name="animatic", width=540, height=960, fps=24, tier="animatic"),
+    "preview": RenderProfile(name="preview", width=270, height=480, fps=12, tier="animatic"),
+}
+
+
+class RenderRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scene: Scene
+    bible: Bible
+    language: str = "en"
+    profile: RenderProfile
+    output: Path
+    """Where the MP4 goes; the last frame is written beside it as ``<stem>.last.png``."""
+    previous_frame: Path | None = None
+    """The previous clip's last frame, for visual continuity."""
+
+
+class LineTiming(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    line_id: str
+    start: float
+    end: float
+
+
+class Clip(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    duration: float
+    width: int
+    height: int
+    last_frame: Path
+    timings: list[LineTiming]
+
+
+class RenderError(Exception):
+    """A scene that cannot be rendered; the message says why and what to change."""
+
+
+class Renderer(Protocol):
+    def render(self, request: RenderRequest) -> Clip: ...

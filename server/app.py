@@ -1,0 +1,108 @@
+"""The FastAPI application: creators' REST API, the play websocket, media and the web player."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from narrative.formats import StoryError, load_story
+from server.play import Connection
+from server.runtime import Runtime
+from server.settings import Settings
+
+CLIENT_DEMO = Path(__file__).resolve().parent.parent / "client-demo"
+bearer = HTTPBearer(auto_error=False)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="reelfork", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    def creator(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if credentials is None or not hmac.compare_digest(credentials.credentials, runtime.creator_token):
+            raise HTTPException(401, "creator routes need 'Authorization: Bearer <creator token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        await runtime.redis.ping()
+        return {"status": "ok", "queue": await runtime.queue.depth()}
+
+    @app.get("/v1/stories")
+    async def list_stories() -> dict[str, Any]:
+        stories = []
+        for story_id in await runtime.store.story_ids():
+            loaded = await runtime.store.story(story_id)
+            if loaded is not None:
+                stories.append(
+                    {
+                        "id": story_id,
+                        "title": loaded.story.title,
+                        "logline": loaded.story.bible.logline,
+                        "version": loaded.version,
+                    }
+                )
+        return {"stories": stories}
+
+    @app.get("/v1/stories/{story_id}")
+    async def get_story(story_id: str, version: int | None = None) -> dict[str, Any]:
+        loaded = await runtime.store.story(story_id, version)
+        if loaded is None:
+            raise HTTPException(404, f"no story {story_id!r}" + (f" version {version}" if version else ""))
+        return {"id": story_id, "version": loaded.version, "story": loaded.story.model_dump(mode="json")}
+
+    @app.get("/v1/stories/{story_id}/versions")
+    async def list_versions(story_id: str) -> dict[str, Any]:
+        versions = await runtime.store.versions(story_id)
+        if not versions:
+            raise HTTPException(404, f"no story {story_id!r}")
+        return {"id": story_id, "versions": versions}
+
+    @app.post("/v1/stories", status_code=201, dependencies=[Depends(creator)])
+    async def publish_story(request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            story, warnings = load_story(body, source="body")
+        except StoryError as exc:
+            return JSONResponse(
+                status_code=422,
+                content={"detail": [{"severity": p.severity, "where": p.where, "message": p.message}
+                                    for p in exc.problems]},
+            )
+        version, created = await runtime.store.publish(story)
+        loaded = await runtime.store.story(story.id, version)
+        if created and loaded is not None and settings.warm_authored:
+            await runtime.director.warm(loaded)
+        return JSONResponse(
+            status_code=201 if created else 200,
+            content={"id": story.id, "version": version, "created": created,
+                     "warnings": [{"where": w.where, "message": w.message} for w in warnings]},
+        )
+
+    @app.websocket("/v1/play")
+    async def play(websocket: WebSocket) -> None:
+        await Connection(websocket, runtime).serve()
+
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+    app.mount("/", StaticFiles(directory=CLIENT_DEMO, html=True), name="player")
+    return app

@@ -1,0 +1,124 @@
+"""The director: which scene comes next, what must be written or rendered ahead, and waiting for it.
+
+It turns viewer positions into jobs (the simple lookahead: when a viewer enters a scene, write and
+render all of its children) and never changes a viewer's state itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from narrative.state import ViewerState, generated_scene_id, is_generated
+from narrative.story import Choice, Scene
+from server.events import Events
+from server.jobs import JobQueue, Priority
+from server.store import StoredClip, Store, StoryVersion, clip_key
+
+
+class Director:
+    def __init__(self, store: Store, queue: JobQueue, events: Events, profile_name: str) -> None:
+        self.store = store
+        self.queue = queue
+        self.events = events
+        self.profile_name = profile_name
+
+    async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
+        """An authored scene, or a written one (following a fallback redirect)."""
+        if not is_generated(scene_id):
+            return story.story.scene_index().get(scene_id)
+        written = await self.store.written(scene_id)
+        if written is None:
+            return None
+        if written.redirect is not None:
+            return story.story.scene_index().get(written.redirect)
+        return written.scene
+
+    def target(self, story: StoryVersion, state: ViewerState, choice: Choice) -> str:
+        """Where a choice leads: an authored scene, or the content address of the scene to write."""
+        if choice.target is not None:
+            return choice.target
+        return generated_scene_id(story.digest, state.current, choice.id)
+
+    async def resolved_target(self, story: StoryVersion, state: ViewerState, choice: Choice) -> str | None:
+        """Like :meth:`target`, with written redirects followed; ``None`` while the scene is unwritten."""
+        target = self.target(story, state, choice)
+        if not is_generated(target):
+            return target
+        written = await self.store.written(target)
+        if written is None:
+            return None
+        return written.redirect or target
+
+    def clip_key(self, story: StoryVersion, scene: Scene) -> str:
+        return clip_key(scene, story.story, self.profile_name)
+
+    # -- looking ahead -----------------------------------------------------------------------
+
+    async def look_ahead(self, story: StoryVersion, state: ViewerState, scene: Scene) -> None:
+        """Queue the current scene's clip and every child's scene and clip. No state changes."""
+        await self.ensure_clip(story, scene, "high")
+        for choice in scene.choices:
+            target = self.target(story, state, choice)
+            if is_generated(target):
+                child = await self.scene(story, target)
+                if child is None:
+                    await self.ensure_written(story, state, choice, target)
+                    continue
+            else:
+                child = story.story.scene_index()[target]
+            await self.ensure_clip(story, child, "high")
+
+    async def warm(self, story: StoryVersion) -> int:
+        """Queue every authored scene's clip at low priority; returns how many were queued."""
+        keys = [self.clip_key(story, scene) for scene in story.story.scenes]
+        existing = await self.store.clips(keys)
+        queued = 0
+        for scene, clip in zip(story.story.scenes, existing, strict=True):
+            if clip is None:
+                queued += await self.ensure_clip(story, scene, "low")
+        return queued
+
+    async def ensure_clip(self, story: StoryVersion, scene: Scene, priority: Priority) -> bool:
+        key = self.clip_key(story, scene)
+        if await self.store.clip(key) is not None:
+            return False
+        payload = {"story": story.story.id, "version": story.version, "scene": scene.id, "clip": key}
+        return await self.queue.enqueue("render", f"render:{key}", payload, priority)
+
+    async def ensure_written(self, story: StoryVersion, state: ViewerState, choice: Choice, target: str) -> bool:
+        depth = state.generated_depth + 1
+        payload = {
+            "story": story.story.id,
+            "version": story.version,
+            "path": state.path,
+            "choice": choice.id,
+            "scene": target,
+            "must_end": depth >= story.story.open_depth,
+        }
+        return await self.queue.enqueue("write", f"write:{target}", payload, "high")
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    async def wait_written(self, scene_id: str, timeout: float) -> bool:
+        future = self.events.subscribe(f"written:{scene_id}")
+        try:
+            if await self.store.written(scene_id) is not None:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await self.store.written(scene_id) is not None
+        finally:
+            future.cancel()
+
+    async def wait_clip(self, key: str, timeout: float) -> StoredClip | None:
+        future = self.events.subscribe(f"clip:{key}")
+        try:
+            clip = await self.store.clip(key)
+            if clip is not None or timeout <= 0:
+                return clip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await self.store.clip(key)
+        finally:
+            future.cancel()

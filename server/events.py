@@ -1,0 +1,74 @@
+"""Cross-process notices over Redis pub/sub: "scene written", "clip ready".
+
+Any server replica can wait for work done by any worker; a notice missed while nobody listened is
+harmless because waiters always re-check the store after subscribing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from typing import Any
+
+import redis.asyncio as aioredis
+
+CHANNEL = "rf:events"
+log = logging.getLogger(__name__)
+
+
+class Events:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._waiters: dict[str, set[asyncio.Future[dict[str, Any]]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="events-listener")
+        await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def publish(self, topic: str, **data: Any) -> None:
+        await self.redis.publish(CHANNEL, json.dumps({"topic": topic, **data}))
+
+    def subscribe(self, topic: str) -> asyncio.Future[dict[str, Any]]:
+        """A future resolved by the next notice on ``topic``; cancel it when no longer needed."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[topic].add(future)
+        future.add_done_callback(lambda f: self._forget(topic, f))
+        return future
+
+    def _forget(self, topic: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        waiters = self._waiters.get(topic)
+        if waiters is not None:
+            waiters.discard(future)
+            if not waiters:
+                del self._waiters[topic]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    self._ready.set()
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._dispatch(json.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis restart: reconnect and go on
+                log.warning("event listener lost Redis; reconnecting", exc_info=True)
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        for future in list(self._waiters.get(event.get("topic", ""), ())):
+            if not future.done():
+                future.set_result(event)

@@ -1,0 +1,175 @@
+"""The websocket play protocol: one :class:`Connection` per socket, sessions in the store.
+
+A connection holds no state that matters: everything a viewer acknowledged is in Redis before the
+reply is sent, so a viewer can ``resume`` on any connection, on any replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
+
+from narrative.state import UnknownChoice, ViewerState, advance, find_choice, start
+from narrative.story import Scene
+from server.messages import Choose, Progress, ProtocolError, Resume, Start, error, parse
+from server.runtime import Runtime
+from server.store import StoredClip, StoryVersion, new_session_token
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
+        self.websocket = websocket
+        self.runtime = runtime
+        self.director = runtime.director
+        self.store = runtime.store
+        self.token: str | None = None
+        self._send_lock = asyncio.Lock()
+        self._notifiers: set[asyncio.Task[None]] = set()
+
+    async def serve(self) -> None:
+        await self.websocket.accept()
+        try:
+            while True:
+                frame = await self.websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    return
+                text = frame.get("text")
+                if text is None:
+                    await self.send(error("invalid_message", "send JSON in text frames, not binary frames"))
+                    continue
+                await self.handle(text)
+        except WebSocketDisconnect:
+            return
+        finally:
+            for task in self._notifiers:
+                task.cancel()
+
+    async def handle(self, text: str) -> None:
+        try:
+            message = parse(text)
+            if isinstance(message, Start):
+                await self.on_start(message)
+            elif isinstance(message, Resume):
+                await self.on_resume(message)
+            elif isinstance(message, Choose):
+                await self.on_choose(message)
+            elif isinstance(message, Progress):
+                await self.on_progress(message)
+        except ProtocolError as exc:
+            await self.send(error(exc.code, exc.message))
+        except RedisError:
+            log.exception("store unavailable")
+            await self.send(error("unavailable", "the session store is unavailable; retry shortly, nothing was lost"))
+        except Exception:
+            log.exception("unexpected failure handling a message")
+            await self.send(error("internal", "the server failed to handle this message; your session is unchanged"))
+
+    async def on_start(self, message: Start) -> None:
+        story = await self.store.story(message.story)
+        if story is None:
+            known = ", ".join(await self.store.story_ids()) or "none"
+            raise ProtocolError("unknown_story", f"no story {message.story!r}; published stories: {known}")
+        token = new_session_token()
+        state = start(story.story.id, story.version, story.story.start)
+        await self.store.save_session(token, state)
+        self.token = token
+        await self.send({"type": "session", "session": token, "story": story.story.id, "version": story.version})
+        await self.present(story, state, story.story.scene(state.current))
+
+    async def on_resume(self, message: Resume) -> None:
+        state = await self.store.load_session(message.session)
+        if state is None:
+            raise ProtocolError("unknown_session", "no session with that token; start a new one")
+        story, scene = await self._position(state)
+        self.token = message.session
+        await self.send({"type": "session", "session": message.session, "story": state.story, "version": state.version})
+        await self.present(story, state, scene)
+
+    async def on_choose(self, message: Choose) -> None:
+        state = await self._state()
+        story, scene = await self._position(state)
+        try:
+            choice = find_choice(scene, message.choice)
+        except UnknownChoice as exc:
+            raise ProtocolError("unknown_choice", str(exc)) from None
+        target = await self.director.resolved_target(story, state, choice)
+        if target is None:
+            written_id = self.director.target(story, state, choice)
+            await self.director.ensure_written(story, state, choice, written_id)
+            if not await self.director.wait_written(written_id, self.runtime.settings.choice_wait_s):
+                raise ProtocolError("not_ready", "the next scene is still being written; choose again in a moment")
+            target = await self.director.resolved_target(story, state, choice)
+        next_scene = await self.director.scene(story, target) if target is not None else None
+        if target is None or next_scene is None:
+            raise ProtocolError("not_ready", "the next scene is not available yet; choose again in a moment")
+        state = advance(state, target)
+        await self.store.save_session(self._require_token(), state)
+        await self.present(story, state, next_scene)
+
+    async def on_progress(self, message: Progress) -> None:
+        # Accepted and validated; the lookahead scheduler uses playback positions (see issue 6).
+        await self._state()
+
+    async def present(self, story: StoryVersion, state: ViewerState, scene: Scene) -> None:
+        """Send a scene, with its clip when ready within the wait budget, and look ahead from it."""
+        await self.director.look_ahead(story, state, scene)
+        key = self.director.clip_key(story, scene)
+        clip = await self.director.wait_clip(key, self.runtime.settings.choice_wait_s)
+        await self.send(
+            {
+                "type": "scene",
+                "scene": scene.id,
+                "title": scene.title,
+                "clip": self.url(clip) if clip else None,
+                "duration": clip.duration if clip else None,
+                "choices": [{"id": c.id, "label": c.label} for c in scene.choices],
+                "ending": scene.ending,
+            }
+        )
+        if clip is None:
+            task = asyncio.create_task(self._notify_clip(scene.id, key))
+            self._notifiers.add(task)
+            task.add_done_callback(self._notifiers.discard)
+
+    async def _notify_clip(self, scene_id: str, key: str) -> None:
+        clip = await self.director.wait_clip(key, 3600)
+        if clip is not None:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "clip", "scene": scene_id, "url": self.url(clip), "duration": clip.duration})
+
+    def url(self, clip: StoredClip) -> str:
+        base = self.runtime.settings.public_url
+        if base is None:
+            scheme = "https" if self.websocket.url.scheme == "wss" else "http"
+            host = self.websocket.headers.get("host") or f"{self.runtime.settings.host}:{self.runtime.settings.port}"
+            base = f"{scheme}://{host}"
+        return f"{base.rstrip('/')}/media/{clip.file}"
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_json(message)
+
+    def _require_token(self) -> str:
+        if self.token is None:
+            raise ProtocolError("no_session", "send 'start' or 'resume' first")
+        return self.token
+
+    async def _state(self) -> ViewerState:
+        state = await self.store.load_session(self._require_token())
+        if state is None:
+            raise ProtocolError("unknown_session", "this session expired or was removed; start a new one")
+        return state
+
+    async def _position(self, state: ViewerState) -> tuple[StoryVersion, Scene]:
+        story = await self.store.story(state.story, state.version)
+        scene = await self.director.scene(story, state.current) if story is not None else None
+        if story is None or scene is None:
+            raise ProtocolError("unknown_session", "this session's story version is no longer available")
+        return story, scene

@@ -1,0 +1,105 @@
+"""The running parts of one server process, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from concurrent.futures import ProcessPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from narrative.formats import StoryError, load_story
+from server.director import Director
+from server.embedded import EmbeddedRedis
+from server.events import Events
+from server.jobs import JobQueue
+from server.settings import Settings
+from server.store import Store
+from server.worker import Worker, process_pool
+
+log = logging.getLogger(__name__)
+
+
+def seed_story_files() -> list[Path]:
+    folder = resources.files("narrative") / "stories"
+    return sorted(Path(str(item)) for item in folder.iterdir() if item.name.endswith((".yaml", ".yml", ".json")))
+
+
+def creator_token(settings: Settings) -> tuple[str, bool]:
+    """The creators' bearer token: from settings, or generated once and kept in the data dir."""
+    if settings.creator_token is not None:
+        return settings.creator_token.get_secret_value(), False
+    path = settings.data_dir / "creator-token"
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token, True
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedRedis | None = None
+        self.creator_token, self.creator_token_created = creator_token(settings)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self.settings.media_dir.mkdir(parents=True, exist_ok=True)
+        url = self.settings.redis_url
+        if url is None:
+            self.embedded = EmbeddedRedis(self.settings.data_dir)
+            url = self.embedded.url
+        self.redis = aioredis.Redis.from_url(url, health_check_interval=30)
+        await self.redis.ping()
+        self.store = Store(self.redis)
+        self.queue = JobQueue(self.redis)
+        await self.queue.setup()
+        self.events = Events(self.redis)
+        await self.events.start()
+        self.director = Director(self.store, self.queue, self.events, self.settings.render_profile)
+        await self.publish_seed_stories()
+        if self.settings.workers > 0:
+            self._executor = process_pool(self.settings)
+            for _ in range(self.settings.workers):
+                worker = Worker(self.settings, self.store, self.queue, self.director, self._executor)
+                self._tasks.append(asyncio.create_task(worker.run(), name="worker"))
+
+    async def publish_seed_stories(self) -> None:
+        files = seed_story_files() if self.settings.seed_stories else []
+        if self.settings.stories_dir is not None:
+            files += sorted(p for p in self.settings.stories_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+        for path in files:
+            try:
+                story, warnings = load_story(path.read_bytes(), source=path.name)
+            except StoryError as exc:
+                log.error("not publishing %s: %s", path, exc)
+                continue
+            for warning in warnings:
+                log.warning("%s: %s", path.name, warning)
+            version, created = await self.store.publish(story)
+            log.info("story %s v%d %s", story.id, version, "published" if created else "already published")
+            if self.settings.warm_authored:
+                loaded = await self.store.story(story.id, version)
+                if loaded is not None:
+                    await self.director.warm(loaded)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.events.stop()
+        await self.redis.aclose()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.embedded is not None:
+            self.embedded.close()

