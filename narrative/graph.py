@@ -53,9 +53,8 @@ def validate(story: Story) -> list[Problem]:
         if scene.id in seen:
             problems.append(Problem("error", f"scenes[{index}].id", f"scene id {scene.id!r} is used twice"))
         if scene.id.startswith(GENERATED_PREFIX):
-            problems.append(
-                Problem("error", f"scenes[{index}].id", f"ids starting with {GENERATED_PREFIX!r} are for written scenes")
-            )
+            reserved = f"ids starting with {GENERATED_PREFIX!r} are reserved for written scenes"
+            problems.append(Problem("error", f"scenes[{index}].id", reserved))
         seen.add(scene.id)
     if story.start not in seen:
         problems.append(Problem("error", "start", f"start scene {story.start!r} does not exist"))
@@ -107,7 +106,8 @@ def _scene_problems(scene: Scene, scene_ids: set[str], speakers: set[str], story
         if choice.open is not None and choice.open.fallback is not None:
             fallback = choice.open.fallback
             if fallback not in scene_ids:
-                problems.append(Problem("error", f"{where}.open.fallback", f"fallback scene {fallback!r} does not exist"))
+                missing = f"fallback scene {fallback!r} does not exist"
+                problems.append(Problem("error", f"{where}.open.fallback", missing))
             elif fallback == scene.id:
                 problems.append(Problem("error", f"{where}.open.fallback", "a fallback cannot be its own scene"))
     return problems

@@ -13,7 +13,7 @@ from narrative.state import ViewerState, generated_scene_id, is_generated
 from narrative.story import Choice, Scene
 from server.events import Events
 from server.jobs import JobQueue, Priority
-from server.store import StoredClip, Store, StoryVersion, clip_key
+from server.store import Store, StoredClip, StoryVersion, clip_key
 
 
 class Director:
@@ -112,13 +112,15 @@ class Director:
             future.cancel()
 
     async def wait_clip(self, key: str, timeout: float) -> StoredClip | None:
-        future = self.events.subscribe(f"clip:{key}")
+        """The clip once rendered; ``None`` after ``timeout`` or when its render job gave up."""
+        ready = self.events.subscribe(f"clip:{key}")
+        failed = self.events.subscribe(f"failed:render:{key}")
         try:
             clip = await self.store.clip(key)
             if clip is not None or timeout <= 0:
                 return clip
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), timeout)
+            await asyncio.wait([ready, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             return await self.store.clip(key)
         finally:
-            future.cancel()
+            ready.cancel()
+            failed.cancel()

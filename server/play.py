@@ -84,6 +84,10 @@ class Connection:
         await self.present(story, state, story.story.scene(state.current))
 
     async def on_resume(self, message: Resume) -> None:
+        if self.token is not None and message.session != self.token:
+            raise ProtocolError(
+                "session_in_use", "this connection plays another session; resume a different one on a new connection"
+            )
         state = await self.store.load_session(message.session)
         if state is None:
             raise ProtocolError("unknown_session", "no session with that token; start a new one")
@@ -140,9 +144,11 @@ class Connection:
 
     async def _notify_clip(self, scene_id: str, key: str) -> None:
         clip = await self.director.wait_clip(key, 3600)
-        if clip is not None:
-            with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):
+            if clip is not None:
                 await self.send({"type": "clip", "scene": scene_id, "url": self.url(clip), "duration": clip.duration})
+            else:
+                await self.send(error("render_failed", f"the clip of scene {scene_id!r} could not be rendered"))
 
     def url(self, clip: StoredClip) -> str:
         base = self.runtime.settings.public_url

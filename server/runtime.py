@@ -16,7 +16,7 @@ from narrative.formats import StoryError, load_story
 from server.director import Director
 from server.embedded import EmbeddedRedis
 from server.events import Events
-from server.jobs import JobQueue
+from server.jobs import JobQueue, Kind
 from server.settings import Settings
 from server.store import Store
 from server.worker import Worker, process_pool
@@ -49,7 +49,7 @@ class Runtime:
         self.embedded: EmbeddedRedis | None = None
         self.creator_token, self.creator_token_created = creator_token(settings)
         self._tasks: list[asyncio.Task[None]] = []
-        self._executor: ProcessPoolExecutor | None = None
+        self._executors: list[ProcessPoolExecutor] = []
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -66,11 +66,18 @@ class Runtime:
         await self.events.start()
         self.director = Director(self.store, self.queue, self.events, self.settings.render_profile)
         await self.publish_seed_stories()
-        if self.settings.workers > 0:
-            self._executor = process_pool(self.settings)
-            for _ in range(self.settings.workers):
-                worker = Worker(self.settings, self.store, self.queue, self.director, self._executor)
-                self._tasks.append(asyncio.create_task(worker.run(), name="worker"))
+        self.start_workers("render", self.settings.render_workers)
+        self.start_workers("write", self.settings.write_workers)
+
+    def start_workers(self, kind: Kind, count: int) -> None:
+        """``count`` worker loops for one kind of job, sharing a pool of as many processes."""
+        if count == 0:
+            return
+        executor = process_pool(count)
+        self._executors.append(executor)
+        for _ in range(count):
+            worker = Worker(self.settings, self.store, self.queue, self.director, executor, (kind,))
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"{kind}-worker"))
 
     async def publish_seed_stories(self) -> None:
         files = seed_story_files() if self.settings.seed_stories else []
@@ -99,7 +106,7 @@ class Runtime:
                 await task
         await self.events.stop()
         await self.redis.aclose()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=False, cancel_futures=True)
         if self.embedded is not None:
             self.embedded.close()

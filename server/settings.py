@@ -32,8 +32,10 @@ class Settings(BaseSettings):
 
     render_profile: str = "animatic"
     render_threads: int = Field(default=1, ge=1, le=64)
-    workers: int = Field(default=1, ge=0, le=64)
-    """In-process worker tasks; 0 when separate ``reelfork worker`` processes do the work."""
+    render_workers: int = Field(default=1, ge=0, le=64)
+    """Renderer processes started by this server; 0 when separate workers render."""
+    write_workers: int = Field(default=1, ge=0, le=16)
+    """Writer processes started by this server (each loads the model); 0 when separate workers write."""
     warm_authored: bool = True
     """Render every authored scene of a published story in the background, at low priority."""
 

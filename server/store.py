@@ -15,8 +15,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from narrative.story import Scene, Story
 from narrative.state import ViewerState
+from narrative.story import Scene, Story
 
 SESSION_TTL_S = 30 * 24 * 3600
 
@@ -95,7 +95,8 @@ class Store:
         return loaded
 
     async def story_ids(self) -> list[str]:
-        return sorted(member.decode() for member in await self.redis.smembers("rf:stories"))
+        members = await self.redis.smembers("rf:stories")
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def versions(self, story_id: str) -> list[int]:
         latest = await self.redis.hget(f"rf:story:{story_id}", "latest")

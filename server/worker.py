@@ -20,17 +20,26 @@ from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
 from narrative.state import find_choice, is_generated
 from server.director import Director
-from server.jobs import Job, JobQueue
+from server.jobs import Job, JobQueue, Kind
 from server.settings import Settings
-from server.store import StoredClip, Store, WrittenScene
+from server.store import Store, StoredClip, WrittenScene
 
 log = logging.getLogger(__name__)
 RECLAIM_IDLE_MS = 120_000
 
 
 class Worker:
-    def __init__(self, settings: Settings, store: Store, queue: JobQueue, director: Director, executor: Executor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        queue: JobQueue,
+        director: Director,
+        executor: Executor,
+        kinds: tuple[Kind, ...],
+    ) -> None:
         self.settings = settings
+        self.kinds = kinds
         self.store = store
         self.queue = queue
         self.director = director
@@ -38,21 +47,19 @@ class Worker:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
     async def run(self) -> None:
-        for job in await self.queue.reclaim(self.consumer, RECLAIM_IDLE_MS):
+        for job in await self.queue.reclaim(self.consumer, RECLAIM_IDLE_MS, self.kinds):
             await self._handle(job)
         while True:
-            job = await self.queue.next(self.consumer)
-            if job is not None:
-                await self._handle(job)
+            queued = await self.queue.next(self.consumer, self.kinds)
+            if queued is not None:
+                await self._handle(queued)
 
     async def _handle(self, job: Job) -> None:
         try:
             if job.kind == "write":
                 await self._write(job)
-            elif job.kind == "render":
-                await self._render(job)
             else:
-                log.error("dropping job %s of unknown kind %r", job.id, job.kind)
+                await self._render(job)
             await self.queue.done(job)
         except asyncio.CancelledError:
             raise
@@ -136,9 +143,9 @@ class Worker:
         await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration)
 
 
-def process_pool(settings: Settings) -> ProcessPoolExecutor:
+def process_pool(processes: int) -> ProcessPoolExecutor:
     """Processes for the heavy work. ``spawn``: never fork a process that runs an event loop and threads."""
-    return ProcessPoolExecutor(max_workers=max(settings.workers, 1), mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _writer_options(settings: Settings) -> dict[str, Any]:
@@ -177,7 +184,7 @@ def render_clip(request_json: str, threads: int) -> tuple[float, str]:
 
     if _renderer is None:
         _set_threads(threads)
-        _renderer = AnimaticRenderer()
+        _renderer = AnimaticRenderer(threads=threads)
     request = RenderRequest.model_validate_json(request_json)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     clip = _renderer.render(request)

