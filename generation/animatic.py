@@ -41,20 +41,15 @@ from generation.drawing import (
     wrap,
     yuv420_to_rgb,
 )
-from generation.encoding import SAMPLE_RATE, Encoder
-from generation.labels import AIGC_KEY, BADGE_SECONDS, PRODUCER, aigc_label, badge
+from generation.encoding import SAMPLE_RATE, Encoder, FileSigner
+from generation.labels import AIGC_KEY, BADGE_SECONDS, PRODUCER, AigcLabel, aigc_label, badge
 from generation.rendering import Clip, LineTiming, RenderError, RenderProfile, RenderRequest
-from generation.voice import EspeakSynthesizer, Speech, Synthesizer, neutral_voice
+from generation.soundtrack import LEAD_IN, PAUSE, TAIL, voice_of
+from generation.voice import EspeakSynthesizer, Speech, Synthesizer
 from narrative.story import NARRATOR, Bible, Character, Line, Scene
 
 log = logging.getLogger(__name__)
 
-LEAD_IN = 0.5
-"""Seconds before the first line: the cross-fade from the previous clip happens here."""
-PAUSE = 0.25
-"""Silence after each line."""
-TAIL = 0.25
-"""Clean seconds at the end (no subtitles, no highlight), so the last frame is a good next start."""
 CROSSFADE = 0.5
 TITLE_IN, TITLE_HOLD, TITLE_OUT = 0.3, 2.2, 2.7
 """The scene title fades in after the cross-fade, holds, and is gone by TITLE_OUT seconds."""
@@ -80,6 +75,11 @@ class Stopwatch:
         finally:
             self.seconds[stage] += time.perf_counter() - start
 
+    def reassign(self, seconds: float, source: str, destination: str) -> None:
+        """Book ``seconds`` measured inside ``source`` to ``destination`` (C2PA signing happens inside encoding)."""
+        self.seconds[source] -= seconds
+        self.seconds[destination] += seconds
+
 
 class AnimaticRenderer:
     """The default renderer: CPU only, deterministic, several times faster than real time."""
@@ -90,11 +90,14 @@ class AnimaticRenderer:
         threads: int = 1,
         producer: str = PRODUCER,
         badge_seconds: float = BADGE_SECONDS,
+        signer: FileSigner | None = None,
     ) -> None:
         self.synthesizer = synthesizer or EspeakSynthesizer()
         self.threads = threads
         self.producer = producer
         self.badge_seconds = badge_seconds
+        self.signer = signer
+        """Signs each finished MP4 (C2PA) before it is moved into place; None leaves clips unsigned."""
 
     def render(self, request: RenderRequest) -> Clip:
         return self.render_measured(request)[0]
@@ -110,33 +113,18 @@ class AnimaticRenderer:
             mark = badge(profile.width)
         with watch.measure("draw"):
             stage = Stage(request.scene, characters, profile)
-        last_frame = request.output.with_suffix(".last.png")
-        metadata = {AIGC_KEY: label.to_json(), "title": request.scene.title}
         with watch.measure("encode"):
-            encoder = Encoder(
-                request.output, profile.width, profile.height, profile.fps, metadata, threads=self.threads
-            )
+            encoder = labelled_encoder(request, label, self.threads, self.signer)
         with encoder:
             start = None if previous is None else rgb_to_yuv420(previous)
             timings, picture = Timeline(request, stage, encoder, watch, mark, start, self).run()
-            with watch.measure("encode"):
-                write_png(yuv420_to_rgb(picture), last_frame)
-                encoder.close()
-        with watch.measure("encode"), av.open(str(request.output)) as container:
-            duration = (container.duration or 0) / 1_000_000
-        clip = Clip(
-            path=request.output,
-            duration=duration,
-            width=profile.width,
-            height=profile.height,
-            last_frame=last_frame,
-            timings=timings,
-        )
+            finish(encoder, yuv420_to_rgb(picture), watch)
+        with watch.measure("encode"):
+            clip = finished_clip(request, timings)
         return clip, dict(watch.seconds)
 
     def voice_of(self, line: Line, bible: Bible, language: str) -> Speech:
-        voice = neutral_voice(language) if line.speaker == NARRATOR else bible.character(line.speaker).voice
-        return self.synthesizer.synthesize(line.text, voice, language)
+        return voice_of(self.synthesizer, line, bible, language)
 
 
 def speaking_characters(scene: Scene, bible: Bible) -> list[Character]:
@@ -178,6 +166,42 @@ def load_previous_frame(path: Path | None, width: int, height: int) -> Frame | N
         log.warning("ignoring previous frame %s: %s", path, error)
         return None
     return np.asarray(fitted, dtype=np.uint8)
+
+
+def labelled_encoder(request: RenderRequest, label: AigcLabel, threads: int, signer: FileSigner | None) -> Encoder:
+    """The clip's encoder, with the implicit AIGC label and the title in its metadata; it signs on close."""
+    profile = request.profile
+    metadata = {AIGC_KEY: label.to_json(), "title": request.scene.title}
+    return Encoder(request.output, profile.width, profile.height, profile.fps, metadata, threads=threads, signer=signer)
+
+
+def last_frame_of(clip: Path) -> Path:
+    """Where a clip's last frame is saved: beside it, as ``<stem>.last.png``."""
+    return clip.with_suffix(".last.png")
+
+
+def finish(encoder: Encoder, last: Frame, watch: Stopwatch) -> None:
+    """Save the clip's last frame (the next clip starts from it), then close the clip: sign it and move it
+    into place. The last frame comes first, so it exists whenever the clip does."""
+    with watch.measure("encode"):
+        write_png(last, last_frame_of(encoder.path))
+        encoder.close()
+    watch.reassign(encoder.signing_seconds, "encode", "sign")
+
+
+def finished_clip(request: RenderRequest, timings: list[LineTiming]) -> Clip:
+    """The clip as written, its duration read back from the file."""
+    with av.open(str(request.output)) as container:
+        duration = (container.duration or 0) / 1_000_000
+    profile = request.profile
+    return Clip(
+        path=request.output,
+        duration=duration,
+        width=profile.width,
+        height=profile.height,
+        last_frame=last_frame_of(request.output),
+        timings=timings,
+    )
 
 
 def write_png(frame: Frame, path: Path) -> None:
@@ -264,11 +288,9 @@ class Timeline:
             speaker = None if line.speaker == NARRATOR else line.speaker
             with self.watch.measure("draw"):
                 pages = subtitle_pages(line, bible, self.stage.profile)
-            # Each subtitle page stays up for its share of the line's characters.
-            weights = np.cumsum([sum(len(text) for text in page.lines) for page in pages])
             first_sample = self.samples
             self.encoder.add_audio(speech.samples)
-            for page, share in zip(pages, weights / weights[-1], strict=True):
+            for page, share in zip(pages, page_ends(pages), strict=True):
                 self.advance(first_sample + round(share * len(speech.samples)), speaker, page)
             self.hold(PAUSE, speaker, pages[-1])
         self.hold(TAIL, None, None)
@@ -562,6 +584,13 @@ def subtitle_pages(line: Line, bible: Bible, profile: RenderProfile) -> list[Sub
         Subtitle((line.id, number), page, subtitle_overlay(page, face, size, speaker, width, height))
         for number, page in enumerate(pages)
     ]
+
+
+def page_ends(pages: list[Subtitle]) -> list[float]:
+    """Where each page ends, as a fraction of its line's speech: each page stays up for its share of the
+    line's characters."""
+    weights = np.cumsum([sum(len(text) for text in page.lines) for page in pages])
+    return [float(weight) for weight in weights / weights[-1]]
 
 
 def subtitle_overlay(

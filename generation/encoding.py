@@ -1,15 +1,19 @@
 """MP4 encoding with PyAV: H.264 + AAC, fast start, container metadata, atomic output.
 
 The file is written under a temporary name in the output's folder and renamed
-into place on success, so a reader never sees a half-written clip.
+into place on success, so a reader never sees a half-written clip. A
+:class:`FileSigner` (C2PA) signs that temporary file into a second temporary
+one before the rename: a reader never sees an unsigned or half-signed clip either.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import av
 import numpy as np
@@ -22,6 +26,12 @@ from generation.drawing import Frame, Picture
 
 SAMPLE_RATE = 24_000
 PRESET = "ultrafast"
+
+
+class FileSigner(Protocol):
+    def sign(self, source: Path, destination: Path, title: str) -> None:
+        """Write ``source`` with a signed manifest embedded to ``destination``; ``title`` is the published name."""
+        ...
 
 
 class Encoder:
@@ -42,13 +52,17 @@ class Encoder:
         sample_rate: int = SAMPLE_RATE,
         preset: str = PRESET,
         threads: int = 1,
+        signer: FileSigner | None = None,
     ) -> None:
         self.path = path
         self.fps = fps
         self.sample_rate = sample_rate
+        self.signer = signer
+        self.signing_seconds = 0.0
         path.parent.mkdir(parents=True, exist_ok=True)
         # Same folder, so the final rename is atomic; a unique name, so concurrent renders never collide.
         self.temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
+        self.signed = self.temporary.with_suffix(".signed.mp4")
         try:
             self._open(width, height, metadata or {}, preset, threads)
         except BaseException:
@@ -124,7 +138,17 @@ class Encoder:
             self.container.mux(packet)
         self.container.close()
         self.closed = True
-        os.replace(self.temporary, self.path)
+        if self.signer is None:
+            os.replace(self.temporary, self.path)
+            return self.path
+        start = time.perf_counter()
+        try:
+            self.signer.sign(self.temporary, self.signed, title=self.path.name)
+            os.replace(self.signed, self.path)
+        finally:
+            self.temporary.unlink(missing_ok=True)
+            self.signed.unlink(missing_ok=True)
+            self.signing_seconds = time.perf_counter() - start
         return self.path
 
     def abort(self) -> None:
@@ -133,6 +157,7 @@ class Encoder:
             self.container.close()
         finally:
             self.temporary.unlink(missing_ok=True)
+            self.signed.unlink(missing_ok=True)
 
     def _flush_audio(self, until: int) -> None:
         count = until - self.samples_written

@@ -12,8 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from llama_cpp import LlamaGrammar
-from llama_cpp.llama_grammar import json_schema_to_gbnf
+from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
 SAFE_CHAR_RULE = (
     r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from generation import checks, prompts, schema
 from generation.grammar import grammar
 from generation.report import Attempt, Provenance, WriteFailed, WriteReport
+from generation.tidy import tidy
 from generation.writing import WriteError, WriteRequest
 from narrative.story import Choice, Line, OpenNode, Scene
 
@@ -59,7 +60,7 @@ class LlamaCppWriter:
         max_attempts: int = 3,
         temperature: float = 0.7,
         repeat_penalty: float = 1.0,
-        max_tokens: int = 600,
+        max_tokens: int = 450,
         cache_bytes: int = 512 << 20,
         policy: checks.ContentPolicy | None = None,
     ) -> None:
@@ -81,7 +82,8 @@ class LlamaCppWriter:
     def _model(self) -> Any:
         """The loaded model; call with ``self._lock`` held."""
         if self._llm is None:
-            from llama_cpp import Llama, LlamaRAMCache
+            from llama_cpp.llama import Llama
+            from llama_cpp.llama_cache import LlamaRAMCache
 
             llm = Llama(
                 model_path=str(self.model_path),
@@ -110,12 +112,13 @@ class LlamaCppWriter:
         ``cold`` first forgets the context and the RAM cache, so nothing is reused. For benchmarks.
         """
         import llama_cpp
+        from llama_cpp.llama_cache import LlamaRAMCache
 
         with self._lock:
             llm = self._model()
             if cold:
                 llm.reset()
-                llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.cache_bytes))
+                llm.set_cache(LlamaRAMCache(capacity_bytes=self.cache_bytes))
             ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
             if ctx is not None:
                 llama_cpp.llama_perf_context_reset(ctx)
@@ -216,7 +219,7 @@ class LlamaCppWriter:
         if completion.finish_reason == "length":
             return None, [f"output cut at max_tokens={self.max_tokens} before the JSON was complete"]
         try:
-            draft = schema.Draft.model_validate_json(completion.text)
+            draft = tidy(schema.Draft.model_validate_json(completion.text), request.story)
         except ValidationError as error:
             return None, [f"output is not a valid scene: {e['loc']}: {e['msg']}" for e in error.errors()]
         problems = checks.problems(draft, request.story, parent, request.must_end, self.policy)

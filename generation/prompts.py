@@ -67,9 +67,7 @@ def bible(story: Story) -> str:
         parts.append("Style:")
         parts.extend(f"- {clip(rule, CLIP)}" for rule in b.style_rules)
     parts.append("Characters:")
-    parts.extend(
-        f"- {c.id}: {clip(c.name, CLIP)}. {clip(c.look, CLIP)}" for c in b.characters
-    )
+    parts.extend(f"- {c.id}: {clip(c.name, CLIP)}. {clip(c.look, CLIP)}" for c in b.characters)
     known = schema.places(story)
     if known:
         parts.append("Places: " + "; ".join(known))
@@ -81,9 +79,7 @@ def summary(earlier: list[Scene]) -> str:
     entries: list[str] = []
     used = 0
     for scene in reversed(earlier[-SUMMARY_SCENES:]):
-        said = " ".join(
-            f"{line.speaker}: {clip(line.text, 80)}" for line in scene.lines[:SUMMARY_LINES]
-        )
+        said = " ".join(f"{line.speaker}: {clip(line.text, 80)}" for line in scene.lines[:SUMMARY_LINES])
         entry = f"- {clip(scene.title, 60)}. {said}"
         if used + len(entry) > SUMMARY_CHARS:
             break
@@ -93,27 +89,25 @@ def summary(earlier: list[Scene]) -> str:
     return "\n".join(entries)
 
 
+PARENT_FORMAT = "plain"
+
+
 def scene_text(scene: Scene) -> str:
-    """The scene's lines in the same JSON shape the model writes, so it learns the format
-    and does not put "name:" inside the line text."""
-    head = f"Title: {clip(scene.title, 60)}\nPlace: {clip(scene.place, 60)}"
-    lines = [
-        json.dumps({"speaker": line.speaker, "text": clip(line.text, schema.TEXT_MAX)}, ensure_ascii=False)
-        for line in scene.lines[-PARENT_LINES:]
-    ]
-    return "\n".join([head, *lines])
+    """The scene's place and lines; its title is left out, or the model copies it as the new title."""
+    if PARENT_FORMAT == "json":
+        lines = [
+            json.dumps({"speaker": line.speaker, "text": clip(line.text, schema.TEXT_MAX)}, ensure_ascii=False)
+            for line in scene.lines[-PARENT_LINES:]
+        ]
+    else:
+        lines = [f"{line.speaker}: {clip(line.text, schema.TEXT_MAX)}" for line in scene.lines[-PARENT_LINES:]]
+    return "\n".join([f"Place: {clip(scene.place, 60)}", *lines])
 
 
 def instruction(must_end: bool) -> str:
     if must_end:
-        return (
-            "Write the next scene. It is the final scene: resolve the story, "
-            "set ending to true and give no choices."
-        )
-    return (
-        "Write the next scene. End it with 2 or 3 new choices for the viewer, "
-        "and set ending to false."
-    )
+        return "Write the next scene. It is the final scene: resolve the story, set ending to true and give no choices."
+    return "Write the next scene. End it with 2 or 3 new choices for the viewer, and set ending to false."
 
 
 def build_messages(request: WriteRequest) -> list[Message]:
@@ -125,9 +119,10 @@ def build_messages(request: WriteRequest) -> list[Message]:
         "Story so far:\n" + earlier if earlier else "Story so far: this is the first scene.",
         "Previous scene:\n" + scene_text(request.path[-1]),
     ]
+    hint = request.choice.open.hint if request.choice.open else request.choice.label
     specific = [
         f"The viewer chose: {clip(request.choice.label, CLIP)}",
-        f"What happens next: {clip(request.choice.open.hint if request.choice.open else request.choice.label, LONG_CLIP)}",
+        f"What happens next: {clip(hint, LONG_CLIP)}",
         instruction(request.must_end),
     ]
     return [

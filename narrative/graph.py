@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections import deque
+from collections.abc import Iterable
 
 import networkx as nx
 
+from narrative.expressions import Expr, Names, Var, Visits, always_one, check, check_effect, fold, written_variables
+from narrative.problems import Problem, Severity, errors, ordered
 from narrative.story import NARRATOR, Choice, Line, Scene, Story
 
+__all__ = ["GENERATED_PREFIX", "Problem", "Severity", "build_graph", "errors", "validate"]
+
 GENERATED_PREFIX = "g-"
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One located finding: ``where`` names the scene and field, like ``scenes[s04].choices[c2].target``."""
-
-    severity: Severity
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.where}: {self.message}"
 
 
 def build_graph(story: Story) -> nx.MultiDiGraph:
@@ -32,21 +22,35 @@ def build_graph(story: Story) -> nx.MultiDiGraph:
     Open choices (written by the LLM at play time) have no edge; the node carries them in ``open``.
     """
     graph = nx.MultiDiGraph()
-    for scene in story.scenes:
-        graph.add_node(
-            scene.id,
-            ending=scene.ending,
-            open=[choice.id for choice in scene.choices if choice.open is not None],
-        )
-    for scene in story.scenes:
-        for choice in scene.choices:
-            if choice.target is not None:
-                graph.add_edge(scene.id, choice.target, key=choice.id, label=choice.label)
+    graph.add_nodes_from(
+        (scene.id, {"ending": scene.ending, "open": [c.id for c in scene.choices if c.open is not None]})
+        for scene in story.scenes
+    )
+    graph.add_edges_from(
+        (scene.id, choice.target, choice.id, {"label": choice.label})
+        for scene in story.scenes
+        for choice in scene.choices
+        if choice.target is not None
+    )
+    return graph
+
+
+def _links(story: Story) -> nx.DiGraph:
+    """Which scene leads to which, without choice details: what validation needs, built fast."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(scene.id for scene in story.scenes)
+    graph.add_edges_from(
+        (scene.id, choice.target) for scene in story.scenes for choice in scene.choices if choice.target is not None
+    )
     return graph
 
 
 def validate(story: Story) -> list[Problem]:
-    """Every structural problem of a story's graph, errors first. An empty list means publishable."""
+    """Every problem of a story, errors first. No errors means publishable; warnings do not block.
+
+    Linear in the size of the story: one pass over the scenes, one search from the start, one
+    backward search from all endings at once, and strongly connected components only where needed.
+    """
     problems: list[Problem] = []
     seen: set[str] = set()
     for index, scene in enumerate(story.scenes):
@@ -60,32 +64,69 @@ def validate(story: Story) -> list[Problem]:
         problems.append(Problem("error", "start", f"start scene {story.start!r} does not exist"))
 
     speakers = set(story.speakers()) | {NARRATOR}
+    names = Names(story.variables, seen)
     for scene in story.scenes:
         problems.extend(_scene_problems(scene, seen, speakers, story))
+        problems.extend(_logic_problems(scene, names))
 
     if any(p.severity == "error" for p in problems):
-        return _ordered(problems)
+        return ordered(problems)
 
-    graph = build_graph(story)
+    graph = _links(story)
     reachable = nx.descendants(graph, story.start) | {story.start}
     for scene in story.scenes:
         if scene.id not in reachable:
             problems.append(Problem("warning", f"scenes[{scene.id}]", "unreachable from the start scene"))
 
     # A scene is safe when some path from it reaches an ending or an open node (the writer always ends).
-    exits = {n for n, data in graph.nodes(data=True) if data["ending"] or data["open"]}
-    reverse = graph.reverse(copy=False)
-    can_finish: set[str] = set(exits)
-    for node in exits:
-        can_finish |= nx.descendants(reverse, node)
-    for scene in story.scenes:
-        if scene.id not in can_finish:
-            problems.append(
-                Problem("error", f"scenes[{scene.id}]", "no path from this scene reaches an ending or an open node")
-            )
+    exits = [s.id for s in story.scenes if s.ending or any(c.open is not None for c in s.choices)]
+    can_finish = _backward_reach(graph, exits)
+    stuck = [scene.id for scene in story.scenes if scene.id not in can_finish]
+    for scene_id in stuck:
+        problems.append(
+            Problem("error", f"scenes[{scene_id}]", "no path from this scene reaches an ending or an open node")
+        )
+    problems.extend(_closed_cycles(graph, stuck))
     if not any(scene.ending for scene in story.scenes):
         problems.append(Problem("error", "scenes", "the story has no ending scene"))
-    return _ordered(problems)
+    problems.extend(_dead_ends(story, graph))
+    return ordered(problems)
+
+
+def _backward_reach(graph: nx.DiGraph, targets: Iterable[str]) -> set[str]:
+    """Every node with a path to one of ``targets``: one breadth-first search from all of them."""
+    found = set(targets)
+    queue = deque(found)
+    pred = graph.pred
+    while queue:
+        node = queue.popleft()
+        for parent in pred[node]:
+            if parent not in found:
+                found.add(parent)
+                queue.append(parent)
+    return found
+
+
+def _closed_cycles(graph: nx.DiGraph, stuck: list[str]) -> list[Problem]:
+    """One error per cycle that no choice leaves: the shape of most 'cannot reach an ending' bugs."""
+    if not stuck:
+        return []
+    region = graph.subgraph(stuck)
+    problems: list[Problem] = []
+    for component in nx.strongly_connected_components(region):
+        members = sorted(component)
+        first = members[0]
+        if len(members) == 1 and not graph.has_edge(first, first):
+            continue
+        if any(target not in component for node in members for target in graph.succ[node]):
+            continue
+        shown = ", ".join(members[:8]) + (f" and {len(members) - 8} more" if len(members) > 8 else "")
+        problems.append(
+            Problem("error", f"scenes[{first}].choices",
+                    f"cycle with no exit: every choice of {shown} leads back into it; "
+                    "add a choice that leaves the cycle, or an ending")
+        )
+    return problems
 
 
 def _scene_problems(scene: Scene, scene_ids: set[str], speakers: set[str], story: Story) -> list[Problem]:
@@ -113,12 +154,109 @@ def _scene_problems(scene: Scene, scene_ids: set[str], speakers: set[str], story
     return problems
 
 
-def _ordered(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: p.severity != "error")
+def _logic_problems(scene: Scene, names: Names) -> list[Problem]:
+    """Unknown names and type errors in conditions and effects; the timed default's choice."""
+    problems: list[Problem] = []
+    for choice in scene.choices:
+        where = f"scenes[{scene.id}].choices[{choice.id}]"
+        if choice.condition is not None:
+            found_type, findings = check(choice.condition, names)
+            problems.extend(Problem("error", f"{where}.condition{f.path}", f.message) for f in findings)
+            if found_type is not None and found_type != "bool":
+                problems.append(
+                    Problem("error", f"{where}.condition",
+                            f"a condition must be a bool, got {found_type}; compare it, "
+                            "like {op: '>=', args: [{var: trust}, 2]}")
+                )
+        for index, effect in enumerate(choice.effects):
+            findings = check_effect(effect, names)
+            problems.extend(Problem("error", f"{where}.effects[{index}]{f.path}", f.message) for f in findings)
+    if scene.default is not None and scene.default not in {choice.id for choice in scene.choices}:
+        offered = ", ".join(choice.id for choice in scene.choices) or "none (an ending has no choices)"
+        problems.append(
+            Problem("error", f"scenes[{scene.id}].default",
+                    f"default choice {scene.default!r} is not one of this scene's choices: {offered}")
+        )
+    if scene.timeout_s is not None and scene.default is None:
+        problems.append(
+            Problem("error", f"scenes[{scene.id}].timeout_s", "a timeout needs a 'default' choice to take when it ends")
+        )
+    return problems
 
 
-def errors(problems: list[Problem]) -> list[Problem]:
-    return [p for p in problems if p.severity == "error"]
+def _dead_ends(story: Story, graph: nx.DiGraph) -> list[Problem]:
+    """Choice sets that conditions (or used-up ``once`` choices) can hide entirely.
+
+    Proven (error): every choice's condition is false before play begins and no effect can change
+    it, because it reads only variables that no effect ever writes. Possible (warning): every choice
+    is conditional, or ``once`` in a scene a cycle can bring the viewer back to, so some viewers may
+    find nothing to choose; an unconditional, non-once choice rules that out.
+    """
+    written = written_variables([e for scene in story.scenes for c in scene.choices for e in c.effects])
+    constants = {name: v.initial for name, v in story.variables.items() if name not in written}
+
+    def lookup(ref: Var | Visits) -> bool | int | str | None:
+        return constants.get(ref.var) if isinstance(ref, Var) else None
+
+    on_cycle: set[str] | None = None
+    problems: list[Problem] = []
+    for scene in story.scenes:
+        if not scene.choices:
+            continue
+        never: list[Choice] = []
+        kept: list[Expr] = []
+        safe = False
+        for choice in scene.choices:
+            value = fold(choice.condition, lookup) if choice.condition is not None else True
+            if value is False:
+                never.append(choice)
+            if choice.once and on_cycle is None:
+                on_cycle = _cyclic_nodes(graph)
+            if choice.once and on_cycle is not None and scene.id in on_cycle:
+                continue  # can be used up on an earlier visit
+            if value is True:
+                safe = True
+            elif choice.condition is not None:
+                kept.append(choice.condition)
+        hideable = not safe and not always_one(kept)  # an if/elseif/else chain always leaves one branch
+        problems.extend(_dead_end_findings(scene, never, hideable))
+    return problems
+
+
+def _dead_end_findings(scene: Scene, never: list[Choice], hideable: bool) -> list[Problem]:
+    where = f"scenes[{scene.id}].choices"
+    if len(never) == len(scene.choices):
+        return [Problem("error", where, "dead end: every choice's condition is always false (it reads only "
+                                        "variables no effect changes), so a viewer here has nothing to choose")]
+    problems = [
+        Problem("warning", f"{where}[{choice.id}].condition",
+                "never offered: the condition is always false (it reads only variables no effect changes)")
+        for choice in never
+    ]
+    if hideable:
+        problems.append(
+            Problem("warning", where, "possible dead end: every choice can be hidden by its condition or used up "
+                                      "('once'); add an unconditional choice so no viewer is left without one")
+        )
+    if scene.default is not None:
+        default = scene.choice(scene.default)
+        if default.condition is not None or default.once:
+            problems.append(
+                Problem("warning", f"scenes[{scene.id}].default",
+                        f"default choice {default.id!r} can be hidden; when it is, the timeout takes the first "
+                        "choice still offered")
+            )
+    return problems
+
+
+def _cyclic_nodes(graph: nx.DiGraph) -> set[str]:
+    """Scenes a viewer can enter more than once: on a cycle of two or more scenes, or a self-loop."""
+    cyclic: set[str] = set()
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            cyclic |= component
+    cyclic.update(node for node, target in nx.selfloop_edges(graph))
+    return cyclic
 
 
 def nearest_ending(story: Story, scene_id: str) -> str | None:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
+import yaml
 from pydantic import ValidationError
 
-from narrative.formats import StoryError, load_story
+from narrative.export import to_dot, to_mermaid
+from narrative.formats import StoryError, kind_of, load_story, read_story
+from narrative.graph import validate
+from narrative.problems import Problem, errors
+from narrative.schema import schema_text
+from narrative.story import Story
 from server.settings import Settings
+
+StoryFile = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, help="A .yaml/.yml/.json story, .twee/.tw or .yarn"),
+]
 
 app = typer.Typer(help="reelfork: interactive, AI-generated microdramas.", no_args_is_help=True)
 story_app = typer.Typer(help="Check and convert story files.", no_args_is_help=True)
@@ -55,17 +69,96 @@ def serve(
 
 
 @story_app.command("validate")
-def validate_story(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
-    """Check a story file. Exit status: 0 valid, 1 invalid, 2 usage error."""
+def validate_story(file: StoryFile) -> None:
+    """Check a story file (the project's YAML/JSON, Twee 3 or Yarn). Exit status: 0 valid, 1 invalid, 2 usage error."""
+    story, warnings = _read(file, check=True)
+    for warning in warnings:
+        typer.echo(str(warning), err=True)
+    typer.echo(f"{file.name}: story {story.id!r} is valid ({len(story.scenes)} scenes, {len(warnings)} warnings)")
+
+
+@story_app.command("import")
+def import_story(
+    file: StoryFile,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write: .yaml/.yml or .json", dir_okay=False)],
+) -> None:
+    """Convert Twee 3 or Yarn into the project's format, listing every dropped feature.
+
+    The file is written even when the imported graph has errors (a link to a missing passage), so
+    it can be fixed by hand; the exit status is then 1.
+    """
+    if out.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        _usage(f"cannot write {out.suffix or 'a file without extension'!r}: use .yaml, .yml or .json")
+    story, warnings = _read(file)
+    data = story.model_dump(mode="json")
+    text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n" if out.suffix.lower() == ".json"
+            else yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110))
+    out.write_text(text, encoding="utf-8")
+    problems = [*warnings, *validate(story)]
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    typer.echo(f"{out}: {len(story.scenes)} scenes from {file.name} ({len(problems)} findings)")
+    if errors(problems):
+        raise typer.Exit(1)
+
+
+@story_app.command("graph")
+def graph_story(
+    file: StoryFile,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write: .svg, .dot or .mmd", dir_okay=False)],
+) -> None:
+    """Draw the story graph as Graphviz DOT, Mermaid, or SVG (SVG needs Graphviz's `dot`)."""
+    suffix = out.suffix.lower()
+    if suffix not in {".svg", ".dot", ".gv", ".mmd"}:
+        _usage(f"cannot draw {suffix or 'a file without extension'!r}: use .svg, .dot or .mmd")
+    dot_binary = shutil.which("dot")
+    if suffix == ".svg" and dot_binary is None:
+        _usage("SVG needs Graphviz's 'dot', which is not installed: 'apt-get install graphviz' (Debian/Ubuntu) "
+               "or 'brew install graphviz'; or write .dot or .mmd instead")
+    story, warnings = _read(file)
+    if suffix == ".mmd":
+        out.write_text(to_mermaid(story), encoding="utf-8")
+    elif suffix == ".svg" and dot_binary is not None:
+        done = subprocess.run([dot_binary, "-Tsvg", "-o", str(out)], input=to_dot(story), text=True,
+                              capture_output=True, check=False, timeout=120)
+        if done.returncode != 0:
+            typer.echo(f"dot failed: {done.stderr.strip()}", err=True)
+            raise typer.Exit(1)
+    else:
+        out.write_text(to_dot(story), encoding="utf-8")
+    for problem in [*warnings, *validate(story)]:
+        typer.echo(str(problem), err=True)
+    typer.echo(f"{out}: {len(story.scenes)} scenes")
+
+
+@story_app.command("schema")
+def story_schema(
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write here instead of printing")] = None,
+) -> None:
+    """Print (or write) the JSON Schema of story files, for editors' autocompletion."""
+    if out is None:
+        typer.echo(schema_text(), nl=False)
+    else:
+        out.write_text(schema_text(), encoding="utf-8")
+
+
+def _read(file: Path, *, check: bool = False) -> tuple[Story, list[Problem]]:
+    """Parse or import a story file (and with ``check``, validate it); on errors exit 1 listing each one."""
     try:
-        story, warnings = load_story(file.read_bytes(), source=file.name)
+        kind = kind_of(file.name)
+    except StoryError as exc:
+        _usage(exc.problems[0].message)
+    try:
+        return (load_story if check else read_story)(file.read_bytes(), source=file.name, kind=kind)
     except StoryError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
-    for warning in warnings:
-        typer.echo(str(warning), err=True)
-    typer.echo(f"{file.name}: story {story.id!r} is valid ({len(story.scenes)} scenes, {len(warnings)} warnings)")
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"usage error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def main() -> None:

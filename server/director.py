@@ -1,19 +1,22 @@
 """The director: which scene comes next, what must be written or rendered ahead, and waiting for it.
 
-It turns viewer positions into jobs (the simple lookahead: when a viewer enters a scene, write and
-render all of its children) and never changes a viewer's state itself.
+It turns viewer positions into jobs (when a viewer enters a scene, write and render all of its
+children, due when the scene's clip ends) and never changes a viewer's state itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 
 from narrative.state import ViewerState, generated_scene_id, is_generated
 from narrative.story import Choice, Scene
 from server.events import Events
-from server.jobs import JobQueue, Priority
+from server.jobs import JobQueue
 from server.store import Store, StoredClip, StoryVersion, clip_key
+
+WARM_DELAY_S = 10_000_000.0
+"""Warm-up work is scored as due far in the future: anything a viewer needs runs first."""
 
 
 class Director:
@@ -55,19 +58,26 @@ class Director:
 
     # -- looking ahead -----------------------------------------------------------------------
 
-    async def look_ahead(self, story: StoryVersion, state: ViewerState, scene: Scene) -> None:
-        """Queue the current scene's clip and every child's scene and clip. No state changes."""
-        await self.ensure_clip(story, scene, "high")
+    async def look_ahead(
+        self, story: StoryVersion, state: ViewerState, scene: Scene, remaining_s: float | None = None
+    ) -> None:
+        """Queue the current scene's clip now and every child's scene and clip by the time it ends.
+
+        No state changes: looking ahead is not choosing.
+        """
+        now = time.time()
+        await self.ensure_clip(story, scene, now)
+        due = now + (remaining_s if remaining_s is not None else 0.0)
         for choice in scene.choices:
             target = self.target(story, state, choice)
             if is_generated(target):
                 child = await self.scene(story, target)
                 if child is None:
-                    await self.ensure_written(story, state, choice, target)
+                    await self.ensure_written(story, state, choice, target, due)
                     continue
             else:
                 child = story.story.scene_index()[target]
-            await self.ensure_clip(story, child, "high")
+            await self.ensure_clip(story, child, due)
 
     async def warm(self, story: StoryVersion) -> int:
         """Queue every authored scene's clip at low priority; returns how many were queued."""
@@ -76,17 +86,20 @@ class Director:
         queued = 0
         for scene, clip in zip(story.story.scenes, existing, strict=True):
             if clip is None:
-                queued += await self.ensure_clip(story, scene, "low")
+                queued += await self.ensure_clip(story, scene, time.time() + WARM_DELAY_S)
         return queued
 
-    async def ensure_clip(self, story: StoryVersion, scene: Scene, priority: Priority) -> bool:
+    async def ensure_clip(self, story: StoryVersion, scene: Scene, due: float) -> bool:
+        """Queue the scene's clip, due at ``due`` (epoch seconds), unless it exists."""
         key = self.clip_key(story, scene)
         if await self.store.clip(key) is not None:
             return False
         payload = {"story": story.story.id, "version": story.version, "scene": scene.id, "clip": key}
-        return await self.queue.enqueue("render", f"render:{key}", payload, priority)
+        return await self.queue.enqueue("render", key, payload, due)
 
-    async def ensure_written(self, story: StoryVersion, state: ViewerState, choice: Choice, target: str) -> bool:
+    async def ensure_written(
+        self, story: StoryVersion, state: ViewerState, choice: Choice, target: str, due: float
+    ) -> bool:
         depth = state.generated_depth + 1
         payload = {
             "story": story.story.id,
@@ -96,25 +109,24 @@ class Director:
             "scene": target,
             "must_end": depth >= story.story.open_depth,
         }
-        return await self.queue.enqueue("write", f"write:{target}", payload, "high")
+        return await self.queue.enqueue("write", target, payload, due)
 
     # -- waiting ---------------------------------------------------------------------------------
 
     async def wait_written(self, scene_id: str, timeout: float) -> bool:
-        future = self.events.subscribe(f"written:{scene_id}")
+        written = self.events.subscribe(f"written:{scene_id}")
         try:
             if await self.store.written(scene_id) is not None:
                 return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), timeout)
+            await asyncio.wait([written], timeout=timeout)
             return await self.store.written(scene_id) is not None
         finally:
-            future.cancel()
+            written.cancel()
 
     async def wait_clip(self, key: str, timeout: float) -> StoredClip | None:
         """The clip once rendered; ``None`` after ``timeout`` or when its render job gave up."""
         ready = self.events.subscribe(f"clip:{key}")
-        failed = self.events.subscribe(f"failed:render:{key}")
+        failed = self.events.subscribe(f"failed:{key}")
         try:
             clip = await self.store.clip(key)
             if clip is not None or timeout <= 0:

@@ -1,33 +1,70 @@
-"""A crash-safe job queue on Redis Streams with consumer groups, small enough to read in one sitting.
+"""A crash-safe job queue on Redis with priorities and leases, small enough to read in one sitting.
 
-One stream per job kind and priority (``high`` for what a viewer will need next, ``low`` for
-warming), so writers and renderers scale and fail apart; a job is
-deduplicated by its content key while it is pending, acknowledged only after its result is
-stored, and reclaimed from a consumer that stopped answering.
+Per job kind (``write``, ``render``) there is a sorted set of queued job keys scored by priority
+(lower runs sooner: the scheduler scores by deadline), a sorted set of leases scored by expiry,
+and a sorted set of retries waiting out their back-off. A job's key is its content address, so the
+same work asked for by many viewers is one job, and a job that runs twice writes the same result.
+
+A worker claims a job atomically (queue → lease), renews the lease while it works, and removes it
+when the result is stored. A worker that dies (SIGKILL included) stops renewing; once its lease
+expires, :meth:`JobQueue.reap` puts the job back in the queue for another worker.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-Priority = Literal["high", "low"]
 Kind = Literal["write", "render"]
-PRIORITIES: tuple[Priority, ...] = ("high", "low")
 KINDS: tuple[Kind, ...] = ("write", "render")
-GROUP = "workers"
-PENDING_TTL_S = 3600
+
+_ENQUEUE = """
+-- KEYS: queue, job, wake   ARGV: score, kind, payload, key
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- already queued or running: only ever move it earlier
+  redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], ARGV[4])
+  redis.call('HSET', KEYS[2], 'score', math.min(tonumber(redis.call('HGET', KEYS[2], 'score')), tonumber(ARGV[1])))
+  return 0
+end
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+
+_CLAIM = """
+-- KEYS: queue, leases   ARGV: lease expiry (ms)
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+redis.call('ZADD', KEYS[2], ARGV[1], popped[1])
+return popped[1]
+"""
+
+_REAP = """
+-- KEYS: queue, leases, delayed   ARGV: now (ms), job key prefix
+local moved = 0
+for _, set in ipairs({KEYS[2], KEYS[3]}) do
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[1], 'LIMIT', 0, 100)
+  for _, key in ipairs(due) do
+    redis.call('ZREM', set, key)
+    local score = redis.call('HGET', ARGV[2] .. key, 'score')
+    if score then
+      redis.call('ZADD', KEYS[1], score, key)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
 
 
 @dataclass(frozen=True)
 class Job:
-    id: str
-    """The stream entry id."""
-    stream: str
     key: str
     """Content key: equal keys are the same work."""
     kind: Kind
@@ -35,97 +72,89 @@ class Job:
     attempt: int
 
 
-def _stream(kind: str, priority: Priority) -> str:
-    return f"rf:jobs:{kind}:{priority}"
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
-def _streams(kinds: tuple[Kind, ...]) -> list[str]:
-    return [_stream(kind, priority) for priority in PRIORITIES for kind in kinds]
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class JobQueue:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, lease_s: float = 30.0) -> None:
         self.redis = redis
+        self.lease_s = lease_s
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._reap = redis.register_script(_REAP)
 
-    async def setup(self) -> None:
-        for stream in _streams(KINDS):
-            try:
-                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+    async def enqueue(self, kind: Kind, key: str, payload: dict[str, Any], score: float) -> bool:
+        """Queue a job, or move an already queued one earlier. Returns whether it is new."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}"]
+        return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key]))
 
-    async def enqueue(self, kind: Kind, key: str, payload: dict[str, Any], priority: Priority = "high") -> bool:
-        """Queue a job unless the same key is already pending. Returns whether it was queued."""
-        claimed = await self.redis.set(f"rf:pending:{key}", priority, nx=True, ex=PENDING_TTL_S)
-        if not claimed:
-            if priority == "high" and (await self.redis.get(f"rf:pending:{key}")) == b"low":
-                # Someone now needs warm-up work soon: queue it again at high priority.
-                await self.redis.set(f"rf:pending:{key}", "high", ex=PENDING_TTL_S)
-            else:
-                return False
-        fields = {"kind": kind, "key": key, "payload": json.dumps(payload), "attempt": "1"}
-        await self.redis.xadd(_stream(kind, priority), fields)  # type: ignore[arg-type]
-        return True
+    async def claim(self, kind: Kind, wait_s: float = 1.0) -> Job | None:
+        """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none."""
+        key = await self._claim(keys=[f"rf:q:{kind}", f"rf:lease:{kind}"], args=[self._expiry()])
+        if key is None and wait_s > 0:
+            await self.redis.blpop([f"rf:wake:{kind}"], timeout=wait_s)
+            key = await self._claim(keys=[f"rf:q:{kind}", f"rf:lease:{kind}"], args=[self._expiry()])
+        if key is None:
+            return None
+        key = _text(key)
+        fields = await self.redis.hgetall(f"rf:job:{key}")
+        if not fields:  # finished by a worker whose lease had expired; nothing left to do
+            await self.redis.zrem(f"rf:lease:{kind}", key)
+            return None
+        data = {_text(k): _text(v) for k, v in fields.items()}
+        return Job(key=key, kind=kind, payload=json.loads(data["payload"]), attempt=int(data["attempt"]))
 
-    async def retry(self, job: Job, priority: Priority = "low") -> None:
-        fields = {"kind": job.kind, "key": job.key, "payload": json.dumps(job.payload), "attempt": str(job.attempt + 1)}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(_stream(job.kind, priority), fields)  # type: ignore[arg-type]
-            pipe.xack(job.stream, GROUP, job.id)
-            pipe.xdel(job.stream, job.id)
-            await pipe.execute()
-
-    async def next(self, consumer: str, kinds: tuple[Kind, ...] = KINDS, block_ms: int = 1000) -> Job | None:
-        """The next job of these kinds, high priority first; ``None`` after ``block_ms`` with nothing to do."""
-        streams = _streams(kinds)
-        for stream in streams:
-            job = await self._read(consumer, {stream: ">"}, block_ms=None)
-            if job is not None:
-                return job
-        return await self._read(consumer, dict.fromkeys(streams, ">"), block_ms=block_ms)
-
-    async def reclaim(self, consumer: str, idle_ms: int, kinds: tuple[Kind, ...] = KINDS) -> list[Job]:
-        """Take over jobs that another consumer read but did not finish within ``idle_ms``."""
-        jobs: list[Job] = []
-        for stream in _streams(kinds):
-            _, entries, *_ = await self.redis.xautoclaim(stream, GROUP, consumer, min_idle_time=idle_ms, count=100)
-            jobs.extend(_job(stream, entry_id, fields) for entry_id, fields in entries if fields)
-        return jobs
+    async def renew(self, job: Job) -> None:
+        await self.redis.zadd(f"rf:lease:{job.kind}", {job.key: self._expiry()}, xx=True)
 
     async def done(self, job: Job) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(job.stream, GROUP, job.id)
-            pipe.xdel(job.stream, job.id)
-            pipe.delete(f"rf:pending:{job.key}")
+            pipe.zrem(f"rf:lease:{job.kind}", job.key)
+            pipe.delete(f"rf:job:{job.key}")
             await pipe.execute()
 
-    async def is_pending(self, key: str) -> bool:
-        return bool(await self.redis.exists(f"rf:pending:{key}"))
+    async def retry(self, job: Job, delay_s: float) -> None:
+        """Back off, then queue the job again with its priority."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(f"rf:lease:{job.kind}", job.key)
+            pipe.hincrby(f"rf:job:{job.key}", "attempt", 1)
+            pipe.zadd(f"rf:delayed:{job.kind}", {job.key: _now_ms() + int(delay_s * 1000)})
+            await pipe.execute()
+
+    async def cancel(self, kind: Kind, key: str) -> bool:
+        """Drop a queued job nobody needs any more; a running one is left to finish."""
+        removed = await self.redis.zrem(f"rf:q:{kind}", key)
+        if removed:
+            await self.redis.delete(f"rf:job:{key}")
+        return bool(removed)
+
+    async def reap(self) -> int:
+        """Requeue jobs whose lease expired (their worker died) and retries whose back-off ended."""
+        moved = 0
+        for kind in KINDS:
+            keys = [f"rf:q:{kind}", f"rf:lease:{kind}", f"rf:delayed:{kind}"]
+            moved += int(await self._reap(keys=keys, args=[_now_ms(), "rf:job:"]))
+        return moved
+
+    async def is_queued(self, key: str) -> bool:
+        return bool(await self.redis.exists(f"rf:job:{key}"))
 
     async def depth(self) -> dict[str, int]:
-        """Jobs queued or in progress, per stream (``write:high``, ``render:low``, ...)."""
-        return {
-            f"{kind}:{priority}": int(await self.redis.xlen(_stream(kind, priority)))
-            for kind in KINDS
-            for priority in PRIORITIES
-        }
+        """Jobs waiting, running and backing off, per kind."""
+        depth: dict[str, int] = {}
+        for kind in KINDS:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(f"rf:q:{kind}")
+                pipe.zcard(f"rf:lease:{kind}")
+                pipe.zcard(f"rf:delayed:{kind}")
+                queued, running, delayed = await pipe.execute()
+            depth[f"{kind}:queued"], depth[f"{kind}:running"], depth[f"{kind}:retrying"] = queued, running, delayed
+        return depth
 
-    async def _read(self, consumer: str, streams: dict[str, str], block_ms: int | None) -> Job | None:
-        reply: Any = await self.redis.xreadgroup(GROUP, consumer, streams, count=1, block=block_ms)  # type: ignore[arg-type]
-        for stream, entries in reply or []:
-            for entry_id, fields in entries:
-                return _job(stream.decode(), entry_id, fields)
-        return None
-
-
-def _job(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Job:
-    decoded = {k.decode(): v.decode() for k, v in fields.items()}
-    return Job(
-        id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-        stream=stream,
-        key=decoded["key"],
-        kind="write" if decoded["kind"] == "write" else "render",
-        payload=json.loads(decoded["payload"]),
-        attempt=int(decoded["attempt"]),
-    )
+    def _expiry(self) -> int:
+        return _now_ms() + int(self.lease_s * 1000)

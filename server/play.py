@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -106,7 +107,7 @@ class Connection:
         target = await self.director.resolved_target(story, state, choice)
         if target is None:
             written_id = self.director.target(story, state, choice)
-            await self.director.ensure_written(story, state, choice, written_id)
+            await self.director.ensure_written(story, state, choice, written_id, time.time())
             if not await self.director.wait_written(written_id, self.runtime.settings.choice_wait_s):
                 raise ProtocolError("not_ready", "the next scene is still being written; choose again in a moment")
             target = await self.director.resolved_target(story, state, choice)

@@ -61,7 +61,6 @@ class Runtime:
         await self.redis.ping()
         self.store = Store(self.redis)
         self.queue = JobQueue(self.redis)
-        await self.queue.setup()
         self.events = Events(self.redis)
         await self.events.start()
         self.director = Director(self.store, self.queue, self.events, self.settings.render_profile)

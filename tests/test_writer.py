@@ -150,9 +150,9 @@ class RejectEverythingPolicy:
 
 
 def test_write_error_after_max_attempts() -> None:
-    failing = LlamaCppWriter(n_threads=2, max_attempts=2, policy=RejectEverythingPolicy())
+    failing = LlamaCppWriter(n_threads=2, max_attempts=2, max_tokens=300, policy=RejectEverythingPolicy())
     with pytest.raises(WriteError) as caught:
-        failing.write(request("c1", seed=5))
+        failing.write(request("c2", must_end=True, seed=5))
     assert isinstance(caught.value, WriteFailed)
     report = caught.value.report
     assert not report.accepted
@@ -202,10 +202,9 @@ def test_empty_label() -> None:
 
 
 def test_line_repeated_from_the_parent_scene() -> None:
-    bad = draft(lines=[{"speaker": "mia", "text": "nobody told me about a NEW doctor"}, {"speaker": "adrian", "text": "Run."}])
-    assert found(bad) == [
-        "lines[0].text repeats a line of the previous scene: 'nobody told me about a NEW doctor'"
-    ]
+    repeated = {"speaker": "mia", "text": "nobody told me about a NEW doctor"}
+    bad = draft(lines=[repeated, {"speaker": "adrian", "text": "Run."}])
+    assert found(bad) == ["lines[0].text repeats a line of the previous scene: 'nobody told me about a NEW doctor'"]
 
 
 def test_identical_lines() -> None:
@@ -240,7 +239,8 @@ def test_ending_inconsistent_with_choices() -> None:
 
 
 def test_policy_word_is_a_reason() -> None:
-    bad = draft(lines=[{"speaker": "mia", "text": "This is PORN, not medicine."}, {"speaker": "adrian", "text": "Quiet."}])
+    line = {"speaker": "mia", "text": "This is PORN, not medicine."}
+    bad = draft(lines=[line, {"speaker": "adrian", "text": "Quiet."}])
     assert found(bad) == ["content policy: text 1 contains blocked word(s) porn"]
 
 

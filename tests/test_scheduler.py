@@ -1,0 +1,222 @@
+"""The lookahead scheduler's policy, on a manual clock, and a small run of the simulation that drives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.simulate import LTX, Scenario, make_world, simulate
+from server.scheduler import (
+    Budget,
+    Cancel,
+    Child,
+    Clip,
+    Decision,
+    Enqueue,
+    Profile,
+    Reprioritise,
+    Scheduler,
+    Tuning,
+    job_key,
+)
+
+PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.time = 100.0
+
+    def now(self) -> float:
+        return self.time
+
+
+def scheduler(slots: int = 1, **tuning: Any) -> tuple[Scheduler, ManualClock]:
+    clock = ManualClock()
+    return Scheduler(clock, Budget(render_slots=slots, profiles=PROFILES), Tuning(**tuning)), clock
+
+
+def child(choice: str, node: str, seconds: float = 8.0, **fields: object) -> Child:
+    return Child(choice, node, (Clip(seconds),), **fields)  # type: ignore[arg-type]
+
+
+PLAYING = (Clip(10.0, rendered=True),)
+
+
+def enqueued(decisions: list[Decision]) -> dict[str, Enqueue]:
+    return {d.key: d for d in decisions if isinstance(d, Enqueue)}
+
+
+def test_one_job_per_clip_whatever_the_number_of_viewers() -> None:
+    s, _ = scheduler()
+    for viewer in ("ann", "bob", "cid"):
+        s.viewer_at(viewer, "root", 2.0, PLAYING, [child("a", "A"), child("b", "B")])
+    jobs = enqueued(s.decisions())
+    assert sorted(jobs) == [job_key("render", "A"), job_key("render", "B")]
+    assert s.queued() == 2
+
+
+def test_earlier_deadline_first() -> None:
+    s, _ = scheduler()
+    s.viewer_at("late", "x", 0.0, PLAYING, [child("only", "X")])
+    s.viewer_at("soon", "y", 9.0, PLAYING, [child("only", "Y")])
+    first, second = s.next_job("gpu"), s.next_job("gpu")
+    assert first is not None and second is not None
+    assert (first.node, second.node) == ("Y", "X")
+    assert first.deadline < second.deadline
+
+
+def test_higher_probability_first_at_equal_deadline() -> None:
+    s, _ = scheduler()
+    for _ in range(8):
+        s.viewer_chose("past", "root", "b")
+    s.viewer_at("now", "root", 5.0, PLAYING, [child("a", "A"), child("b", "B")])
+    assert s.probability("root", "b", ["a", "b"]) == pytest.approx(0.9)
+    job = s.next_job("gpu")
+    assert job is not None and job.node == "B"
+
+
+def test_new_node_starts_from_the_prior() -> None:
+    s, _ = scheduler(prior=1.0)
+    assert s.probability("fresh", "a", ["a", "b", "c"]) == pytest.approx(1 / 3)
+    s.viewer_chose("v", "fresh", "a")
+    assert s.probability("fresh", "a", ["a", "b", "c"]) == pytest.approx(2 / 4)
+    assert s.probability("fresh", "c", ["a", "b", "c"]) == pytest.approx(1 / 4)
+
+
+def test_choosing_cancels_work_only_that_viewer_needed() -> None:
+    s, _ = scheduler()
+    s.viewer_at("ann", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B"), child("c", "C")])
+    s.viewer_at("bob", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B"), child("c", "C")])
+    s.decisions()
+    s.viewer_chose("ann", "root", "a")
+    assert not any(isinstance(d, Cancel) for d in s.decisions())
+    s.viewer_chose("bob", "root", "b")
+    cancelled = {d.key for d in s.decisions() if isinstance(d, Cancel)}
+    assert cancelled == {job_key("render", "C")}
+    s.viewer_left("ann")
+    assert {d.key for d in s.decisions() if isinstance(d, Cancel)} == {job_key("render", "A")}
+
+
+def test_the_chosen_child_is_promoted_when_its_siblings_become_unreachable() -> None:
+    s, _ = scheduler()
+    s.viewer_at("ann", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B")])
+    before = enqueued(s.decisions())[job_key("render", "B")].score
+    s.viewer_chose("ann", "root", "b")
+    after = [d for d in s.decisions() if isinstance(d, Reprioritise) and d.key == job_key("render", "B")]
+    assert after and after[0].score < before
+
+
+def test_degrades_rather_than_miss_a_deadline() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=0.0)
+    # 2 s left in the scene, 1 s to choose: a 10 s clip takes 4 s in full, 1.4 s in fast.
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    assert enqueued(s.decisions())[job_key("render", "A")].profile == "fast"
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "fast"
+
+
+def test_no_degrading_a_child_that_is_ready_while_its_viewer_usually_still_decides() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=2.0)
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "full"
+    assert job.deadline == pytest.approx(103.0)
+
+
+def test_full_profile_when_the_budget_meets_the_deadline() -> None:
+    s, _ = scheduler(slots=1)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "full"
+
+
+def test_the_queue_ahead_counts_against_the_deadline() -> None:
+    s, _ = scheduler(slots=1)
+    s.viewer_at("first", "x", 0.0, PLAYING, [child("only", "X", 10.0)])
+    s.viewer_at("second", "y", 0.0, (Clip(14.0, rendered=True),), [child("only", "Y", 10.0)])
+    plan = enqueued(s.decisions())
+    # X is due in 11 s and takes 4 s in full; Y, due in 15 s, then finishes in 8 s: both full.
+    assert plan[job_key("render", "X")].profile == plan[job_key("render", "Y")].profile == "full"
+    s2, _ = scheduler(slots=1, decision_grace_s=0.0)
+    s2.viewer_at("first", "x", 4.0, PLAYING, [child("only", "X", 10.0)])
+    s2.viewer_at("second", "y", 4.0, (Clip(10.5, rendered=True),), [child("only", "Y", 10.0)])
+    plan = enqueued(s2.decisions())
+    # X is due in 7 s and goes first (4 s in full); Y is due in 7.5 s: only the fast profile makes it.
+    assert plan[job_key("render", "X")].profile == "full"
+    assert plan[job_key("render", "Y")].profile == "fast"
+
+
+def test_later_clips_of_a_scene_render_while_the_first_plays() -> None:
+    s, _ = scheduler()
+    scene = (Clip(6.0, rendered=True), Clip(7.0), Clip(5.0))
+    s.viewer_at("v", "root", 1.0, scene, [])
+    jobs = enqueued(s.decisions())
+    assert jobs[job_key("render", "root", 1)].deadline == pytest.approx(105.0)
+    assert jobs[job_key("render", "root", 2)].deadline == pytest.approx(112.0)
+
+
+def test_unwritten_child_is_written_before_it_is_rendered() -> None:
+    s, _ = scheduler()
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", written=False)])
+    assert list(enqueued(s.decisions())) == [job_key("write", "A")]
+
+
+def test_writes_two_levels_ahead_only_when_the_budget_allows() -> None:
+    grandchildren = (child("x", "AX", written=False), child("y", "AY", written=False))
+    idle, _ = scheduler(lookahead_backlog_s=6.0)
+    idle.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", children=grandchildren)])
+    assert {job_key("write", "AX"), job_key("write", "AY")} <= set(enqueued(idle.decisions()))
+
+    busy, _ = scheduler(lookahead_backlog_s=6.0)
+    for n in range(3):  # three scenes waiting to be written: 9 s of work for one writer
+        busy.viewer_at(f"w{n}", f"other{n}", 0.0, PLAYING, [child("a", f"O{n}", written=False)])
+    busy.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", children=grandchildren)])
+    keys = set(enqueued(busy.decisions()))
+    assert job_key("render", "A") in keys
+    assert not keys & {job_key("write", "AX"), job_key("write", "AY")}
+
+
+def test_done_work_is_not_queued_again_and_a_degraded_clip_is_upgraded_when_there_is_time() -> None:
+    s, clock = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "fast"
+    clock.time += 1.4
+    s.job_done(job.key, 1.4)
+    s.viewer_at("w", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    keys = set(enqueued(s.decisions()))
+    assert job_key("render", "A") not in keys
+    assert job_key("render", "A", 0, "full") in keys
+    upgrade = s.next_job("gpu")
+    assert upgrade is not None and upgrade.profile == "full"
+
+
+def test_failed_job_is_retried_then_given_up() -> None:
+    s, _ = scheduler(max_attempts=2)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A")])
+    s.decisions()
+    job = s.next_job("gpu")
+    assert job is not None
+    s.job_failed(job.key)
+    assert list(enqueued(s.decisions())) == [job.key]
+    again = s.next_job("gpu")
+    assert again is not None
+    s.job_failed(again.key)
+    assert s.next_job("gpu") is None
+    s.viewer_at("v", "root", 1.0, PLAYING, [child("only", "A")])
+    assert s.queued() == 0
+
+
+def test_simulation_invariants() -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    outcomes = {policy: simulate(world, policy, LTX, 3) for policy in ("reelfork", "oracle", "prefetch-all")}
+    for outcome in outcomes.values():
+        assert outcome.transitions > 0
+        assert outcome.rendered_twice == 0
+        assert outcome.watched_unrendered == 0
+        assert len(outcome.stalls) == outcome.transitions
+    assert outcomes["oracle"].unwatched_share == 0.0
+    assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
+    assert outcomes["reelfork"].cancels > 0
