@@ -9,17 +9,63 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from narrative.export import WrittenScene, to_dot, to_mermaid
+from narrative.formats import Kind as StoryKind
 from narrative.formats import StoryError, load_story
+from narrative.schema import story_schema
+from narrative.story import Story
 from server.play import Connection
 from server.runtime import Runtime
 from server.settings import Settings
 
 CLIENT_DEMO = Path(__file__).resolve().parent.parent / "client-demo"
 bearer = HTTPBearer(auto_error=False)
+CONTENT_TYPES: dict[str, StoryKind] = {
+    "text/x-twee": "twee",
+    "application/x-twee": "twee",
+    "text/x-yarn": "yarn",
+    "application/x-yarn": "yarn",
+}
+
+
+def graph_json(
+    story: Story, version: int, counts: dict[tuple[str, str], int], written: list[WrittenScene]
+) -> dict[str, Any]:
+    nodes = [
+        {"id": s.id, "title": s.title, "kind": "ending" if s.ending else ("start" if s.id == story.start else "scene")}
+        for s in story.scenes
+    ]
+    edges = []
+    for scene in story.scenes:
+        for choice in scene.choices:
+            target = choice.target or f"open:{scene.id}/{choice.id}"
+            if choice.open is not None:
+                nodes.append({"id": target, "title": choice.open.hint, "kind": "open"})
+            edges.append(
+                {
+                    "source": scene.id,
+                    "target": target,
+                    "choice": choice.id,
+                    "label": choice.label,
+                    "viewers": counts.get((scene.id, choice.id), 0),
+                }
+            )
+    for entry in written:
+        nodes.append({"id": entry.scene, "title": entry.title, "kind": "written"})
+        edges.append(
+            {
+                "source": f"open:{entry.parent}/{entry.choice}",
+                "target": entry.scene,
+                "choice": entry.choice,
+                "label": "written",
+                "viewers": counts.get((entry.parent, entry.choice), 0),
+            }
+        )
+    return {"id": story.id, "version": version, "start": story.start, "nodes": nodes, "edges": edges}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,8 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def creator(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if credentials is None or not hmac.compare_digest(credentials.credentials, runtime.creator_token):
-            raise HTTPException(401, "creator routes need 'Authorization: Bearer <creator token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "creator routes need 'Authorization: Bearer <creator token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -77,16 +126,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"no story {story_id!r}")
         return {"id": story_id, "versions": versions}
 
+    @app.get("/v1/stories/{story_id}/graph")
+    async def story_graph(story_id: str, version: int | None = None, format: str = "json") -> Response:
+        """The graph with viewer counts per choice and the scenes the writer added, for creators."""
+        loaded = await runtime.store.story(story_id, version)
+        if loaded is None:
+            raise HTTPException(404, f"no story {story_id!r}")
+        counts = await runtime.store.choice_counts(loaded)
+        written = [
+            WrittenScene(parent=p, choice=c, scene=s, title=t)
+            for p, c, s, t in await runtime.store.written_index(loaded)
+        ]
+        if format == "dot":
+            return PlainTextResponse(
+                to_dot(loaded.story, counts=counts, written=written), media_type="text/vnd.graphviz"
+            )
+        if format == "mermaid":
+            return PlainTextResponse(to_mermaid(loaded.story, counts=counts, written=written))
+        if format != "json":
+            raise HTTPException(400, "format is one of json, dot, mermaid")
+        return JSONResponse(graph_json(loaded.story, loaded.version, counts, written))
+
+    @app.get("/v1/schema/story")
+    async def schema() -> dict[str, Any]:
+        """The JSON Schema of the story format, for editors' autocompletion."""
+        return story_schema()
+
     @app.post("/v1/stories", status_code=201, dependencies=[Depends(creator)])
-    async def publish_story(request: Request) -> JSONResponse:
+    async def publish_story(request: Request, format: StoryKind | None = None) -> JSONResponse:
+        """Publish a story: the project's YAML/JSON, Twee 3 or Yarn (by ``format`` or content type)."""
         body = await request.body()
+        kind = format or CONTENT_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip(), "story")
         try:
-            story, warnings = load_story(body, source="body")
+            story, warnings = load_story(body, source="body", kind=kind)
         except StoryError as exc:
             return JSONResponse(
                 status_code=422,
-                content={"detail": [{"severity": p.severity, "where": p.where, "message": p.message}
-                                    for p in exc.problems]},
+                content={
+                    "detail": [{"severity": p.severity, "where": p.where, "message": p.message} for p in exc.problems]
+                },
             )
         version, created = await runtime.store.publish(story)
         loaded = await runtime.store.story(story.id, version)
@@ -94,8 +172,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.director.warm(loaded)
         return JSONResponse(
             status_code=201 if created else 200,
-            content={"id": story.id, "version": version, "created": created,
-                     "warnings": [{"where": w.where, "message": w.message} for w in warnings]},
+            content={
+                "id": story.id,
+                "version": version,
+                "created": created,
+                "warnings": [{"where": w.where, "message": w.message} for w in warnings],
+            },
         )
 
     @app.websocket("/v1/play")

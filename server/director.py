@@ -59,7 +59,12 @@ class Director:
     # -- looking ahead -----------------------------------------------------------------------
 
     async def look_ahead(
-        self, story: StoryVersion, state: ViewerState, scene: Scene, remaining_s: float | None = None
+        self,
+        story: StoryVersion,
+        state: ViewerState,
+        scene: Scene,
+        choices: list[Choice],
+        remaining_s: float | None = None,
     ) -> None:
         """Queue the current scene's clip now and every child's scene and clip by the time it ends.
 
@@ -68,7 +73,7 @@ class Director:
         now = time.time()
         await self.ensure_clip(story, scene, now)
         due = now + (remaining_s if remaining_s is not None else 0.0)
-        for choice in scene.choices:
+        for choice in choices:
             target = self.target(story, state, choice)
             if is_generated(target):
                 child = await self.scene(story, target)

@@ -10,12 +10,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from narrative.state import UnknownChoice, ViewerState, advance, find_choice, start
+from narrative.state import (
+    UnavailableChoice,
+    UnknownChoice,
+    ViewerState,
+    available_choices,
+    begin,
+    choose,
+    find_choice,
+    timed_default,
+)
 from narrative.story import Scene
 from server.messages import Choose, Progress, ProtocolError, Resume, Start, error, parse
 from server.runtime import Runtime
@@ -32,6 +42,8 @@ class Connection:
         self.store = runtime.store
         self.token: str | None = None
         self._send_lock = asyncio.Lock()
+        self._choice_lock = asyncio.Lock()
+        """Held while a message is handled, so a timed default never races the viewer's own choice."""
         self._notifiers: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
@@ -53,6 +65,10 @@ class Connection:
                 task.cancel()
 
     async def handle(self, text: str) -> None:
+        async with self._choice_lock:
+            await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
         try:
             message = parse(text)
             if isinstance(message, Start):
@@ -78,7 +94,7 @@ class Connection:
             known = ", ".join(await self.store.story_ids()) or "none"
             raise ProtocolError("unknown_story", f"no story {message.story!r}; published stories: {known}")
         token = new_session_token()
-        state = start(story.story.id, story.version, story.story.start)
+        state = begin(story.story, story.version)
         await self.store.save_session(token, state)
         self.token = token
         await self.send({"type": "session", "session": token, "story": story.story.id, "version": story.version})
@@ -98,10 +114,23 @@ class Connection:
         await self.present(story, state, scene)
 
     async def on_choose(self, message: Choose) -> None:
+        await self.take_choice(message.choice)
+
+    async def take_choice(self, choice_id: str, *, expected_scene: str | None = None) -> None:
+        """Apply a choice of the current scene and present the next one.
+
+        ``expected_scene`` guards the server's timed default: it is skipped if the viewer moved on.
+        """
         state = await self._state()
+        if expected_scene is not None and state.current != expected_scene:
+            return
         story, scene = await self._position(state)
         try:
-            choice = find_choice(scene, message.choice)
+            choice = find_choice(scene, choice_id)
+            if choice not in available_choices(scene, state):
+                raise UnavailableChoice(f"choice {choice_id!r} of scene {scene.id!r} is not available now")
+        except UnavailableChoice as exc:
+            raise ProtocolError("unavailable_choice", str(exc)) from None
         except UnknownChoice as exc:
             raise ProtocolError("unknown_choice", str(exc)) from None
         target = await self.director.resolved_target(story, state, choice)
@@ -114,8 +143,9 @@ class Connection:
         next_scene = await self.director.scene(story, target) if target is not None else None
         if target is None or next_scene is None:
             raise ProtocolError("not_ready", "the next scene is not available yet; choose again in a moment")
-        state = advance(state, target)
+        state = choose(state, scene, choice.id, target, story=story.story)
         await self.store.save_session(self._require_token(), state)
+        await self.store.count_choice(story, scene.id, choice.id)
         await self.present(story, state, next_scene)
 
     async def on_progress(self, message: Progress) -> None:
@@ -124,9 +154,11 @@ class Connection:
 
     async def present(self, story: StoryVersion, state: ViewerState, scene: Scene) -> None:
         """Send a scene, with its clip when ready within the wait budget, and look ahead from it."""
-        await self.director.look_ahead(story, state, scene)
+        choices = available_choices(scene, state)
+        await self.director.look_ahead(story, state, scene, choices)
         key = self.director.clip_key(story, scene)
         clip = await self.director.wait_clip(key, self.runtime.settings.choice_wait_s)
+        default = timed_default(scene, state)
         await self.send(
             {
                 "type": "scene",
@@ -134,22 +166,38 @@ class Connection:
                 "title": scene.title,
                 "clip": self.url(clip) if clip else None,
                 "duration": clip.duration if clip else None,
-                "choices": [{"id": c.id, "label": c.label} for c in scene.choices],
+                "choices": [{"id": c.id, "label": c.label} for c in choices],
                 "ending": scene.ending,
+                "default": {"choice": default.choice.id, "timeout_s": default.timeout_s} if default else None,
             }
         )
-        if clip is None:
-            task = asyncio.create_task(self._notify_clip(scene.id, key))
-            self._notifiers.add(task)
-            task.add_done_callback(self._notifiers.discard)
+        if clip is None or default is not None:
+            self._background(self._follow_up(scene.id, key, clip, default.choice.id if default else None,
+                                             default.timeout_s if default else 0.0))
 
-    async def _notify_clip(self, scene_id: str, key: str) -> None:
-        clip = await self.director.wait_clip(key, 3600)
-        with contextlib.suppress(Exception):
-            if clip is not None:
-                await self.send({"type": "clip", "scene": scene_id, "url": self.url(clip), "duration": clip.duration})
-            else:
-                await self.send(error("render_failed", f"the clip of scene {scene_id!r} could not be rendered"))
+    async def _follow_up(
+        self, scene_id: str, key: str, clip: StoredClip | None, default: str | None, timeout_s: float
+    ) -> None:
+        """Send the clip once it is rendered; then, for a timed default, choose it if the viewer does not."""
+        if clip is None:
+            clip = await self.director.wait_clip(key, 3600)
+            with contextlib.suppress(Exception):
+                if clip is not None:
+                    url = self.url(clip)
+                    await self.send({"type": "clip", "scene": scene_id, "url": url, "duration": clip.duration})
+                else:
+                    await self.send(error("render_failed", f"the clip of scene {scene_id!r} could not be rendered"))
+        if default is None or clip is None:
+            return
+        await asyncio.sleep(clip.duration + timeout_s)
+        async with self._choice_lock:
+            with contextlib.suppress(ProtocolError):
+                await self.take_choice(default, expected_scene=scene_id)
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
 
     def url(self, clip: StoredClip) -> str:
         base = self.runtime.settings.public_url

@@ -111,10 +111,43 @@ class Store:
         raw = await self.redis.get(_session_key(token))
         return ViewerState.model_validate_json(raw) if raw is not None else None
 
+    # -- audience -----------------------------------------------------------------------------
+
+    async def count_choice(self, story: StoryVersion, scene_id: str, choice_id: str) -> None:
+        await self.redis.hincrby(f"rf:choices:{story.story.id}:{story.version}", f"{scene_id}/{choice_id}", 1)
+
+    async def choice_counts(self, story: StoryVersion) -> dict[tuple[str, str], int]:
+        raw = await self.redis.hgetall(f"rf:choices:{story.story.id}:{story.version}")
+        counts: dict[tuple[str, str], int] = {}
+        for field, value in raw.items():
+            scene_id, _, choice_id = (field.decode() if isinstance(field, bytes) else field).partition("/")
+            counts[(scene_id, choice_id)] = int(value)
+        return counts
+
     # -- written scenes ------------------------------------------------------------------------
 
-    async def save_written(self, scene_id: str, written: WrittenScene) -> None:
-        await self.redis.set(f"rf:written:{scene_id}", written.model_dump_json())
+    async def save_written(
+        self, scene_id: str, written: WrittenScene, story: StoryVersion, parent: str, choice: str
+    ) -> None:
+        title = written.scene.title if written.scene is not None else f"fallback: {written.redirect}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"rf:written:{scene_id}", written.model_dump_json())
+            pipe.hset(
+                f"rf:written-index:{story.story.id}:{story.version}",
+                f"{parent}/{choice}",
+                json.dumps({"scene": scene_id, "title": title}),
+            )
+            await pipe.execute()
+
+    async def written_index(self, story: StoryVersion) -> list[tuple[str, str, str, str]]:
+        """``(parent, choice, scene id, title)`` for every scene written in this story version."""
+        raw = await self.redis.hgetall(f"rf:written-index:{story.story.id}:{story.version}")
+        found = []
+        for field, value in raw.items():
+            parent, _, choice = (field.decode() if isinstance(field, bytes) else field).partition("/")
+            entry = json.loads(value)
+            found.append((parent, choice, entry["scene"], entry["title"]))
+        return sorted(found)
 
     async def written(self, scene_id: str) -> WrittenScene | None:
         raw = await self.redis.get(f"rf:written:{scene_id}")

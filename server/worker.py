@@ -127,7 +127,7 @@ class Worker:
                 anchor = next(s for s in reversed(payload["path"]) if not is_generated(s))
                 bridge = bridge_to_ending(story.story, target, anchor)
                 written = WrittenScene(scene=bridge, provenance={"fallback": str(exc)[:500]})
-        await self.store.save_written(target, written)
+        await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
         await self.director.events.publish(f"written:{target}")
         scene = await self.director.scene(story, target)
         if scene is not None:
