@@ -18,6 +18,7 @@ from narrative.formats import Kind as StoryKind
 from narrative.formats import StoryError, load_story
 from narrative.schema import story_schema
 from narrative.story import Story
+from server.metrics import render as render_metrics
 from server.play import Connection
 from server.runtime import Runtime
 from server.settings import Settings
@@ -95,6 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         await runtime.redis.ping()
         return {"status": "ok", "queue": await runtime.queue.depth()}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body = render_metrics(await runtime.queue.depth())
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/v1/stories")
     async def list_stories() -> dict[str, Any]:

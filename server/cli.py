@@ -68,6 +68,33 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    kinds: Annotated[str, typer.Option(help="Job kinds to take: render, write, or both.")] = "render,write",
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Processes per kind.")] = 1,
+) -> None:
+    """Run a worker host: takes write and render jobs from the shared Redis (REELFORK_REDIS_URL)."""
+    import asyncio
+
+    from server.jobs import KINDS
+    from server.runtime import run_workers
+
+    chosen = tuple(k for k in KINDS if k in {part.strip() for part in kinds.split(",")})
+    unknown = {part.strip() for part in kinds.split(",")} - set(KINDS)
+    if unknown or not chosen:
+        typer.echo(f"unknown job kinds {sorted(unknown)}; use render, write or both", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run_workers(settings, chosen, processes))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
 @story_app.command("validate")
 def validate_story(file: StoryFile) -> None:
     """Check a story file (the project's YAML/JSON, Twee 3 or Yarn). Exit status: 0 valid, 1 invalid, 2 usage error."""

@@ -38,10 +38,13 @@ return 1
 """
 
 _CLAIM = """
--- KEYS: queue, leases   ARGV: lease expiry (ms)
+-- KEYS: queue, leases   ARGV: lease expiry (ms), job key prefix, worker name
 local popped = redis.call('ZPOPMIN', KEYS[1])
 if #popped == 0 then return false end
 redis.call('ZADD', KEYS[2], ARGV[1], popped[1])
+if redis.call('EXISTS', ARGV[2] .. popped[1]) == 1 then
+  redis.call('HSET', ARGV[2] .. popped[1], 'worker', ARGV[3])
+end
 return popped[1]
 """
 
@@ -70,6 +73,8 @@ class Job:
     kind: Kind
     payload: dict[str, Any]
     attempt: int
+    due: float
+    """When the job's result is needed (epoch seconds): its priority score."""
 
 
 def _text(value: bytes | str) -> str:
@@ -93,12 +98,13 @@ class JobQueue:
         keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}"]
         return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key]))
 
-    async def claim(self, kind: Kind, wait_s: float = 1.0) -> Job | None:
+    async def claim(self, kind: Kind, wait_s: float = 1.0, worker: str = "") -> Job | None:
         """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none."""
-        key = await self._claim(keys=[f"rf:q:{kind}", f"rf:lease:{kind}"], args=[self._expiry()])
+        keys = [f"rf:q:{kind}", f"rf:lease:{kind}"]
+        key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
         if key is None and wait_s > 0:
             await self.redis.blpop([f"rf:wake:{kind}"], timeout=wait_s)
-            key = await self._claim(keys=[f"rf:q:{kind}", f"rf:lease:{kind}"], args=[self._expiry()])
+            key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
         if key is None:
             return None
         key = _text(key)
@@ -107,7 +113,13 @@ class JobQueue:
             await self.redis.zrem(f"rf:lease:{kind}", key)
             return None
         data = {_text(k): _text(v) for k, v in fields.items()}
-        return Job(key=key, kind=kind, payload=json.loads(data["payload"]), attempt=int(data["attempt"]))
+        return Job(
+            key=key,
+            kind=kind,
+            payload=json.loads(data["payload"]),
+            attempt=int(data["attempt"]),
+            due=float(data["score"]),
+        )
 
     async def renew(self, job: Job) -> None:
         await self.redis.zadd(f"rf:lease:{job.kind}", {job.key: self._expiry()}, xx=True)

@@ -28,6 +28,7 @@ from narrative.state import (
 )
 from narrative.story import Scene
 from server.messages import Choose, Progress, ProtocolError, Resume, Start, error, parse
+from server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from server.runtime import Runtime
 from server.store import StoredClip, StoryVersion, new_session_token
 
@@ -48,6 +49,7 @@ class Connection:
 
     async def serve(self) -> None:
         await self.websocket.accept()
+        SESSIONS.inc()
         try:
             while True:
                 frame = await self.websocket.receive()
@@ -61,6 +63,7 @@ class Connection:
         except WebSocketDisconnect:
             return
         finally:
+            SESSIONS.dec()
             for task in self._notifiers:
                 task.cancel()
 
@@ -114,7 +117,8 @@ class Connection:
         await self.present(story, state, scene)
 
     async def on_choose(self, message: Choose) -> None:
-        await self.take_choice(message.choice)
+        with CHOICE_LATENCY.time():
+            await self.take_choice(message.choice)
 
     async def take_choice(self, choice_id: str, *, expected_scene: str | None = None) -> None:
         """Apply a choice of the current scene and present the next one.
@@ -159,6 +163,9 @@ class Connection:
         key = self.director.clip_key(story, scene)
         clip = await self.director.wait_clip(key, self.runtime.settings.choice_wait_s)
         default = timed_default(scene, state)
+        SCENES.labels(clip="ready" if clip else "pending").inc()
+        if clip is None:
+            STALLS.inc()
         await self.send(
             {
                 "type": "scene",

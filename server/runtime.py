@@ -43,6 +43,35 @@ def creator_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: int) -> None:
+    """A worker host: ``processes`` loops per kind, on the shared Redis, until cancelled or killed.
+
+    A killed worker loses nothing: its leases expire and another worker takes the jobs over.
+    """
+    if settings.redis_url is None:
+        raise ValueError("a separate worker needs the shared Redis: set REELFORK_REDIS_URL (redis://host:6379/0)")
+    redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    await redis.ping()
+    store = Store(redis)
+    queue = JobQueue(redis, lease_s=settings.job_lease_s)
+    director = Director(store, queue, Events(redis), settings.render_profile)
+    tasks = []
+    executors = []
+    for kind in kinds:
+        executor = process_pool(processes)
+        executors.append(executor)
+        for _ in range(processes):
+            worker = Worker(settings, store, queue, director, executor, (kind,))
+            tasks.append(asyncio.create_task(worker.run(), name=f"{kind}-worker"))
+    log.info("worker host running %s x%d on %s", ",".join(kinds), processes, settings.redis_url)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for executor in executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+        await redis.aclose()
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -60,7 +89,7 @@ class Runtime:
         self.redis = aioredis.Redis.from_url(url, health_check_interval=30)
         await self.redis.ping()
         self.store = Store(self.redis)
-        self.queue = JobQueue(self.redis)
+        self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
         self.director = Director(self.store, self.queue, self.events, self.settings.render_profile)

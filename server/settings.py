@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     choice_wait_s: float = Field(default=20.0, ge=0, le=600)
     """How long a ``choose`` waits for a scene still being written or rendered before answering with ``clip: null``."""
     job_attempts: int = Field(default=3, ge=1, le=20)
+    job_lease_s: float = Field(default=30.0, ge=1, le=3600)
+    """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     @field_validator("render_profile")

@@ -22,6 +22,7 @@ from narrative.graph import bridge_to_ending
 from narrative.state import find_choice, is_generated
 from server.director import Director
 from server.jobs import Job, JobQueue, Kind
+from server.metrics import DEADLINES_MISSED, JOB_SECONDS
 from server.settings import Settings
 from server.store import Store, StoredClip, WrittenScene
 
@@ -55,7 +56,7 @@ class Worker:
                 await self.queue.reap()
                 last_reap = time.monotonic()
             for kind in self.kinds:
-                job = await self.queue.claim(kind, wait_s=1.0 / len(self.kinds))
+                job = await self.queue.claim(kind, wait_s=1.0 / len(self.kinds), worker=self.name)
                 if job is not None:
                     await self.handle(job)
 
@@ -65,16 +66,28 @@ class Worker:
         try:
             done = await (self._write(job) if job.kind == "write" else self._render(job))
             await self.queue.done(job)
+            JOB_SECONDS.labels(kind=job.kind, outcome="done" if done else "cached").observe(
+                time.perf_counter() - started
+            )
+            if time.time() > job.due:
+                DEADLINES_MISSED.labels(kind=job.kind).inc()
             if done:
                 await self.store.redis.hincrby("rf:stats:completed", job.key, 1)
                 log.info("%s %s done in %.1f s by %s", job.kind, job.key, time.perf_counter() - started, self.name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            JOB_SECONDS.labels(kind=job.kind, outcome="failed").observe(time.perf_counter() - started)
             if job.attempt < self.settings.job_attempts:
                 delay = min(2.0**job.attempt, 60.0)
-                log.warning("%s %s failed (attempt %d), retrying in %.0f s", job.kind, job.key, job.attempt, delay,
-                            exc_info=True)
+                log.warning(
+                    "%s %s failed (attempt %d), retrying in %.0f s",
+                    job.kind,
+                    job.key,
+                    job.attempt,
+                    delay,
+                    exc_info=True,
+                )
                 await self.queue.retry(job, delay)
             else:
                 log.error("%s %s failed %d times; giving up", job.kind, job.key, job.attempt, exc_info=True)
@@ -185,6 +198,8 @@ _renderer: Any = None
 
 def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     global _writer
+    # llama.cpp's OpenMP threads spin while waiting; beside a busy renderer that wastes the core it needs.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from generation.llama import LlamaCppWriter
 
     if _writer is None:

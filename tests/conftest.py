@@ -28,7 +28,7 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        self.log = data_dir.with_suffix(".log")
+        self.log = data_dir.parent / f"server-{self.port}.log"
         environment = {
             **os.environ,
             "REELFORK_PORT": str(self.port),
