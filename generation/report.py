@@ -84,3 +84,7 @@ class WriteFailed(WriteError):
         self.report = report
         lines = "\n".join(f"  {p}" for p in report.problems) or "  (no attempt was made)"
         super().__init__(f"no acceptable scene for {report.scene_id} after {len(report.attempts)} attempt(s):\n{lines}")
+
+    def __reduce__(self) -> tuple[type[WriteFailed], tuple[WriteReport]]:
+        # Raised in a worker process and re-raised in the server: rebuild from the report, not the message.
+        return (WriteFailed, (self.report,))

@@ -16,6 +16,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from generation.rendering import RenderRequest
 from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
@@ -52,13 +54,18 @@ class Worker:
     async def run(self) -> None:
         last_reap = 0.0
         while True:
-            if time.monotonic() - last_reap > self.queue.lease_s / 3:
-                await self.queue.reap()
-                last_reap = time.monotonic()
-            for kind in self.kinds:
-                job = await self.queue.claim(kind, wait_s=1.0 / len(self.kinds), worker=self.name)
-                if job is not None:
-                    await self.handle(job)
+            try:
+                if time.monotonic() - last_reap > self.queue.lease_s / 3:
+                    await self.queue.reap()
+                    last_reap = time.monotonic()
+                for kind in self.kinds:
+                    job = await self.queue.claim(kind, wait_s=1.0 / len(self.kinds), worker=self.name)
+                    if job is not None:
+                        await self.handle(job)
+            except RedisError:
+                # Redis restarting or unreachable: whatever we held is leased and comes back to the queue.
+                log.warning("worker %s lost Redis; retrying in 1 s", self.name, exc_info=True)
+                await asyncio.sleep(1.0)
 
     async def handle(self, job: Job) -> None:
         started = time.perf_counter()
