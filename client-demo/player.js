@@ -2,12 +2,10 @@
 // Protocol: see the project docs ("/v1/play" websocket). Query parameters:
 //   ?story=<id>   start (or resume) that story without showing the picker
 //   ?rate=<n>     video.playbackRate, for tests and reviewers (0.25..16)
-//   ?countdown=<s> seconds before the first choice is taken by default; 0 = wait forever
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const RATE = clampNumber(params.get("rate"), 1, 0.25, 16);
-const COUNTDOWN = clampNumber(params.get("countdown"), 12, 0, 600);
 const AUTOSTART = params.get("story");
 const PROGRESS_EVERY_MS = 1000;
 const BACKOFF_MIN_MS = 500;
@@ -492,24 +490,22 @@ function choose(choice, button) {
   }
 }
 
-// A Netflix-style default: after COUNTDOWN seconds the first choice is taken,
-// unless the viewer is interacting with the choices (hover, focus by keyboard, touch).
+// A timed default (the story's `default` + `timeout_s`, sent by the server with the scene):
+// a bar shows the time left; when it runs out the server itself takes the default choice and
+// sends the next scene, so nothing is sent from here and a slow or closed tab changes nothing.
 function startCountdown() {
   stopCountdown();
-  const first = state.scene?.choices?.[0];
-  if (!COUNTDOWN || !first || (state.scene.choices.length < 2)) return;
+  const timed = state.scene?.default;
+  if (!timed || !(timed.timeout_s > 0)) return;
   const bar = document.createElement("div");
   bar.className = "countdown";
   bar.setAttribute("aria-hidden", "true");
   const fill = document.createElement("div");
   fill.className = "countdown-fill";
-  bar.style.setProperty("--countdown", `${COUNTDOWN}s`);
+  bar.style.setProperty("--countdown", `${timed.timeout_s}s`);
   bar.append(fill);
   ui.choiceList.append(bar);
-  state.countdownTimer = setTimeout(() => {
-    const button = ui.choiceList.querySelector(`[data-choice="${CSS.escape(first.id)}"]`);
-    if (button) choose(first, button);
-  }, COUNTDOWN * 1000);
+  ui.choiceList.querySelector(`[data-choice="${CSS.escape(timed.choice)}"]`)?.classList.add("is-default");
 }
 
 function stopCountdown() {
@@ -518,9 +514,6 @@ function stopCountdown() {
   ui.choiceList.querySelector(".countdown")?.remove();
 }
 
-for (const event of ["pointerdown", "pointerenter", "keydown"]) {
-  ui.choices.addEventListener(event, stopCountdown);
-}
 
 function showEnding() {
   setPhase("ending");

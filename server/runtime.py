@@ -19,7 +19,7 @@ from server.events import Events
 from server.jobs import JobQueue, Kind
 from server.settings import Settings
 from server.store import Store
-from server.worker import Worker, process_pool
+from server.worker import Worker, process_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
         await asyncio.gather(*tasks)
     finally:
         for executor in executors:
-            executor.shutdown(wait=False, cancel_futures=True)
+            stop_pool(executor)
         await redis.aclose()
 
 
@@ -135,6 +135,6 @@ class Runtime:
         await self.events.stop()
         await self.redis.aclose()
         for executor in self._executors:
-            executor.shutdown(wait=False, cancel_futures=True)
+            stop_pool(executor)
         if self.embedded is not None:
             self.embedded.close()

@@ -189,6 +189,16 @@ def process_pool(processes: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
 
 
+def stop_pool(executor: ProcessPoolExecutor) -> None:
+    """Stop now: a job cut short is leased, so another worker redoes it; waiting could take minutes."""
+    processes = list(getattr(executor, "_processes", {}).values())  # no public way before Python 3.14
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def _writer_options(settings: Settings) -> dict[str, Any]:
     return {
         "model_path": str(settings.writer_model_path) if settings.writer_model_path else None,
