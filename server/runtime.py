@@ -11,6 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from narrative.formats import StoryError, load_story
 from server.director import Director
@@ -43,6 +47,14 @@ def creator_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+def connect(url: str) -> aioredis.Redis:
+    """A Redis client that rides out a restart: broken connections are retried with back-off for ~3 s."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8)
+    return aioredis.Redis.from_url(
+        url, health_check_interval=30, retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError]
+    )
+
+
 async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: int) -> None:
     """A worker host: ``processes`` loops per kind, on the shared Redis, until cancelled or killed.
 
@@ -50,7 +62,7 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
     """
     if settings.redis_url is None:
         raise ValueError("a separate worker needs the shared Redis: set REELFORK_REDIS_URL (redis://host:6379/0)")
-    redis = aioredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    redis = connect(settings.redis_url)
     await redis.ping()
     store = Store(redis)
     queue = JobQueue(redis, lease_s=settings.job_lease_s)
@@ -86,7 +98,7 @@ class Runtime:
         if url is None:
             self.embedded = EmbeddedRedis(self.settings.data_dir)
             url = self.embedded.url
-        self.redis = aioredis.Redis.from_url(url, health_check_interval=30)
+        self.redis = connect(url)
         await self.redis.ping()
         self.store = Store(self.redis)
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
