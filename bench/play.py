@@ -38,10 +38,10 @@ async def wait_until_rendered(url: str, timeout: float) -> None:
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:
             depth = (await http.get(f"{url}/healthz")).json()["queue"]
-            if sum(depth.values()) == 0:
+            if sum(count for name, count in depth.items() if name.startswith("render:")) == 0:
                 return
             await asyncio.sleep(1)
-    raise TimeoutError("the server still has queued jobs; is a worker running?")
+    raise TimeoutError("the server still has queued render jobs; is a render worker running?")
 
 
 async def viewer(

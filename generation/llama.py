@@ -59,7 +59,7 @@ class LlamaCppWriter:
         n_ctx: int = 2048,
         max_attempts: int = 3,
         temperature: float = 0.7,
-        repeat_penalty: float = 1.0,
+        repeat_penalty: float = 1.1,
         max_tokens: int = 450,
         cache_bytes: int = 512 << 20,
         policy: checks.ContentPolicy | None = None,

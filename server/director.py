@@ -20,11 +20,15 @@ WARM_DELAY_S = 10_000_000.0
 
 
 class Director:
-    def __init__(self, store: Store, queue: JobQueue, events: Events, profile_name: str) -> None:
+    def __init__(
+        self, store: Store, queue: JobQueue, events: Events, profile_name: str, renderer: str = "animatic"
+    ) -> None:
         self.store = store
         self.queue = queue
         self.events = events
         self.profile_name = profile_name
+        self.renderer = renderer
+        """Names the renderer and model in clip keys, so a new model never reuses an old model's clips."""
 
     async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
         """An authored scene, or a written one (following a fallback redirect)."""
@@ -54,7 +58,7 @@ class Director:
         return written.redirect or target
 
     def clip_key(self, story: StoryVersion, scene: Scene) -> str:
-        return clip_key(scene, story.story, self.profile_name)
+        return clip_key(scene, story.story, self.profile_name, self.renderer)
 
     # -- looking ahead -----------------------------------------------------------------------
 

@@ -47,6 +47,12 @@ def creator_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+def renderer_name(settings: Settings) -> str:
+    if settings.profile.tier == "animatic" or settings.render_model_dir is None:
+        return "animatic"
+    return f"{settings.profile.tier}:{settings.render_model_dir.name}"
+
+
 def connect(url: str) -> aioredis.Redis:
     """A Redis client that rides out a restart: broken connections are retried with back-off for ~3 s."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8)
@@ -66,7 +72,7 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
     await redis.ping()
     store = Store(redis)
     queue = JobQueue(redis, lease_s=settings.job_lease_s)
-    director = Director(store, queue, Events(redis), settings.render_profile)
+    director = Director(store, queue, Events(redis), settings.render_profile, renderer_name(settings))
     tasks = []
     executors = []
     for kind in kinds:
@@ -104,7 +110,9 @@ class Runtime:
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
-        self.director = Director(self.store, self.queue, self.events, self.settings.render_profile)
+        self.director = Director(
+            self.store, self.queue, self.events, self.settings.render_profile, renderer_name(self.settings)
+        )
         await self.publish_seed_stories()
         self.start_workers("render", self.settings.render_workers)
         self.start_workers("write", self.settings.write_workers)

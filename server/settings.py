@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from generation.rendering import PROFILES, RenderProfile
@@ -32,6 +31,14 @@ class Settings(BaseSettings):
 
     render_profile: str = "animatic"
     render_threads: int = Field(default=1, ge=1, le=64)
+    render_model_dir: Path | None = None
+    """A local diffusers pipeline folder (LTX or Wan) for the ``full`` and ``fast`` profiles. Never downloaded."""
+    c2pa_dir: Path | None = None
+    """Where the development signing chain is made on first use; default ``data_dir/c2pa``."""
+    c2pa_certificate: Path | None = None
+    """A production signing certificate chain (PEM); with ``c2pa_key``, replaces the development chain."""
+    c2pa_key: Path | None = None
+    c2pa_timestamp_url: str | None = None
     render_workers: int = Field(default=1, ge=0, le=64)
     """Renderer processes started by this server; 0 when separate workers render."""
     write_workers: int = Field(default=1, ge=0, le=16)
@@ -52,6 +59,16 @@ class Settings(BaseSettings):
     """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
+    @model_validator(mode="after")
+    def _signing_pair(self) -> Settings:
+        if (self.c2pa_certificate is None) != (self.c2pa_key is None):
+            raise ValueError("set both REELFORK_C2PA_CERTIFICATE and REELFORK_C2PA_KEY, or neither")
+        if self.profile.tier != "animatic" and self.render_model_dir is None:
+            raise ValueError(
+                f"render profile {self.render_profile!r} renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"
+            )
+        return self
+
     @field_validator("render_profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
@@ -59,7 +76,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown render profile {value!r}; choose one of {', '.join(PROFILES)}")
         return value
 
-    @cached_property
+    @property
     def profile(self) -> RenderProfile:
         return PROFILES[self.render_profile]
 

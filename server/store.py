@@ -169,7 +169,7 @@ class Store:
         return [StoredClip.model_validate_json(raw) if raw is not None else None for raw in raws]
 
 
-def clip_key(scene: Scene, story: Story, profile_name: str) -> str:
+def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "animatic") -> str:
     """Content address of a scene's clip: what is drawn and said, who says it, and how it is rendered."""
     speakers = {line.speaker for line in scene.lines}
     cast = [c.model_dump(mode="json") for c in story.bible.characters if c.id in speakers]
@@ -178,7 +178,7 @@ def clip_key(scene: Scene, story: Story, profile_name: str) -> str:
         "cast": cast,
         "language": story.language,
         "profile": profile_name,
-        "renderer": "animatic-1",
+        "renderer": f"{renderer}-2",  # bump when a renderer's output changes for the same input
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]

@@ -176,7 +176,7 @@ class Worker:
         )
         loop = asyncio.get_running_loop()
         duration, last_frame = await loop.run_in_executor(
-            self.executor, render_clip, request.model_dump_json(), self.settings.render_threads
+            self.executor, render_clip, request.model_dump_json(), _renderer_options(self.settings)
         )
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
@@ -197,6 +197,20 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
         process.terminate()
     for process in processes:
         process.join(timeout=5)
+
+
+def _renderer_options(settings: Settings) -> dict[str, Any]:
+    def text(path: Path | None) -> str | None:
+        return str(path) if path is not None else None
+
+    return {
+        "threads": settings.render_threads,
+        "model_dir": text(settings.render_model_dir),
+        "c2pa_dir": str(settings.c2pa_dir or settings.data_dir / "c2pa"),
+        "certificate": text(settings.c2pa_certificate),
+        "key": text(settings.c2pa_key),
+        "timestamp_url": settings.c2pa_timestamp_url,
+    }
 
 
 def _writer_options(settings: Settings) -> dict[str, Any]:
@@ -231,14 +245,23 @@ def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, A
     return scene.model_dump(mode="json"), provenance
 
 
-def render_clip(request_json: str, threads: int) -> tuple[float, str]:
+def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:
     global _renderer
-    from generation.animatic import AnimaticRenderer
+    from generation.provenance import ClipSigner
+    from generation.renderers import renderer_for
 
-    if _renderer is None:
-        _set_threads(threads)
-        _renderer = AnimaticRenderer(threads=threads)
     request = RenderRequest.model_validate_json(request_json)
+    if _renderer is None:
+        _set_threads(options["threads"])
+        # Built here, in the pool process: a c2pa signer holds a native handle that cannot be pickled.
+        if options["certificate"] is not None:
+            signer = ClipSigner.production(
+                Path(options["certificate"]), Path(options["key"]), timestamp_url=options["timestamp_url"]
+            )
+        else:
+            signer = ClipSigner.development(Path(options["c2pa_dir"]))
+        model_dir = Path(options["model_dir"]) if options["model_dir"] else None
+        _renderer = renderer_for(request.profile, model_dir=model_dir, signer=signer, threads=options["threads"])
     request.output.parent.mkdir(parents=True, exist_ok=True)
     clip = _renderer.render(request)
     return clip.duration, str(clip.last_frame)

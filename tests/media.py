@@ -30,3 +30,13 @@ def assert_vertical_h264_aac(path: Path) -> float:
     duration = float(info["format"]["duration"])
     assert duration > 0
     return duration
+
+
+def assert_labelled(path: Path) -> None:
+    """The implicit AIGC label parses and the C2PA manifest validates as AI-created."""
+    from generation.labels import read_aigc
+    from generation.provenance import read_provenance
+
+    assert read_aigc(path) is not None, f"{path.name} has no AIGC label"
+    provenance = read_provenance(path)
+    assert provenance is not None and provenance.valid and provenance.created_by_ai, provenance

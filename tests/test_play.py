@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.media import assert_vertical_h264_aac
+from tests.media import assert_labelled, assert_vertical_h264_aac
 
 STORY = "last-ferry"
 
@@ -89,6 +89,7 @@ async def play_to_end(base: str, pick: int | dict[str, str], tmp_path: Path) -> 
                 file = tmp_path / f"{len(scenes):02d}-{scene['scene']}.mp4"
                 file.write_bytes(response.content)
                 assert_vertical_h264_aac(file)
+                assert_labelled(file)
                 if scene["ending"]:
                     assert scene["choices"] == []
                     return scenes

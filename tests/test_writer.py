@@ -150,14 +150,16 @@ class RejectEverythingPolicy:
 
 
 def test_write_error_after_max_attempts() -> None:
-    failing = LlamaCppWriter(n_threads=2, max_attempts=2, max_tokens=300, policy=RejectEverythingPolicy())
+    failing = LlamaCppWriter(n_threads=2, max_attempts=2, policy=RejectEverythingPolicy())
     with pytest.raises(WriteError) as caught:
         failing.write(request("c2", must_end=True, seed=5))
     assert isinstance(caught.value, WriteFailed)
     report = caught.value.report
     assert not report.accepted
     assert [a.seed for a in report.attempts] == [5, 6]
-    assert all("test fake: rejects everything" in a.problems for a in report.attempts)
+    # The policy is consulted on every attempt that parsed; an attempt cut at max_tokens fails before it.
+    assert all(a.problems for a in report.attempts)
+    assert any("test fake: rejects everything" in a.problems for a in report.attempts), report.problems
     assert "attempt 2" in str(caught.value)
 
 
