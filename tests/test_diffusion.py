@@ -25,7 +25,8 @@ from generation.renderers import renderer_for
 from generation.rendering import PROFILES, Clip, RenderError, RenderProfile, RenderRequest
 from generation.voice import UnknownVoiceError
 from narrative.story import Line, Scene
-from tests.test_render import AIGC_FIELDS, assert_badge_shown, ffprobe, frames_at, last_decoded_frame, make_bible
+from tests.media import probe as ffprobe
+from tests.test_render import AIGC_FIELDS, assert_badge_shown, frames_at, last_decoded_frame, make_bible
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the network fails instead
 # diffusers 0.42.1's scheduler calls np.array(tensor, copy=False), which numpy 2 deprecates.

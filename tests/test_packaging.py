@@ -13,7 +13,8 @@ from generation.encoding import Encoder
 from generation.packaging import PLAYLIST, package_hls, write_webvtt
 from generation.rendering import PROFILES, Clip, LineTiming, RenderError, RenderRequest
 from narrative.story import Line, Scene
-from tests.test_render import ffprobe, make_bible, make_scene
+from tests.media import probe as ffprobe
+from tests.test_render import make_bible, make_scene
 
 
 def timed_clip(path: Path, timings: list[tuple[str, float, float]]) -> Clip:

@@ -47,20 +47,6 @@ document.addEventListener("error", (event) => {
 """
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **browser_type_launch_args,
-        "executable_path": "/usr/bin/chromium",
-        "args": [
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-        ],
-    }
-
 
 def first_choice_path(story: Story) -> list[str]:
     """The scenes a viewer who always takes the first choice sees (stops before an open choice)."""

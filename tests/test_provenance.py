@@ -22,7 +22,8 @@ from generation.provenance import (
     read_provenance,
 )
 from generation.rendering import PROFILES, Clip, RenderError, RenderRequest
-from tests.test_render import atom_paths, ffprobe, make_bible, make_scene
+from tests.media import probe as ffprobe
+from tests.test_render import atom_paths, make_bible, make_scene
 
 
 @dataclass(frozen=True)

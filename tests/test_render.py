@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import struct
-import subprocess
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -23,6 +21,7 @@ from generation.labels import BADGE_BOX_COLOR, BADGE_SECONDS, BADGE_TEXT_COLOR, 
 from generation.rendering import PROFILES, Clip, RenderError, RenderProfile, RenderRequest
 from generation.voice import UnknownVoiceError
 from narrative.story import Bible, Character, Choice, Line, Scene, Voice
+from tests.media import probe
 
 AIGC_FIELDS = {
     "Label",
@@ -81,15 +80,6 @@ def render(
     return AnimaticRenderer().render(request)
 
 
-def ffprobe(path: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    probe: dict[str, Any] = json.loads(result.stdout)
-    return probe
 
 
 def frames_at(path: Path, times: list[float]) -> list[NDArray[np.uint8]]:
@@ -164,16 +154,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clip]:
 @pytest.mark.parametrize("profile", ["preview", "animatic"])
 def test_clip_is_h264_aac_9_16(clips: dict[str, Clip], profile: str) -> None:
     clip = clips[profile]
-    probe = ffprobe(clip.path)
-    video = next(stream for stream in probe["streams"] if stream["codec_type"] == "video")
-    sound = next(stream for stream in probe["streams"] if stream["codec_type"] == "audio")
+    info = probe(clip.path)
+    video = next(stream for stream in info["streams"] if stream["codec_type"] == "video")
+    sound = next(stream for stream in info["streams"] if stream["codec_type"] == "audio")
     assert video["codec_name"] == "h264" and video["pix_fmt"] == "yuv420p"
     assert sound["codec_name"] == "aac" and sound["channels"] == 1
     assert (video["width"], video["height"]) == (PROFILES[profile].width, PROFILES[profile].height)
     assert video["width"] * 16 == video["height"] * 9
     assert video["r_frame_rate"] == f"{PROFILES[profile].fps}/1"
-    assert float(probe["format"]["duration"]) > 0
-    assert clip.duration == pytest.approx(float(probe["format"]["duration"]), abs=0.05)
+    assert float(info["format"]["duration"]) > 0
+    assert clip.duration == pytest.approx(float(info["format"]["duration"]), abs=0.05)
     assert abs(float(video["duration"]) - float(sound["duration"])) < 0.1
 
 
@@ -186,7 +176,7 @@ def test_moov_precedes_media_data(clips: dict[str, Clip]) -> None:
 def test_aigc_label_is_in_moov_udta_meta(clips: dict[str, Clip]) -> None:
     path = clips["animatic"].path
     assert "moov/udta/meta/ilst" in atom_paths(path.read_bytes())
-    tags = ffprobe(path)["format"]["tags"]
+    tags = probe(path)["format"]["tags"]
     value = json.loads(tags["AIGC"])
     assert set(value) == AIGC_FIELDS
     assert value["Label"] == "1" and value["ContentProducer"] and value["ProduceID"]
