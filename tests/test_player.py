@@ -18,6 +18,8 @@ from playwright.sync_api import Page, WebSocket, expect
 
 from narrative.story import Story
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 STORY_ID = "last-ferry"
