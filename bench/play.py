@@ -8,6 +8,9 @@ It waits until the server's job queue is empty (every authored clip rendered), t
 ``--viewers`` viewers at once; each starts the story and plays to an ending ``--rounds`` times,
 picking random authored choices after a random think time, and timing each ``choose`` until its
 ``scene`` arrives. Prints p50/p99/max and writes ``bench/results/play.json``.
+
+With ``--redis URL`` (the embedded one is ``unix://DATA_DIR/redis.socket``) it also prints the Redis
+memory of a viewer session (``MEMORY USAGE`` over a sample of session keys).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import websockets
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,6 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     elapsed = time.perf_counter() - started
+    session_bytes = await session_memory(args.redis) if args.redis else None
     latencies = sorted(ms * 1000 for lat, _ in results for ms in lat)
     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
@@ -100,7 +105,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": round(latencies[-1], 2),
         "choices_per_s": round(len(latencies) / elapsed, 1),
         "elapsed_s": round(elapsed, 1),
+        "redis_bytes_per_session": session_bytes,
     }
+
+
+async def session_memory(url: str, sample: int = 200) -> float:
+    """Mean ``MEMORY USAGE`` of viewer session keys: what each viewer costs in Redis."""
+    client = aioredis.Redis.from_url(url)
+    sizes: list[int] = []
+    async for key in client.scan_iter(match="rf:session:*", count=500):
+        sizes.append(int(await client.memory_usage(key) or 0))
+        if len(sizes) >= sample:
+            break
+    await client.aclose()
+    return round(statistics.mean(sizes), 1) if sizes else 0.0
 
 
 def main() -> None:
@@ -112,6 +130,7 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=0.5, help="mean seconds between a scene and the next choice")
     parser.add_argument("--wait", type=float, default=900, help="seconds to wait for pre-rendering")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis", help="the server's Redis URL, to measure memory per session")
     report = asyncio.run(run(parser.parse_args()))
     for key, value in report.items():
         print(f"{key:>22}: {value}")

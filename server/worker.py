@@ -22,11 +22,12 @@ from generation.rendering import RenderRequest
 from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
 from narrative.state import find_choice, is_generated
+from narrative.story import Choice
 from server.director import Director
 from server.jobs import Job, JobQueue, Kind
 from server.metrics import DEADLINES_MISSED, JOB_SECONDS
 from server.settings import Settings
-from server.store import Store, StoredClip, WrittenScene
+from server.store import Store, StoredClip, StoryVersion, WrittenScene
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,13 @@ class Worker:
             written = WrittenScene.model_validate({"scene": scene_json, "provenance": provenance})
         except WriteError as exc:
             log.warning("writer gave up on %s: %s; using the fallback", target, exc)
-            assert choice.open is not None
-            if choice.open.fallback is not None:
-                written = WrittenScene(redirect=choice.open.fallback, provenance={"fallback": str(exc)[:500]})
-            else:
-                anchor = next(s for s in reversed(payload["path"]) if not is_generated(s))
-                bridge = bridge_to_ending(story.story, target, anchor)
-                written = WrittenScene(scene=bridge, provenance={"fallback": str(exc)[:500]})
+            written = fallback(story, payload["path"], choice, target, str(exc))
+        except Exception as exc:
+            if job.attempt < self.settings.job_attempts:
+                raise
+            # The last attempt crashed: a viewer is waiting, so the authored fallback stands in.
+            log.error("writing %s crashed on its last attempt; using the fallback", target, exc_info=True)
+            written = fallback(story, payload["path"], choice, target, f"{type(exc).__name__}: {exc}")
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
         await self.director.events.publish(f"written:{target}")
         scene = await self.director.scene(story, target)
@@ -184,6 +185,15 @@ class Worker:
         return True
 
 
+def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, reason: str) -> WrittenScene:
+    """The creator's fallback scene for an open choice, else a bridge to the nearest ending."""
+    provenance = {"fallback": reason[:500]}
+    if choice.open is not None and choice.open.fallback is not None:
+        return WrittenScene(redirect=choice.open.fallback, provenance=provenance)
+    anchor = next(scene_id for scene_id in reversed(path) if not is_generated(scene_id))
+    return WrittenScene(scene=bridge_to_ending(story.story, target, anchor), provenance=provenance)
+
+
 def process_pool(processes: int) -> ProcessPoolExecutor:
     """Processes for the heavy work. ``spawn``: never fork a process that runs an event loop and threads."""
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
@@ -215,6 +225,12 @@ def _renderer_options(settings: Settings) -> dict[str, Any]:
 
 def _writer_options(settings: Settings) -> dict[str, Any]:
     return {
+        "writer": settings.writer,
+        "url": settings.writer_url,
+        "model": settings.writer_model,
+        "api_key": settings.writer_api_key.get_secret_value() if settings.writer_api_key else None,
+        "dialect": settings.writer_dialect,
+        "timeout_s": settings.writer_timeout_s,
         "model_path": str(settings.writer_model_path) if settings.writer_model_path else None,
         "n_threads": settings.writer_threads,
         "max_attempts": settings.writer_attempts,
@@ -229,20 +245,31 @@ _renderer: Any = None
 
 def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     global _writer
+    if _writer is None:
+        _writer = _make_writer(options)
+    request = WriteRequest.model_validate_json(request_json)
+    written = _writer.write_reported(request)
+    return written.scene.model_dump(mode="json"), written.report.to_dict()
+
+
+def _make_writer(options: dict[str, Any]) -> Any:
+    if options["writer"] == "openai":
+        from generation.openai import OpenAIWriter
+
+        return OpenAIWriter(
+            options["url"],
+            options["model"],
+            api_key=options["api_key"],
+            dialect=options["dialect"],
+            timeout_s=options["timeout_s"],
+            max_attempts=options["max_attempts"],
+        )
     # llama.cpp's OpenMP threads spin while waiting; beside a busy renderer that wastes the core it needs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from generation.llama import LlamaCppWriter
 
-    if _writer is None:
-        model_path = Path(options["model_path"]) if options["model_path"] else None
-        _writer = LlamaCppWriter(
-            model_path=model_path, n_threads=options["n_threads"], max_attempts=options["max_attempts"]
-        )
-    request = WriteRequest.model_validate_json(request_json)
-    scene = _writer.write(request)
-    report = getattr(_writer, "last_report", None)
-    provenance = report.provenance() if report is not None and hasattr(report, "provenance") else {}
-    return scene.model_dump(mode="json"), provenance
+    model_path = Path(options["model_path"]) if options["model_path"] else None
+    return LlamaCppWriter(model_path=model_path, n_threads=options["n_threads"], max_attempts=options["max_attempts"])
 
 
 def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:
