@@ -55,7 +55,21 @@ def graph_json(
                     "viewers": counts.get((scene.id, choice.id), 0),
                 }
             )
+    known = {node["id"] for node in nodes}
     for entry in written:
+        source = f"open:{entry.parent}/{entry.choice}"
+        if source not in known:  # a choice of a written scene: its open node hangs off that scene
+            nodes.append({"id": source, "title": "written by the LLM", "kind": "open"})
+            edges.append(
+                {
+                    "source": entry.parent,
+                    "target": source,
+                    "choice": entry.choice,
+                    "label": entry.choice,
+                    "viewers": counts.get((entry.parent, entry.choice), 0),
+                }
+            )
+            known.add(source)
         nodes.append({"id": entry.scene, "title": entry.title, "kind": "written"})
         edges.append(
             {
