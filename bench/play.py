@@ -9,8 +9,9 @@ It waits until the server's job queue is empty (every authored clip rendered), t
 picking random authored choices after a random think time, and timing each ``choose`` until its
 ``scene`` arrives. Prints p50/p99/max and writes ``bench/results/play.json``.
 
-With ``--redis URL`` (the embedded one: ``unix://`` + ``unixsocket`` in ``DATA_DIR/redis.db.settings``) it also prints the Redis
-memory of a viewer session (``MEMORY USAGE`` over a sample of session keys).
+With ``--redis URL`` it also prints the Redis memory of a viewer session (``MEMORY USAGE`` over a
+sample of session keys). The embedded Redis listens on ``unix://`` + the ``unixsocket`` path found
+in ``DATA_DIR/redis.db.settings``.
 """
 
 from __future__ import annotations
