@@ -55,10 +55,18 @@ def renderer_name(settings: Settings) -> str:
 
 def connect(url: str) -> aioredis.Redis:
     """A Redis client that rides out a restart: broken connections are retried with back-off for ~3 s."""
+    # Retries belong to the pool's connections: given to Redis() beside a pool, they would be ignored.
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8)
     # A blocking pool: under a burst, a request waits for a free connection instead of failing.
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=256, timeout=10, health_check_interval=30)
-    return aioredis.Redis(connection_pool=pool, retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=256,
+        timeout=10,
+        health_check_interval=30,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: int) -> None:
