@@ -263,7 +263,13 @@ def test_imports_without_torch() -> None:
     assert result.stdout.strip() == "ok", result.stderr
 
 
-@pytest.mark.skipif(not os.environ.get("REELFORK_SLOW_TESTS"), reason="set REELFORK_SLOW_TESTS=1 (2-7 min)")
+@pytest.mark.skipif(
+    not os.environ.get("REELFORK_SLOW_TESTS"),
+    reason=(
+        "2-7 min of CPU diffusion; the 500-line path through the shared soundtrack and encoder runs in "
+        "test_render.py every time. Set REELFORK_SLOW_TESTS=1 to run it here too."
+    ),
+)
 def test_a_500_line_scene_renders(run: Run, tmp_path: Path) -> None:
     lines = [Line(id=f"l{index}", speaker=("mei", "jun", "narrator")[index % 3], text="Yes.") for index in range(500)]
     scene = two_line_scene().model_copy(update={"lines": lines})

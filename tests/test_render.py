@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import struct
 from collections import deque
 from pathlib import Path
@@ -257,7 +256,6 @@ def test_unknown_speaker_is_a_render_error(tmp_path: Path) -> None:
         render(tmp_path / "clip.mp4", PROFILES["preview"], scene=scene)
 
 
-@pytest.mark.skipif(not os.environ.get("REELFORK_SLOW_TESTS"), reason="set REELFORK_SLOW_TESTS=1 (20-45 s)")
 def test_a_500_line_scene_renders(tmp_path: Path) -> None:
     lines = [Line(id=f"l{index}", speaker=("mei", "jun", "narrator")[index % 3], text="Yes.") for index in range(500)]
     scene = make_scene().model_copy(update={"lines": lines})
