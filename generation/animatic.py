@@ -12,6 +12,7 @@ the renderer well under real time on one core.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ from generation.drawing import (
 from generation.encoding import SAMPLE_RATE, Encoder, FileSigner
 from generation.labels import AIGC_KEY, BADGE_SECONDS, PRODUCER, AigcLabel, aigc_label, badge
 from generation.rendering import Clip, LineTiming, RenderError, RenderProfile, RenderRequest
-from generation.soundtrack import LEAD_IN, PAUSE, TAIL, voice_of
+from generation.soundtrack import LEAD_IN, PAUSE, TAIL, slot_samples, voice_of
 from generation.voice import EspeakSynthesizer, Speech, Synthesizer
 from narrative.story import NARRATOR, Bible, Character, Line, Scene
 
@@ -149,6 +150,8 @@ def produce_id(request: RenderRequest, previous: Frame | None) -> str:
     for part in (request.scene, request.bible, request.profile):
         hasher.update(part.model_dump_json().encode())
     hasher.update(request.language.encode())
+    if request.line_seconds is not None or not request.captions:
+        hasher.update(json.dumps([request.line_seconds, request.captions], sort_keys=True).encode())
     if previous is not None:
         hasher.update(previous.tobytes())
     return hasher.hexdigest()[:32]
@@ -287,18 +290,26 @@ class Timeline:
             timings.append(LineTiming(line_id=line.id, start=start, end=start + speech.duration))
             speaker = None if line.speaker == NARRATOR else line.speaker
             with self.watch.measure("draw"):
-                pages = subtitle_pages(line, bible, self.stage.profile)
+                pages = subtitle_pages(line, bible, self.stage.profile) if self.request.captions else []
             first_sample = self.samples
+            slot = slot_samples(line, len(speech.samples), self.request.line_seconds, SAMPLE_RATE)
             self.encoder.add_audio(speech.samples)
             for page, share in zip(pages, page_ends(pages), strict=True):
                 self.advance(first_sample + round(share * len(speech.samples)), speaker, page)
-            self.hold(PAUSE, speaker, pages[-1])
+            last = pages[-1] if pages else None
+            self.advance(first_sample + len(speech.samples), speaker, last)
+            self.hold_samples(first_sample + slot - self.samples, speaker, last)
+            self.hold(PAUSE, speaker, last)
         self.hold(TAIL, None, None)
         assert self.frame is not None
         return timings, self.frame
 
     def hold(self, seconds: float, speaker: str | None, page: Subtitle | None) -> None:
-        count = round(seconds * SAMPLE_RATE)
+        self.hold_samples(round(seconds * SAMPLE_RATE), speaker, page)
+
+    def hold_samples(self, count: int, speaker: str | None, page: Subtitle | None) -> None:
+        if count <= 0:
+            return
         self.encoder.add_audio(np.zeros(count, dtype=np.float32))
         self.advance(self.samples + count, speaker, page)
 
@@ -313,7 +324,7 @@ class Timeline:
     def draw(self, t: float, speaker: str | None, page: Subtitle | None) -> Picture | None:
         """The frame at ``t``, or None when it equals the previous one."""
         x, y = self.stage.camera(t)
-        title = title_opacity(t)
+        title = title_opacity(t) if self.request.captions else 0.0
         fade = min(t / CROSSFADE, 1.0) if self.previous is not None else 1.0
         marked = t < self.renderer.badge_seconds
         key = (speaker, page.key if page else None, x, y, round(title * 32), round(fade * 64), marked)
@@ -589,6 +600,8 @@ def subtitle_pages(line: Line, bible: Bible, profile: RenderProfile) -> list[Sub
 def page_ends(pages: list[Subtitle]) -> list[float]:
     """Where each page ends, as a fraction of its line's speech: each page stays up for its share of the
     line's characters."""
+    if not pages:
+        return []
     weights = np.cumsum([sum(len(text) for text in page.lines) for page in pages])
     return [float(weight) for weight in weights / weights[-1]]
 

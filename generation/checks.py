@@ -78,6 +78,62 @@ def texts(draft: Draft) -> list[str]:
     return [draft.title, *(line.text for line in draft.lines), *(c.label for c in draft.choices)]
 
 
+def fields(draft: Draft) -> list[tuple[str, str]]:
+    """Every viewer-visible string of the draft with its place in the draft, like ``lines[2].text``."""
+    return [
+        ("title", draft.title),
+        *((f"lines[{i}].text", line.text) for i, line in enumerate(draft.lines)),
+        *((f"choices[{i}].label", choice.label) for i, choice in enumerate(draft.choices)),
+    ]
+
+
+VARIABLE_REFERENCE = re.compile(r"(?<![\w$])\$([A-Za-z_]\w*)|\{\s*[\"']?var[\"']?\s*:\s*[\"']?([A-Za-z0-9][\w.-]*)")
+"""A variable written into text: ``$trust`` (Twine, Yarn; a Yarn ``{$trust}`` too) or ``{var: trust}``
+(the story format's own expressions)."""
+
+
+def variable_problems(draft: Draft, story: Story) -> list[str]:
+    """Text that names a story variable, or one the story does not track.
+
+    A written scene is shared by every viewer who takes the same open choice, whatever their
+    variables hold, and its text is shown as written. So a line that names a declared variable
+    shows its name instead of this viewer's value (imported stories keep ``$trust`` in their
+    text, and the model copies it from the previous scene), and any other name asserts state
+    the story does not track. Either way the scene would contradict what the story knows.
+    """
+    problems: list[str] = []
+    for field, text in fields(draft):
+        for match in VARIABLE_REFERENCE.finditer(text):
+            name = match.group(1) or match.group(2)
+            if name in story.variables:
+                problems.append(
+                    f"{field} prints the story variable {name!r} ({story.variables[name].type}): written text is "
+                    f"not interpolated, and viewers who reach this scene may hold different values: {text!r}"
+                )
+            else:
+                problems.append(f"{field} refers to a variable {name!r} the story does not declare: {text!r}")
+    return problems
+
+
+ECHO_WORDS = 5
+"""A run of this many words from the prompt's own wording in a scene is the model reading its instructions out."""
+
+
+def shingles(text: str, size: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"[\w']+", text.casefold())
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def echo_problems(draft: Draft, boilerplate: str) -> list[str]:
+    """Titles, lines and labels that copy the prompt's instructions ("the first scene of a short drama")."""
+    known = shingles(boilerplate, ECHO_WORDS)
+    return [
+        f"{field} reads out the prompt's instructions: {text!r}"
+        for field, text in fields(draft)
+        if shingles(text, ECHO_WORDS) & known
+    ]
+
+
 def speaker_problems(draft: Draft, story: Story) -> list[str]:
     allowed = {*story.speakers(), NARRATOR}
     return [
@@ -184,6 +240,7 @@ def problems(
         *line_problems(draft, story, parent),
         *choice_problems(draft),
         *ending_problems(draft, must_end),
+        *variable_problems(draft, story),
     ]
     if policy is not None:
         found.extend(policy.check(texts(draft)))

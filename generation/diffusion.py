@@ -210,14 +210,15 @@ def to_frames(decoded: Any, width: int, height: int) -> list[Frame]:
 class Captions:
     """The subtitle page on screen at any time, drawn once per page (as the animatic's are)."""
 
-    def __init__(self, track: Soundtrack, bible: Bible, profile: RenderProfile) -> None:
+    def __init__(self, track: Soundtrack, bible: Bible, profile: RenderProfile, burned: bool = True) -> None:
         self.track = track
+        self.burned = burned
         self.bible = bible
         self.profile = profile
         self.pages: dict[str, tuple[list[Subtitle], list[float]]] = {}
 
     def at(self, t: float) -> Overlay | None:
-        spoken = self.track.line_at(t)
+        spoken = self.track.line_at(t) if self.burned else None
         if spoken is None:
             return None
         if spoken.line.id not in self.pages:
@@ -280,11 +281,11 @@ class DiffusionRenderer:
         with watch.measure("load"):
             pipeline = self.pipeline(profile)
         with watch.measure("voice"):
-            track = soundtrack(scene, bible, request.language, self.synthesizer)
+            track = soundtrack(scene, bible, request.language, self.synthesizer, line_seconds=request.line_seconds)
         with watch.measure("labels"):
             label = aigc_label(produce_id(request, previous), producer=self.producer)
             mark = badge(profile.width)
-        captions = Captions(track, bible, profile)
+        captions = Captions(track, bible, profile, burned=request.captions)
         total = math.ceil(track.duration * profile.fps)
         seed = int(label.ProduceID[:8], 16)
         self.last_conditioning = []

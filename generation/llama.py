@@ -154,16 +154,36 @@ def judge(
     if completion.finish_reason == "length":
         return None, [f"output cut at max_tokens={max_tokens} before the JSON was complete"]
     try:
-        draft = tidy(schema.Draft.model_validate_json(completion.text), request.story)
+        draft = tidy(schema.Draft.model_validate_json(completion.text), request.story, parent)
     except ValidationError as error:
         return None, [f"output is not a valid scene: {e['loc']}: {e['msg']}" for e in error.errors()]
     problems = checks.problems(draft, request.story, parent, request.must_end, policy)
+    problems += checks.echo_problems(draft, prompts.boilerplate(request))
     if problems:
         return None, problems
     try:
         return to_scene(draft, request, parent), []
     except ValidationError as error:
         return None, [f"scene rejected by the story model: {e['loc']}: {e['msg']}" for e in error.errors()]
+
+
+def bounded_ram_cache(capacity_bytes: int) -> Any:
+    """A ``LlamaRAMCache`` that counts all the memory its saved states hold.
+
+    The stock cache counts only llama.cpp's own state, but every saved state also copies the logits
+    array (n_batch x n_vocab floats: 100 MB for SmolLM2), so a 512 MB cache grew past 5 GB.
+    """
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class BoundedRAMCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(
+                state.llama_state_size + state.scores.nbytes + state.input_ids.nbytes
+                for state in self.cache_state.values()
+            )
+
+    return BoundedRAMCache(capacity_bytes=capacity_bytes)
 
 
 class LlamaCppWriter:
@@ -183,7 +203,7 @@ class LlamaCppWriter:
         max_attempts: int = 3,
         temperature: float = 0.7,
         repeat_penalty: float = 1.1,
-        max_tokens: int = 450,
+        max_tokens: int = schema.MAX_TOKENS,
         cache_bytes: int = 512 << 20,
         policy: checks.ContentPolicy | None = None,
     ) -> None:
@@ -206,7 +226,6 @@ class LlamaCppWriter:
         """The loaded model; call with ``self._lock`` held."""
         if self._llm is None:
             from llama_cpp.llama import Llama
-            from llama_cpp.llama_cache import LlamaRAMCache
 
             llm = Llama(
                 model_path=str(self.model_path),
@@ -215,7 +234,7 @@ class LlamaCppWriter:
                 n_threads_batch=self.n_threads,
                 verbose=False,
             )
-            llm.set_cache(LlamaRAMCache(capacity_bytes=self.cache_bytes))
+            llm.set_cache(bounded_ram_cache(self.cache_bytes))
             self._llm = llm
         return self._llm
 
@@ -235,13 +254,12 @@ class LlamaCppWriter:
         ``cold`` first forgets the context and the RAM cache, so nothing is reused. For benchmarks.
         """
         import llama_cpp
-        from llama_cpp.llama_cache import LlamaRAMCache
 
         with self._lock:
             llm = self._model()
             if cold:
                 llm.reset()
-                llm.set_cache(LlamaRAMCache(capacity_bytes=self.cache_bytes))
+                llm.set_cache(bounded_ram_cache(self.cache_bytes))
             ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
             if ctx is not None:
                 llama_cpp.llama_perf_context_reset(ctx)
@@ -269,6 +287,10 @@ class LlamaCppWriter:
         )
         self.last_report = outcome.report
         return outcome.written()
+
+    def complete_json(self, messages: list[prompts.Message], json_schema: dict[str, Any], seed: int) -> Completion:
+        """One answer to ``messages`` that follows ``json_schema`` (by grammar); no checks, no retries."""
+        return self._complete(messages, grammar(json_schema), seed)
 
     def _complete(self, messages: list[prompts.Message], rules: Any, seed: int) -> Completion:
         import llama_cpp

@@ -142,7 +142,7 @@ class OpenAIWriter:
         timeout_s: float = 30.0,
         max_attempts: int = 3,
         temperature: float = 0.7,
-        max_tokens: int = 450,
+        max_tokens: int = schema.MAX_TOKENS,
         policy: checks.ContentPolicy | None = None,
     ) -> None:
         if max_attempts < 1:
@@ -197,6 +197,20 @@ class OpenAIWriter:
         self.last_report = outcome.report
         return outcome.written()
 
+    def complete_json(self, messages: list[prompts.Message], json_schema: dict[str, Any], seed: int) -> Completion:
+        """One answer to ``messages`` that the server constrains to ``json_schema``; no checks, no retries."""
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "response_format": response_format(self.dialect, json_schema),
+            "temperature": self.temperature,
+            "top_p": 0.95,
+            "max_tokens": self.max_tokens,
+            "seed": seed,
+            "stream": False,
+        }
+        return self._post(body)
+
     def _complete(self, request: WriteRequest, seed: int) -> Completion:
         body = request_body(
             request,
@@ -206,6 +220,9 @@ class OpenAIWriter:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
         )
+        return self._post(body)
+
+    def _post(self, body: dict[str, Any]) -> Completion:
         try:
             response = self.client().post(self.url, json=body)
         except httpx.ConnectError as error:

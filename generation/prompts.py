@@ -45,12 +45,13 @@ def rules(story: Story) -> str:
             "You write the next scene of a short interactive drama, as JSON.",
             "Rules:",
             "- Continue directly from what the viewer chose.",
-            f"- Write {schema.LINES_MIN} to 6 lines. Each line is one short sentence that moves the story on.",
+            f"- Write {schema.LINES_MIN} to {schema.LINES_MAX} lines. "
+            "Each line is one short sentence that moves the story on.",
             f"- Every speaker is one of: {speaker_ids}.",
             "- Never repeat a line that was already said. Every line is new.",
             "- A choice label is a short action, like 'Open the door' or 'Call the police'.",
             "- The choice labels differ from each other and from the lines.",
-            "- The title is 2 to 5 words.",
+            "- The title is 2 to 5 words that name what happens in this scene.",
         ]
     )
 
@@ -117,18 +118,27 @@ def build_messages(request: WriteRequest) -> list[Message]:
     earlier = summary(request.path[:-1])
     shared = [
         "Story so far:\n" + earlier if earlier else "Story so far: this is the first scene.",
-        "Previous scene:\n" + scene_text(request.path[-1]),
+        "Previous scene (already shown to the viewer; do not repeat its lines):\n" + scene_text(request.path[-1]),
     ]
     hint = request.choice.open.hint if request.choice.open else request.choice.label
     specific = [
         f"The viewer chose: {clip(request.choice.label, CLIP)}",
         f"What happens next: {clip(hint, LONG_CLIP)}",
-        instruction(request.must_end),
+        request.instruction or instruction(request.must_end),
     ]
     return [
         {"role": "system", "content": system},
         {"role": "user", "content": "\n\n".join(shared) + "\n\n" + "\n".join(specific)},
     ]
+
+
+def boilerplate(request: WriteRequest) -> str:
+    """The prompt's own wording (rules, headings, instruction), which a scene must not read out."""
+    return "\n".join(
+        [rules(request.story), "Story so far: this is the first scene.", "Previous scene (already shown to the viewer; "
+         "do not repeat its lines)", "The viewer chose", "What happens next",
+         request.instruction or instruction(request.must_end)]
+    )
 
 
 def chatml(messages: list[Message]) -> str:

@@ -15,8 +15,10 @@ out) with ``signingCredential.untrusted``, which is the truth about a dev cert.
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +256,9 @@ class ClipSigner:
             ):
                 builder.sign(self.signer, MIME_TYPE, original, signed)
         except c2pa.C2paError as error:
+            # c2pa reports a full disk as an opaque I/O error; say what it is, so callers can tell the user.
+            if shutil.disk_usage(destination.parent).free < source.stat().st_size:
+                raise OSError(errno.ENOSPC, "No space left on device", str(destination)) from error
             raise RenderError(f"C2PA signing of {title} failed: {error}") from error
 
 

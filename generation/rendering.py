@@ -52,6 +52,12 @@ class RenderRequest(BaseModel):
     """Where the MP4 goes; the last frame is written beside it as ``<stem>.last.png``."""
     previous_frame: Path | None = None
     """The previous clip's last frame, for visual continuity."""
+    line_seconds: dict[str, float] | None = None
+    """Seconds each line holds the screen, by line ID, at least its speech. Dubbing sets it to the longest
+    locale's speech, so one picture fits every locale's voice; None: each line lasts as long as its speech."""
+    captions: bool = True
+    """Burn the title and the subtitles into the picture. Productions in several locales turn it off and ship
+    subtitles per locale instead, so the picture is shared."""
 
 
 class LineTiming(BaseModel):

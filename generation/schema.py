@@ -14,17 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from narrative.story import NARRATOR, Story
 
-TITLE_MIN, TITLE_MAX = 3, 60
+TITLE_MIN, TITLE_MAX = 3, 72
+TITLE_WORDS = 5
 PLACE_MAX = 60
-TEXT_MIN, TEXT_MAX = 2, 200
+TEXT_MIN, TEXT_MAX = 2, 150
+"""A line is one spoken sentence or two (the style asks for at most 25 words)."""
 LABEL_MIN, LABEL_MAX = 3, 60
-LINES_MIN, LINES_MAX = 2, 8
+LINES_MIN, LINES_MAX = 2, 6
 CHOICES_MIN, CHOICES_MAX = 2, 3
+TITLE_PATTERN = r"^[A-Z][a-z']{0,12}( [A-Za-z][a-z']{0,12}){0,4}[.!?]?$"
+"""An English title: 1 to :data:`TITLE_WORDS` plain words, at most 70 characters. Without it the
+model writes whole sentences as titles, which a length limit then cuts mid-word."""
 LABEL_PATTERN = r"^[A-Z][a-z']{1,9}( [A-Za-z'][a-z']{0,9}){1,4}[.!?]?$"
 """An English label: 2 to 5 plain words, at most 55 characters. Without it the model writes
 digits, names alone or strings of random letters as labels."""
 MAX_PLACES = 24
 """Known places offered to the model; beyond that the enum costs more prompt than it helps."""
+MAX_TOKENS = 512
+"""Completion tokens for the longest scene the schema allows, written in plain English words
+(``tests/test_writer.py`` measures it); a longer answer is a model that lost its way."""
 
 
 class DraftModel(BaseModel):
@@ -50,6 +58,10 @@ class Draft(DraftModel):
     ending: bool
 
 
+def is_english(story: Story) -> bool:
+    return story.language == "en" or story.language.startswith("en-")
+
+
 def speakers(story: Story) -> list[str]:
     """The speaker IDs a written line may use: the bible's characters, then the narrator."""
     return [*story.speakers(), NARRATOR]
@@ -72,8 +84,10 @@ def scene_schema(story: Story, must_end: bool) -> dict[str, Any]:
     ``place`` is an enum of the story's known places: a tiny model given a free string
     writes sentences or copies the title there, and the renderer needs a place it knows.
     """
+    title: dict[str, Any] = {"type": "string", "minLength": TITLE_MIN, "maxLength": TITLE_MAX}
     label: dict[str, Any] = {"type": "string", "minLength": LABEL_MIN, "maxLength": LABEL_MAX}
-    if story.language == "en" or story.language.startswith("en-"):
+    if is_english(story):
+        title["pattern"] = TITLE_PATTERN
         label["pattern"] = LABEL_PATTERN
     choices: dict[str, Any] = {
         "type": "array",
@@ -97,7 +111,7 @@ def scene_schema(story: Story, must_end: bool) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "minLength": TITLE_MIN, "maxLength": TITLE_MAX},
+            "title": title,
             "place": place,
             "lines": {
                 "type": "array",

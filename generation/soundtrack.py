@@ -80,14 +80,30 @@ class Soundtrack:
         return current
 
 
+def slot_samples(line: Line, length: int, line_seconds: dict[str, float] | None, sample_rate: int) -> int:
+    """Samples a line of ``length`` spoken samples holds: its planned slot, never less than its speech."""
+    if line_seconds is None or line.id not in line_seconds:
+        return length
+    return max(length, round(line_seconds[line.id] * sample_rate))
+
+
 def soundtrack(
-    scene: Scene, bible: Bible, language: str, synthesizer: Synthesizer, sample_rate: int = SAMPLE_RATE
+    scene: Scene,
+    bible: Bible,
+    language: str,
+    synthesizer: Synthesizer,
+    sample_rate: int = SAMPLE_RATE,
+    line_seconds: dict[str, float] | None = None,
 ) -> Soundtrack:
-    """Voice every line of ``scene`` and lay them out: lead-in, line, pause, ..., line, pause, tail."""
+    """Voice every line of ``scene`` and lay them out: lead-in, line, pause, ..., line, pause, tail.
+
+    With ``line_seconds`` (a dub plan) each line holds its planned slot, so every locale's track
+    puts each line at the same time as the shared picture does.
+    """
     position = round(LEAD_IN * sample_rate)
     lines = []
     for line in scene.lines:
         speech = voice_of(synthesizer, line, bible, language).resampled(sample_rate)
         lines.append(SpokenLine(line=line, start=position, samples=speech.samples))
-        position += len(speech.samples) + round(PAUSE * sample_rate)
+        position += slot_samples(line, len(speech.samples), line_seconds, sample_rate) + round(PAUSE * sample_rate)
     return Soundtrack(lines=lines, length=position + round(TAIL * sample_rate), sample_rate=sample_rate)

@@ -22,6 +22,8 @@ class WriteRequest(BaseModel):
     must_end: bool
     """True once the path reached the story's ``open_depth``: the scene must be an ending."""
     seed: int = 0
+    instruction: str | None = None
+    """Replaces the closing instruction of the prompt (linear drafting: "end the episode on a cliffhanger")."""
 
 
 class WriteError(Exception):

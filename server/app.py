@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
+from generation.production import ProductionError, read_json
 from narrative.export import WrittenScene, to_dot, to_mermaid
 from narrative.formats import Kind as StoryKind
 from narrative.formats import StoryError, load_story
+from narrative.ids import Identifier
 from narrative.schema import story_schema
 from narrative.story import Story
 from server.metrics import render as render_metrics
 from server.play import Connection
+from server.productions import ProductionRecords, ProductionRequest, checked_spec, production_folder, production_id
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -199,6 +204,65 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "warnings": [{"where": w.where, "message": w.message} for w in warnings],
             },
         )
+
+    @app.post("/v1/productions", status_code=202, dependencies=[Depends(creator)])
+    async def start_production(body: ProductionRequest) -> JSONResponse:
+        """Queue a linear production on the workers; the same request again returns the same production."""
+        story: Story | None = None
+        try:
+            if body.story_id is not None:
+                loaded = await runtime.store.story(body.story_id, body.version)
+                if loaded is None:
+                    version = f" version {body.version}" if body.version else ""
+                    raise HTTPException(404, f"no story {body.story_id!r}{version}")
+                story = loaded.story
+            elif body.story is not None:
+                story = Story.model_validate(body.story)
+            spec = checked_spec(body, story)
+        except ProductionError as exc:
+            problems = [{"message": line} for line in str(exc).splitlines()]
+            return JSONResponse(status_code=422, content={"detail": problems})
+        except ValidationError as exc:
+            return JSONResponse(status_code=422, content={"detail": [
+                {"where": "story." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            ]})
+        production = production_id(spec)
+        records = ProductionRecords(runtime.redis)
+        created = await records.create(production, spec)
+        record = await records.get(production)
+        if created or (record is not None and record["status"] == "failed"):
+            await records.update(production, status="queued", error="")
+            await runtime.queue.enqueue("produce", f"produce:{production}", {"production": production}, time.time())
+        return JSONResponse(
+            status_code=202,
+            content={"id": production, "created": created, "status": f"/v1/productions/{production}"},
+        )
+
+    @app.get("/v1/productions/{production}", dependencies=[Depends(creator)])
+    async def production_status(production: Identifier) -> dict[str, Any]:
+        """Status, per-stage progress, and (when done) the manifest with links to every output."""
+        record = await ProductionRecords(runtime.redis).get(production)
+        if record is None:
+            raise HTTPException(404, f"no production {production!r}")
+        folder = production_folder(settings, production)
+        result: dict[str, Any] = {"id": production, "status": record["status"], "error": record.get("error") or None}
+        progress = read_json(folder / "progress.json")
+        result["progress"] = progress["stages"] if isinstance(progress, dict) else {}
+        runs = read_json(folder / "runs.json")
+        result["runs"] = [run.get("counters", {}) for run in runs] if isinstance(runs, list) else []
+        if record["status"] == "done":
+            result["manifest"] = read_json(folder / "manifest.json")
+            result["files"] = f"/v1/productions/{production}/files/"
+        return result
+
+    @app.get("/v1/productions/{production}/files/{path:path}", dependencies=[Depends(creator)])
+    async def production_file(production: Identifier, path: str) -> FileResponse:
+        """Download one output (``manifest.json``, an episode MP4, a WebVTT, an HLS playlist or segment)."""
+        folder = production_folder(settings, production).resolve()
+        target = (folder / path).resolve()
+        if not target.is_relative_to(folder) or not target.is_file() or target.name.startswith("."):
+            raise HTTPException(404, f"no file {path!r} in production {production!r}")
+        return FileResponse(target)
 
     @app.websocket("/v1/play")
     async def play(websocket: WebSocket) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -70,10 +71,12 @@ def serve(
 
 @app.command()
 def worker(
-    kinds: Annotated[str, typer.Option(help="Job kinds to take: render, write, or both.")] = "render,write",
+    kinds: Annotated[str, typer.Option(help="Job kinds to take: render, write, produce (comma-separated).")] = (
+        "render,write,produce"
+    ),
     processes: Annotated[int, typer.Option(min=1, max=64, help="Processes per kind.")] = 1,
 ) -> None:
-    """Run a worker host: takes write and render jobs from the shared Redis (REELFORK_REDIS_URL)."""
+    """Run a worker host: takes write, render and produce jobs from the shared Redis (REELFORK_REDIS_URL)."""
     import asyncio
 
     from server.jobs import KINDS
@@ -82,7 +85,7 @@ def worker(
     chosen = tuple(k for k in KINDS if k in {part.strip() for part in kinds.split(",")})
     unknown = {part.strip() for part in kinds.split(",")} - set(KINDS)
     if unknown or not chosen:
-        typer.echo(f"unknown job kinds {sorted(unknown)}; use render, write or both", err=True)
+        typer.echo(f"unknown job kinds {sorted(unknown)}; use render, write, produce", err=True)
         raise typer.Exit(2)
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -93,6 +96,95 @@ def worker(
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def produce(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True,
+            help="A premise (YAML/JSON: title, bible, places, episodes) or a linear story (any story format)",
+        ),
+    ],
+    locales: Annotated[str, typer.Option(help="Comma-separated locales to dub and subtitle, e.g. en,es,zh")] = "en",
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Output folder; default data_dir/productions/<title>")
+    ] = None,
+    profile: Annotated[str, typer.Option(help="Render profile: animatic, preview, full or fast")] = "animatic",
+) -> None:
+    """Produce a linear series: draft it (from a premise), translate, render, dub, subtitle, label, package.
+
+    Run the same command again after an interruption: finished work is reused, not redone.
+    Exit status: 0 produced, 1 the input or the run failed (the message says why), 2 usage error.
+    """
+    from generation.production import Production, ProductionError, check_locales
+    from generation.rendering import PROFILES
+    from narrative.ids import slug
+    from server.productions import PRODUCTIONS, components, options, parse_source
+
+    settings = _settings()
+    if "writer_threads" not in settings.model_fields_set:
+        # The stages run one after another here, so the writer may use every core (serve shares them).
+        settings = settings.model_copy(update={"writer_threads": min(4, os.cpu_count() or 1)})
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        parsed = parse_source(source.read_text(encoding="utf-8", errors="replace"), source.name)
+        chosen_locales = check_locales([part for part in locales.split(",")])
+        chosen = options(settings, profile)
+        folder = out or settings.data_dir / PRODUCTIONS / slug(parsed.title)
+        with _RichProgress() as progress:
+            production = Production(
+                folder, Path(chosen["cache"]), components(chosen, profile), PROFILES[profile], chosen_locales, progress
+            )
+            story, premise = (parsed, None) if isinstance(parsed, Story) else (None, parsed)
+            manifest = production.run(story=story, premise=premise)
+    except ProductionError as error:
+        typer.echo(f"production failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    counters = manifest["counters"]
+    typer.echo(
+        f"{folder / 'manifest.json'}: {len(manifest['episodes'])} episodes, {manifest['duration_s']:.0f} s, "
+        f"locales {','.join(manifest['locales'])}; scenes rendered {counters['rendered']}, "
+        f"reused {counters['renders_reused']}; drafted {counters['drafted']}, reused {counters['drafts_reused']}"
+    )
+    for locale, missing in manifest["untranslated"].items():
+        typer.echo(
+            f"warning: {missing['count']} texts in {locale} kept their source text: the writer's model could not "
+            f"translate them (see manifest.json 'untranslated'; a stronger model: REELFORK_WRITER=openai)",
+            err=True,
+        )
+
+
+class _RichProgress:
+    """A bar per stage, drawn by rich on the terminal (plain lines when output is not a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bars = Progress(
+            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _RichProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def stage(self, name: str, total: int) -> None:
+        if name in self.tasks:
+            self.bars.update(self.tasks[name], total=total, completed=0)
+        else:
+            self.tasks[name] = self.bars.add_task(name, total=total, note="")
+
+    def advance(self, name: str, done: int = 1, note: str = "") -> None:
+        if name not in self.tasks:
+            self.stage(name, 0)
+        self.bars.update(self.tasks[name], advance=done, note=note[:60])
 
 
 @story_app.command("validate")

@@ -1,6 +1,6 @@
 """A crash-safe job queue on Redis with priorities and leases, small enough to read in one sitting.
 
-Per job kind (``write``, ``render``) there is a sorted set of queued job keys scored by priority
+Per job kind (``write``, ``render``, ``produce``) there is a sorted set of queued job keys scored by priority
 (lower runs sooner: the scheduler scores by deadline), a sorted set of leases scored by expiry,
 and a sorted set of retries waiting out their back-off. A job's key is its content address, so the
 same work asked for by many viewers is one job, and a job that runs twice writes the same result.
@@ -8,6 +8,13 @@ same work asked for by many viewers is one job, and a job that runs twice writes
 A worker claims a job atomically (queue → lease), renews the lease while it works, and removes it
 when the result is stored. A worker that dies (SIGKILL included) stops renewing; once its lease
 expires, :meth:`JobQueue.reap` puts the job back in the queue for another worker.
+
+Several server replicas may want the same job at different priorities. Each wish is a field of the
+job's wants hash (``rf:want:<key>``: wanter → score) and the queued score is the lowest wish, so
+one replica demoting or dropping a job never delays it for another. :meth:`JobQueue.want` and
+:meth:`JobQueue.unwant` are the lookahead scheduler's; :meth:`JobQueue.enqueue` records a pinned
+wish (``*``) that nothing withdraws. A job leaves the queue unrun only when its last wish is
+withdrawn while it is still queued: a leased job always finishes.
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-Kind = Literal["write", "render"]
-KINDS: tuple[Kind, ...] = ("write", "render")
+Kind = Literal["write", "render", "produce"]
+KINDS: tuple[Kind, ...] = ("write", "render", "produce")
 
 _ENQUEUE = """
--- KEYS: queue, job, wake   ARGV: score, kind, payload, key
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl
+local pinned = tonumber(redis.call('HGET', KEYS[4], '*') or ARGV[1])
+redis.call('HSET', KEYS[4], '*', math.min(pinned, tonumber(ARGV[1])))
+redis.call('EXPIRE', KEYS[4], ARGV[5])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   -- already queued or running: only ever move it earlier
   redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], ARGV[4])
@@ -36,6 +46,66 @@ redis.call('LPUSH', KEYS[3], 1)
 redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
+
+_LOWEST = """
+local function lowest(wants)
+  local best = nil
+  for _, score in ipairs(redis.call('HVALS', wants)) do
+    if best == nil or tonumber(score) < best then best = tonumber(score) end
+  end
+  return best
+end
+"""
+
+_WANT = (
+    _LOWEST
+    + """
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, wanter, ttl
+local exists = redis.call('EXISTS', KEYS[2]) == 1
+if exists and redis.call('EXISTS', KEYS[4]) == 0 then
+  -- queued before wishes were recorded: keep its score as a pinned wish
+  redis.call('HSET', KEYS[4], '*', redis.call('HGET', KEYS[2], 'score'))
+end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+local best = lowest(KEYS[4])
+if exists then
+  redis.call('HSET', KEYS[2], 'score', best)
+  redis.call('ZADD', KEYS[1], 'XX', best, ARGV[4])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', best)
+redis.call('ZADD', KEYS[1], best, ARGV[4])
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+)
+
+_UNWANT = (
+    _LOWEST
+    + """
+-- KEYS: queue, job, wants   ARGV: key, wanter
+if redis.call('HDEL', KEYS[3], ARGV[2]) == 0 then return 0 end
+local best = lowest(KEYS[3])
+if best == nil then
+  -- nobody wants it any more: drop it if still queued; a leased job finishes
+  if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+    redis.call('DEL', KEYS[2])
+    return 1
+  end
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'score', best)
+  redis.call('ZADD', KEYS[1], 'XX', best, ARGV[1])
+end
+return 0
+"""
+)
+
+WANT_TTL_S = 3600
+"""How long a job's wishes outlive their last update: a replica that died never withdraws its own."""
 
 _CLAIM = """
 -- KEYS: queue, leases   ARGV: lease expiry (ms), job key prefix, worker name
@@ -90,13 +160,27 @@ class JobQueue:
         self.redis = redis
         self.lease_s = lease_s
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._want = redis.register_script(_WANT)
+        self._unwant = redis.register_script(_UNWANT)
         self._claim = redis.register_script(_CLAIM)
         self._reap = redis.register_script(_REAP)
 
     async def enqueue(self, kind: Kind, key: str, payload: dict[str, Any], score: float) -> bool:
         """Queue a job, or move an already queued one earlier. Returns whether it is new."""
-        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}"]
-        return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key]))
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
+        return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key, WANT_TTL_S]))
+
+    async def want(self, kind: Kind, key: str, payload: dict[str, Any], score: float, wanter: str) -> bool:
+        """Set ``wanter``'s score for a job, queueing it if new; it runs at the lowest score anyone wants.
+        Returns whether it is new."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
+        args = [score, kind, json.dumps(payload), key, wanter, WANT_TTL_S]
+        return bool(await self._want(keys=keys, args=args))
+
+    async def unwant(self, kind: Kind, key: str, wanter: str) -> bool:
+        """Withdraw ``wanter``'s wish; returns whether that dropped the job (queued and wanted by nobody else)."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:want:{key}"]
+        return bool(await self._unwant(keys=keys, args=[key, wanter]))
 
     async def claim(self, kind: Kind, wait_s: float = 1.0, worker: str = "") -> Job | None:
         """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none."""
@@ -127,7 +211,7 @@ class JobQueue:
     async def done(self, job: Job) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(f"rf:lease:{job.kind}", job.key)
-            pipe.delete(f"rf:job:{job.key}")
+            pipe.delete(f"rf:job:{job.key}", f"rf:want:{job.key}")
             await pipe.execute()
 
     async def retry(self, job: Job, delay_s: float) -> None:
@@ -142,7 +226,7 @@ class JobQueue:
         """Drop a queued job nobody needs any more; a running one is left to finish."""
         removed = await self.redis.zrem(f"rf:q:{kind}", key)
         if removed:
-            await self.redis.delete(f"rf:job:{key}")
+            await self.redis.delete(f"rf:job:{key}", f"rf:want:{key}")
         return bool(removed)
 
     async def reap(self) -> int:

@@ -124,6 +124,7 @@ class Runtime:
         await self.publish_seed_stories()
         self.start_workers("render", self.settings.render_workers)
         self.start_workers("write", self.settings.write_workers)
+        self.start_workers("produce", self.settings.produce_workers)
 
     def start_workers(self, kind: Kind, count: int) -> None:
         """``count`` worker loops for one kind of job, sharing a pool of as many processes."""

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     """Renderer processes started by this server; 0 when separate workers render."""
     write_workers: int = Field(default=1, ge=0, le=16)
     """Writer processes started by this server (each loads the model); 0 when separate workers write."""
+    produce_workers: int = Field(default=1, ge=0, le=8)
+    """Linear-production processes started by this server (``POST /v1/productions``); 0 when separate workers do."""
     warm_authored: bool = True
     """Render every authored scene of a published story in the background, at low priority."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from generation.production import ProductionError
 from generation.rendering import RenderRequest
 from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
@@ -26,6 +27,7 @@ from narrative.story import Choice
 from server.director import Director
 from server.jobs import Job, JobQueue, Kind
 from server.metrics import DEADLINES_MISSED, JOB_SECONDS
+from server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
 from server.settings import Settings
 from server.store import Store, StoredClip, StoryVersion, WrittenScene
 
@@ -72,7 +74,8 @@ class Worker:
         started = time.perf_counter()
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
-            done = await (self._write(job) if job.kind == "write" else self._render(job))
+            run = {"write": self._write, "render": self._render, "produce": self._produce}[job.kind]
+            done = await run(job)
             await self.queue.done(job)
             JOB_SECONDS.labels(kind=job.kind, outcome="done" if done else "cached").observe(
                 time.perf_counter() - started
@@ -182,6 +185,36 @@ class Worker:
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
         await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration)
+        return True
+
+
+    async def _produce(self, job: Job) -> bool:
+        """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
+        production_id: str = job.payload["production"]
+        records = ProductionRecords(self.store.redis)
+        record = await records.get(production_id)
+        if record is None:
+            raise LookupError(f"production {production_id} is gone")
+        if record["status"] == "done":
+            return False
+        await records.update(production_id, status="running", attempt=job.attempt)
+        folder = production_folder(self.settings, production_id)
+        spec = ProductionSpec.model_validate_json(record["spec"])
+        loop = asyncio.get_running_loop()
+        try:
+            manifest = await loop.run_in_executor(
+                self.executor, produce, spec.model_dump_json(), str(folder), options(self.settings, spec.profile)
+            )
+        except ProductionError as exc:
+            await records.update(production_id, status="failed", error=str(exc))
+            return True
+        except Exception as exc:
+            final = job.attempt >= self.settings.job_attempts
+            await records.update(
+                production_id, status="failed" if final else "retrying", error=f"{type(exc).__name__}: {exc}"[:500]
+            )
+            raise
+        await records.update(production_id, status="done", error="", episodes=len(manifest["episodes"]))
         return True
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from generation import checks, prompts, schema
-from generation.grammar import gbnf
-from generation.llama import LlamaCppWriter
+from generation.grammar import gbnf, grammar
+from generation.llama import Completion, LlamaCppWriter, judge
 from generation.report import WriteFailed
 from generation.schema import Draft, DraftChoice, DraftLine
+from generation.tidy import tidy
 from generation.writing import WriteError, WriteRequest
 from narrative.story import NARRATOR, Scene, Story
 
@@ -116,6 +118,7 @@ def test_write_returns_a_checked_open_scene(writer: LlamaCppWriter) -> None:
     written = writer.write_reported(request("c1"))
     assert_valid(written.scene, must_end=False)
     assert checks.problems(as_draft(written.scene), STORY, PARENT, False, checks.WordListPolicy()) == []
+    assert 1 <= len(written.scene.title.split()) <= schema.TITLE_WORDS
     report = written.report
     assert report is writer.last_report and report.accepted
     assert 1 <= len(report.attempts) <= 4
@@ -129,6 +132,30 @@ def test_write_returns_a_checked_open_scene(writer: LlamaCppWriter) -> None:
 def test_must_end_yields_an_ending_without_choices(writer: LlamaCppWriter) -> None:
     scene = writer.write(request("c2", must_end=True))
     assert_valid(scene, must_end=True)
+
+
+def test_the_longest_scene_the_schema_allows_fits_max_tokens(writer: LlamaCppWriter) -> None:
+    words = ["the", "ferry", "horn", "sounds", "twice", "and", "nobody", "on", "deck", "moves,", "because", "they"]
+
+    def text(limit: int) -> str:
+        out = words[0]
+        for word in words[1:] * 9:
+            if len(out) + 1 + len(word) > limit:
+                break
+            out += " " + word
+        return out
+
+    longest = {
+        "title": "Nobody Moves On Deck Tonight",
+        "place": max(schema.places(STORY) or ["x"], key=len),
+        "lines": [{"speaker": "adrian", "text": text(schema.TEXT_MAX - 1)}] * schema.LINES_MAX,
+        "choices": [{"label": text(55).capitalize()}] * schema.CHOICES_MAX,
+        "ending": False,
+    }
+    # Spaces around the JSON punctuation, as the model writes it.
+    answer = json.dumps(longest, separators=(" , ", " : "))
+    assert len(writer.tokenize(answer)) < schema.MAX_TOKENS
+    assert writer.max_tokens == schema.MAX_TOKENS
 
 
 def test_sibling_prompts_share_most_tokens(writer: LlamaCppWriter) -> None:
@@ -240,6 +267,27 @@ def test_ending_inconsistent_with_choices() -> None:
     assert found(draft(choices=[], ending=True), must_end=True) == []
 
 
+def test_a_variable_named_in_text_is_a_contradiction() -> None:
+    tracked = Story.model_validate({**STORY.model_dump(mode="json"), "variables": {"gold": {"type": "int"}}})
+    lines = [
+        {"speaker": "mia", "text": "You still owe me $gold coins."},
+        {"speaker": "adrian", "text": "And you owe me $silver, {var: trust} and {$gold}."},
+        {"speaker": "narrator", "text": "The badge cost $5 and a favour."},
+    ]
+    assert checks.variable_problems(draft(lines=lines), tracked) == [
+        "lines[0].text prints the story variable 'gold' (int): written text is not interpolated, and viewers "
+        "who reach this scene may hold different values: 'You still owe me $gold coins.'",
+        "lines[1].text refers to a variable 'silver' the story does not declare: "
+        "'And you owe me $silver, {var: trust} and {$gold}.'",
+        "lines[1].text refers to a variable 'trust' the story does not declare: "
+        "'And you owe me $silver, {var: trust} and {$gold}.'",
+        "lines[1].text prints the story variable 'gold' (int): written text is not interpolated, and viewers "
+        "who reach this scene may hold different values: 'And you owe me $silver, {var: trust} and {$gold}.'",
+    ]
+    assert len(checks.problems(draft(lines=lines), tracked, PARENT, False)) == 4
+    assert checks.variable_problems(draft(), tracked) == []
+
+
 def test_policy_word_is_a_reason() -> None:
     line = {"speaker": "mia", "text": "This is PORN, not medicine."}
     bad = draft(lines=[line, {"speaker": "adrian", "text": "Quiet."}])
@@ -250,6 +298,85 @@ def test_word_list_policy_matches_whole_words_only() -> None:
     policy = checks.WordListPolicy(["cab"])
     assert policy.check(["Call a cab", "the cabinet"]) == ["content policy: text 0 contains blocked word(s) cab"]
     assert checks.WordListPolicy([]).check(["anything"]) == []
+
+
+# Repairs before the checks
+
+
+def tidied(candidate: Draft) -> Draft:
+    return tidy(candidate, STORY, PARENT)
+
+
+def test_a_cut_title_is_trimmed_to_a_whole_phrase() -> None:
+    cut = ("The Heiress. Celeste Harrow. The last ferry to Harrow Island and the night that " * 2)[: schema.TITLE_MAX]
+    assert found(draft(title=cut)) == [f"title is cut off at {schema.TITLE_MAX} characters: {cut!r}"]
+    assert tidied(draft(title=cut)).title == "The Heiress"
+    sentence = ("The last ferry to Harrow Island and the night that the sea took her sister " * 2)[: schema.TITLE_MAX]
+    assert tidied(draft(title=sentence)).title == "The last ferry to Harrow Island and the night that the sea took her"
+    # At the English pattern's word limit: the words a title cannot end on go.
+    assert tidied(draft(title="A last farewell to the")).title == "A last farewell"
+    assert tidied(draft(title="Mara Finds The Red Coat.")).title == "Mara Finds The Red Coat"
+    assert tidied(draft(title="The Fake Badge")).title == "The Fake Badge"
+    # Without the English pattern, only the length limit cuts a title.
+    german = Story.model_validate({**STORY.model_dump(mode="json"), "language": "de"})
+    assert tidy(draft(title="Das Ende. Und dann kam er nach Hause"), german, PARENT).title == (
+        "Das Ende. Und dann kam er nach Hause"
+    )
+    # Nothing whole to keep: the checks still reject it.
+    unbroken = "x" * schema.TITLE_MAX
+    assert found(tidied(draft(title=unbroken))) == [f"title is cut off at {schema.TITLE_MAX} characters: {unbroken!r}"]
+
+
+def test_repeated_empty_and_runaway_lines_are_dropped_when_enough_remain() -> None:
+    runaway = "and then " * 20
+    lines = [
+        {"speaker": "narrator", "text": "Midnight. A stranger in a white coat walks in."},
+        {"speaker": "mia", "text": "This photo is not you."},
+        {"speaker": "adrian", "text": "You should not have looked."},
+        {"speaker": "mia", "text": "this photo is NOT you"},
+        {"speaker": "narrator", "text": "..."},
+        {"speaker": "adrian", "text": runaway[: schema.TEXT_MAX]},
+    ]
+    repaired = tidied(draft(lines=lines))
+    assert [line.text for line in repaired.lines] == ["This photo is not you.", "You should not have looked."]
+    assert found(repaired) == []
+
+
+def test_lines_are_kept_when_too_few_would_remain() -> None:
+    same = {"speaker": "mia", "text": "Help!"}
+    assert found(tidied(draft(lines=[same, same, same]))) == ["all lines are identical"]
+    repeated = [{"speaker": "mia", "text": "Nobody told me about a new doctor."}, {"speaker": "adrian", "text": "Run."}]
+    assert found(tidied(draft(lines=repeated))) == [
+        "lines[0].text repeats a line of the previous scene: 'Nobody told me about a new doctor.'"
+    ]
+
+
+def completion(text: str, finish_reason: str = "stop") -> Completion:
+    return Completion(
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=1,
+        completion_tokens=1,
+        prompt_evaluated=1,
+        generation_seconds=0.1,
+    )
+
+
+def test_judge_repairs_before_it_checks() -> None:
+    answer = draft(
+        title="You cut the engines on purpose. Your hand is still on the switch now",
+        lines=[
+            {"speaker": "mia", "text": "Mia: This photo is not you."},
+            {"speaker": "adrian", "text": "You should not have looked."},
+            {"speaker": "mia", "text": "This photo is not you!"},
+        ],
+    ).model_dump_json()
+    scene, problems = judge(completion(answer), request("c1"), PARENT, schema.MAX_TOKENS, checks.WordListPolicy())
+    assert problems == []
+    assert scene is not None and scene.title == "You cut the engines on purpose"
+    assert [line.text for line in scene.lines] == ["This photo is not you.", "You should not have looked."]
+    cut, problems = judge(completion(answer[:50], "length"), request("c1"), PARENT, 512, checks.WordListPolicy())
+    assert cut is None and problems == ["output cut at max_tokens=512 before the JSON was complete"]
 
 
 # Schema, grammar and prompt, without the model
@@ -275,6 +402,19 @@ def test_schema_bounds_every_string(must_end: bool) -> None:
     assert tree["properties"]["choices"]["maxItems"] == (0 if must_end else 3)
 
 
+def test_english_titles_are_a_few_plain_words() -> None:
+    title = schema.scene_schema(STORY, False)["properties"]["title"]
+    assert title["pattern"] == schema.TITLE_PATTERN
+    pattern = re.compile(schema.TITLE_PATTERN)
+    assert pattern.match("The Captain's Lie") and pattern.match("Dawn") and pattern.match("Who Is She?")
+    assert not pattern.match("The Heiress. Celeste Harrow") and not pattern.match("One two three four five six")
+    longest = "Abcdefghijklm" + " abcdefghijklm" * (schema.TITLE_WORDS - 1) + "!"
+    assert pattern.match(longest) and len(longest) < schema.TITLE_MAX
+    grammar(schema.scene_schema(STORY, False))  # llama.cpp parses it
+    other = Story.model_validate({**STORY.model_dump(mode="json"), "language": "de"})
+    assert "pattern" not in schema.scene_schema(other, False)["properties"]["title"]
+
+
 def test_grammar_keeps_control_characters_out_of_strings() -> None:
     text = gbnf(schema.scene_schema(STORY, False))
     char_rules = [line for line in text.splitlines() if line.startswith("char ::= ")]
@@ -288,3 +428,21 @@ def test_prompt_is_deterministic_and_choice_comes_last() -> None:
     user = first[-1]["content"]
     assert user.index("Previous scene") < user.index("Check his badge") < user.index("Write the next scene")
     assert "Dr. Adrian Cole" in first[0]["content"]
+
+
+def test_a_scene_that_reads_out_the_prompt_is_rejected() -> None:
+    echoed = Draft(
+        title="The Dock",
+        place=PARENT.place,
+        lines=[
+            DraftLine(speaker=NARRATOR, text="This is the first scene of a short interactive drama, as JSON."),
+            DraftLine(speaker=NARRATOR, text="The fog rolls in over the water."),
+        ],
+        choices=[],
+        ending=True,
+    )
+    problems = checks.echo_problems(echoed, prompts.boilerplate(request(must_end=True)))
+    assert problems == ["lines[0].text reads out the prompt's instructions: "
+                        "'This is the first scene of a short interactive drama, as JSON.'"]
+    plain = echoed.model_copy(update={"lines": echoed.lines[1:]})
+    assert checks.echo_problems(plain, prompts.boilerplate(request(must_end=True))) == []
