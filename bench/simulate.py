@@ -13,8 +13,9 @@ viewers making the same choices at the same times:
 * ``prefetch-all``: when a viewer enters a scene, render every clip of it and of every child,
   the way interactive titles pre-buffer all their segments (first come, first served);
 * ``reelfork``: the ``Scheduler`` class of ``server/scheduler.py``, fed the same observations the
-  server sends it (``viewer_at`` at each clip start and at the end of a scene, ``viewer_chose``,
-  ``viewer_left``, ``job_done``), its ``next_job`` as the queue, its ``decisions()`` drained;
+  server sends it (``viewer_at`` at each clip start and at the end of a scene, with the choices
+  below the current scene down to its ``render_depth``, ``viewer_chose``, ``viewer_left``,
+  ``job_done``), its ``next_job`` as the queue, its ``decisions()`` drained;
 * ``oracle``: knows every viewer's path on arrival and renders exactly what will be watched,
   earliest deadline first, with the same degrade rule (``pick_profile``). It bounds the others.
 
@@ -24,7 +25,9 @@ share of watched clips in a degraded profile, and viewers per GPU at <= 1% stall
 fewest GPUs (searched: doubling, then bisection) at which the stall rate is <= 1% and at most 5%
 of watched clips are degraded. Then the sharing factor: viewers per GPU with a 10,000-viewer
 audience on one story over viewers per GPU when every viewer is alone on their own story.
-Figures go to ``bench/results/simulate.json``.
+Figures go to ``bench/results/simulate.json``, with each model's speculation floor: the render work,
+relative to the oracle's, that any policy without foresight does to show every clip in full and on
+time (it must render the chosen child's first clips before the choice is known, so every child's).
 
 Assumptions (all seeded, all overridable in ``Scenario``):
 
@@ -71,6 +74,7 @@ from server.scheduler import (  # noqa: E402
     Job,
     Profile,
     Scheduler,
+    Tuning,
     job_key,
     pick_profile,
 )
@@ -427,6 +431,7 @@ class Simulation:
         self.gpus = gpus
         self.clock = Clock()
         self.policy = make_policy(policy_name, self.clock, world, model, gpus)
+        self.depth = Tuning().render_depth if policy_name == "reelfork" else 1
         self.cost = {p.name: p.rtf for p in model.profiles()}
         self.full = model.profiles()[0].name
         self.outcome = Outcome(policy_name, gpus, len(world.viewers))
@@ -435,6 +440,9 @@ class Simulation:
         self.rendered: dict[str, str] = {}
         self.taken: set[str] = set()
         self.clip_keys: dict[str, list[str]] = {}
+        self.clip_cache: dict[str, tuple[Clip, ...]] = {}
+        self.tree_cache: dict[tuple[str, int], tuple[Child, ...]] = {}
+        """What ``tell`` hands the policy, kept until the next render changes it."""
         self.running: dict[str, Job] = {}
         self.watched: set[str] = set()
         self.waiting: dict[str, list[tuple[str, float]]] = {}
@@ -475,11 +483,14 @@ class Simulation:
         return self.world.scenes[self.viewers[viewer].path[self.step[viewer]]]
 
     def clips(self, scene: Scene) -> tuple[Clip, ...]:
-        rendered = self.rendered
-        return tuple(
-            Clip(d, key in rendered, rendered.get(key, ""))
-            for d, key in zip(scene.clips, self.keys(scene), strict=True)
-        )
+        clips = self.clip_cache.get(scene.node)
+        if clips is None:
+            rendered = self.rendered
+            clips = self.clip_cache[scene.node] = tuple(
+                Clip(d, key in rendered, rendered.get(key, ""))
+                for d, key in zip(scene.clips, self.keys(scene), strict=True)
+            )
+        return clips
 
     def keys(self, scene: Scene) -> list[str]:
         keys = self.clip_keys.get(scene.node)
@@ -487,11 +498,22 @@ class Simulation:
             keys = self.clip_keys[scene.node] = [job_key("render", scene.node, i) for i in range(len(scene.clips))]
         return keys
 
+    def children(self, scene: Scene, depth: int) -> tuple[Child, ...]:
+        """A scene's choices as the server knows them, with their own down to ``depth`` levels."""
+        children = self.tree_cache.get((scene.node, depth))
+        if children is None:
+            children = self.tree_cache[(scene.node, depth)] = tuple(
+                Child(str(i), node, self.clips(self.world.scenes[node]), True, self.children_of(node, depth - 1))
+                for i, node in enumerate(scene.children)
+            )
+        return children
+
+    def children_of(self, node: str, depth: int) -> tuple[Child, ...]:
+        return self.children(self.world.scenes[node], depth) if depth > 0 else ()
+
     def tell(self, viewer: str, position_s: float) -> None:
         scene = self.scene_of(viewer)
-        children = tuple(
-            Child(str(i), child, self.clips(self.world.scenes[child])) for i, child in enumerate(scene.children)
-        )
+        children = self.children(scene, self.depth)
         self.policy.viewer_at(viewer, scene.node, position_s, self.clips(scene), children)
 
     def on_arrive(self, viewer: str) -> None:
@@ -567,6 +589,8 @@ class Simulation:
         else:
             self.outcome.renders += 1
         self.rendered[key] = job.profile
+        self.clip_cache.pop(job.node, None)
+        self.tree_cache.clear()
         self.policy.job_done(job.key, self.cost[job.profile] * job.duration_s * jitter(job.key))
         for viewer, since in self.waiting.pop(key, []):
             self.outcome.stalls.append(self.clock.time - since)
@@ -615,9 +639,36 @@ def row(outcome: Outcome, per_gpu: float | None) -> str:
 HEADER = f"{'policy':<13}{'stalls':>8}{'p99 s':>9}{'GPU':>8}{'unwatched':>11}{'degraded':>10}{'viewers/GPU':>12}"
 
 
+def speculation_floor(world: World, model: Model) -> float:
+    """Clip-seconds that a policy without foresight renders to show every clip in full and on time,
+    over the oracle's (the watched clips). A viewer's choice is known only when made; a clip of the
+    chosen child that a full render started then would not finish before it is due (the first clip
+    always, a later one when ``rtf * duration`` exceeds its offset in the scene) must already be
+    rendered for every child, chosen or not. A policy may still do better by degrading a few."""
+    roots = set(world.roots)
+    watched: set[tuple[str, int]] = set()
+    speculated: set[tuple[str, int]] = set()
+    for viewer in world.viewers:
+        for node in viewer.path:
+            if node not in roots:
+                watched.update((node, index) for index in range(len(world.scenes[node].clips)))
+            for child in world.scenes[node].children:
+                offset = 0.0
+                for index, duration in enumerate(world.scenes[child].clips):
+                    if offset < model.rtf * duration:
+                        speculated.add((child, index))
+                    offset += duration
+
+    def seconds(clips: set[tuple[str, int]]) -> float:
+        return sum(world.scenes[node].clips[index] for node, index in clips)
+
+    return seconds(watched | speculated) / max(1e-9, seconds(watched))
+
+
 def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dict[str, object]:
     """Every policy's fewest GPUs for this audience, and all of them at reelfork's count."""
     world = make_world(scenario)
+    floor = speculation_floor(world, model)
     searches: dict[str, tuple[int | None, Outcome]] = {}
     for policy in POLICIES:
         searches[policy] = fewest_gpus(runner(world, policy, model))
@@ -635,6 +686,7 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
     oracle, reelfork = per_gpu["oracle"], per_gpu["reelfork"]
     share = reelfork / oracle if oracle and reelfork else 0.0
     log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
+    log(f"without foresight, every clip in full and on time takes >= {floor:.2f}x the oracle's render work")
     return {
         "scenario": asdict(scenario),
         "model": asdict(model),
@@ -644,6 +696,7 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
         "viewers_per_gpu": per_gpu,
         "fewest_gpus_runs": {p: o.summary() for p, (_, o) in searches.items()},
         "reelfork_share_of_oracle": round(share, 4),
+        "speculation_floor": round(floor, 4),
     }
 
 

@@ -1,7 +1,8 @@
-"""The director: which scene comes next, what must be written or rendered ahead, and waiting for it.
+"""The director: which scene comes next, the content addresses of what to write or render, and waiting for it.
 
-It turns viewer positions into jobs (when a viewer enters a scene, write and render all of its
-children, due when the scene's clip ends) and never changes a viewer's state itself.
+What to queue ahead of each viewer, and when, is the lookahead scheduler's (``server/lookahead.py``);
+the director queues what is needed now (a scene to write for a choice just made, a clip just
+written) and warms authored scenes at low priority. It never changes a viewer's state itself.
 """
 
 from __future__ import annotations
@@ -60,33 +61,7 @@ class Director:
     def clip_key(self, story: StoryVersion, scene: Scene) -> str:
         return clip_key(scene, story.story, self.profile_name, self.renderer)
 
-    # -- looking ahead -----------------------------------------------------------------------
-
-    async def look_ahead(
-        self,
-        story: StoryVersion,
-        state: ViewerState,
-        scene: Scene,
-        choices: list[Choice],
-        remaining_s: float | None = None,
-    ) -> None:
-        """Queue the current scene's clip now and every child's scene and clip by the time it ends.
-
-        No state changes: looking ahead is not choosing.
-        """
-        now = time.time()
-        await self.ensure_clip(story, scene, now)
-        due = now + (remaining_s if remaining_s is not None else 0.0)
-        for choice in choices:
-            target = self.target(story, state, choice)
-            if is_generated(target):
-                child = await self.scene(story, target)
-                if child is None:
-                    await self.ensure_written(story, state, choice, target, due)
-                    continue
-            else:
-                child = story.story.scene_index()[target]
-            await self.ensure_clip(story, child, due)
+    # -- queueing --------------------------------------------------------------------------------
 
     async def warm(self, story: StoryVersion) -> int:
         """Queue every authored scene's clip at low priority; returns how many were queued."""

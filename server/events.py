@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ class Events:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._waiters: dict[str, set[asyncio.Future[dict[str, Any]]]] = defaultdict(set)
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -45,6 +47,10 @@ class Events:
         self._waiters[topic].add(future)
         future.add_done_callback(lambda f: self._forget(topic, f))
         return future
+
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``listener`` with every notice from now on (a notice missed while Redis was away is lost)."""
+        self._listeners.append(listener)
 
     def _forget(self, topic: str, future: asyncio.Future[dict[str, Any]]) -> None:
         waiters = self._waiters.get(topic)
@@ -69,6 +75,11 @@ class Events:
                 await asyncio.sleep(0.5)
 
     def _dispatch(self, event: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.get("topic"))
         for future in list(self._waiters.get(event.get("topic", ""), ())):
             if not future.done():
                 future.set_result(event)

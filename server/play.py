@@ -40,6 +40,7 @@ class Connection:
         self.websocket = websocket
         self.runtime = runtime
         self.director = runtime.director
+        self.lookahead = runtime.lookahead
         self.store = runtime.store
         self.token: str | None = None
         self._send_lock = asyncio.Lock()
@@ -66,6 +67,9 @@ class Connection:
             SESSIONS.dec()
             for task in self._notifiers:
                 task.cancel()
+            if self.token is not None:
+                with contextlib.suppress(Exception):  # Redis away: the queued wishes expire on their own
+                    await self.lookahead.viewer_left(self.token)
 
     async def handle(self, text: str) -> None:
         async with self._choice_lock:
@@ -150,16 +154,21 @@ class Connection:
         state = choose(state, scene, choice.id, target, story=story.story)
         await self.store.save_session(self._require_token(), state)
         await self.store.count_choice(story, scene.id, choice.id)
+        await self.lookahead.viewer_chose(self._require_token(), story, scene.id, choice.id)
         await self.present(story, state, next_scene)
 
     async def on_progress(self, message: Progress) -> None:
-        # Accepted and validated; the lookahead scheduler uses playback positions (see issue 6).
-        await self._state()
+        """Where playback is: the lookahead scheduler's deadlines for this viewer follow it."""
+        state = await self._state()
+        if message.scene != state.current:
+            return  # a late report from the scene before: the choice already moved the viewer on
+        story, scene = await self._position(state)
+        await self.lookahead.viewer_at(self._require_token(), story, state, scene, message.position)
 
     async def present(self, story: StoryVersion, state: ViewerState, scene: Scene) -> None:
         """Send a scene, with its clip when ready within the wait budget, and look ahead from it."""
         choices = available_choices(scene, state)
-        await self.director.look_ahead(story, state, scene, choices)
+        await self.lookahead.viewer_at(self._require_token(), story, state, scene, 0.0)
         key = self.director.clip_key(story, scene)
         clip = await self.director.wait_clip(key, self.runtime.settings.choice_wait_s)
         default = timed_default(scene, state)
@@ -179,8 +188,11 @@ class Connection:
             }
         )
         if clip is None or default is not None:
-            self._background(self._follow_up(scene.id, key, clip, default.choice.id if default else None,
-                                             default.timeout_s if default else 0.0))
+            self._background(
+                self._follow_up(
+                    scene.id, key, clip, default.choice.id if default else None, default.timeout_s if default else 0.0
+                )
+            )
 
     async def _follow_up(
         self, scene_id: str, key: str, clip: StoredClip | None, default: str | None, timeout_s: float

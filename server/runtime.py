@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -21,6 +23,7 @@ from server.director import Director
 from server.embedded import EmbeddedRedis
 from server.events import Events
 from server.jobs import JobQueue, Kind
+from server.lookahead import Lookahead
 from server.settings import Settings
 from server.store import Store
 from server.worker import Worker, process_pool, stop_pool
@@ -121,6 +124,9 @@ class Runtime:
         self.director = Director(
             self.store, self.queue, self.events, self.settings.render_profile, renderer_name(self.settings)
         )
+        replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
+        self.events.listen(self.lookahead.on_event)
         await self.publish_seed_stories()
         self.start_workers("render", self.settings.render_workers)
         self.start_workers("write", self.settings.write_workers)

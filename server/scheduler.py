@@ -12,6 +12,11 @@ The policy
   clip ``j`` at ``now + offset_j - position`` and the first clip of whichever child they choose at
   the end of the scene, ``now + total - position``; a child's later clips follow at their offsets.
   Later clips of the current scene are thus rendered while its first plays.
+* **Depth.** Clips are rendered ahead ``render_depth`` levels down (children, grandchildren, ...), as
+  far as the shell's ``Child.children`` reach, each level due after the one before it plus the
+  shortest time to choose; a level's probability is the product of the choices leading to it, and
+  a viewer stops wanting a branch where that falls below ``min_probability``. One level is not
+  enough for a slow model: a child's first clip can take longer to render than its parent lasts.
 * **Probability.** A child's probability is how earlier viewers chose at that node with a
   Dirichlet prior: ``(n_choice + prior) / (n_node + prior * k)``; a new node is uniform. Once a
   viewer has chosen, the chosen child is certain for them and its siblings unreachable.
@@ -22,19 +27,26 @@ The policy
   deadline first, a certain job ahead of a likely one due at the same time, and a long shot behind
   a sure thing due up to ``probability_weight_s`` later. Scores are absolute clock seconds, so they
   stay comparable in a sorted set as time passes.
+* **Waiting for the choice.** Speculative work (probability below 1 for every interested viewer)
+  that a full render started ``defer_margin_s`` after the viewer's next choice would still deliver
+  in time gains nothing by running before it, and may be wasted: its score is raised by ``defer_s``,
+  behind all other work, so it runs only on a slot that would otherwise idle (rendering ahead for
+  free) and is cancelled or promoted once the choice is known. Under load only the first clips of
+  the children, which cannot wait, are speculated; with a fast model, later clips mostly wait.
 * **Unreachable work.** When every viewer interested in a queued job has chosen elsewhere, moved on
   or left, the job is cancelled; when some remain, it is re-scored (demoted).
 * **Writing ahead.** An unwritten child gets a write job due early enough to render it in time;
-  grandchildren (two levels ahead) are written only while the writers' queued work drains within
-  ``lookahead_backlog_s``, i.e. when the budget allows.
+  an unwritten scene further down (grandchildren, and so on to one level past ``render_depth``) is
+  written only while the writers' queued work drains within ``lookahead_backlog_s``, i.e. when the
+  budget allows. Nothing below an unwritten scene is known, so nothing below it is wanted.
 * **Degrading.** Render profiles are ordered best first, each with a real-time factor (render
   seconds per clip second) on one slot. The queued jobs are laid out in score order over the
   ``render_slots`` (the budget: GPUs); a job that would finish after its deadline in its best
   profile gets the best one that does not, or the cheapest if none does: a worse clip rather
   than a stall. A degraded clip is re-rendered in the best profile (an upgrade, keyed with that
-  profile, queued behind fresh work) when a later viewer needs it and a full render fits before
-  then, so one bad minute does not stay shared by every later viewer. Real-time factors are
-  learned from ``job_done`` timings.
+  profile, queued ``probability_weight_s`` behind fresh work) when a later viewer needs it and a
+  full render fits before then, so one bad minute does not stay shared by every later viewer.
+  Real-time factors are learned from ``job_done`` timings.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
 """
 
@@ -81,6 +93,18 @@ class Tuning:
     """How many seconds of deadline a job gives up for being unlikely (see the module docstring)."""
     lookahead_backlog_s: float = 6.0
     """Write grandchildren only while the queued writes drain within this many seconds."""
+    render_depth: int = 3
+    """How many levels of descendants' clips are rendered ahead (1: children only), as far as the
+    shell's ``Child.children`` reach."""
+    min_probability: float = 0.05
+    """A viewer's interest in a descendant below the children ends where their chance of reaching it
+    falls below this."""
+    defer_margin_s: float = 2.0
+    """Speculative work that a full render started this long after the viewer's choice still delivers
+    in time waits for the choice (see ``defer_s``)."""
+    defer_s: float = 100_000.0
+    """Score offset of work that can wait for a choice: behind everything else, run only by a slot
+    that would otherwise idle."""
     max_attempts: int = 3
     plan_depth: int = 16
     """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
@@ -181,6 +205,8 @@ class _Interest:
     probability: float
     grace_s: float = 0.0
     """How late the clip may probably still be, for this viewer, before they wait: their time to decide."""
+    deferrable: bool = False
+    """Whether a full render started after this viewer's next choice would still be in time."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +238,38 @@ class _Job:
     started: float = 0.0
     attempts: int = 0
     version: int = 0
+    certain: int = 0
+    """Interested viewers who surely need it."""
+    log_miss: float = 0.0
+    """Sum of ``log(1 - p)`` over the others: the chance that none of them needs it, in logs."""
+    eager: int = 0
+    """Interested viewers for whom it cannot wait for their choice."""
+    stale: bool = False
+    """Whether ``deadline`` or ``latest`` may have risen: the interest that set it went."""
+
+    # Aggregates are kept up to date as interests come and go: a popular job has thousands.
+    def interest(self, viewer: str, interest: _Interest | None) -> None:
+        """Set (or with ``None``, withdraw) one viewer's interest."""
+        old = self.interests.pop(viewer, None)
+        if old is not None:
+            self._fold(old, -1)
+        if interest is not None:
+            self.interests[viewer] = interest
+            self._fold(interest, 1)
+
+    def _fold(self, interest: _Interest, sign: int) -> None:
+        if interest.probability >= 1.0:
+            self.certain += sign
+        else:
+            self.log_miss += sign * math.log1p(-interest.probability)
+        if not interest.deferrable:
+            self.eager += sign
+        latest = interest.deadline + interest.grace_s
+        if sign > 0:
+            self.deadline = min(self.deadline, interest.deadline)
+            self.latest = min(self.latest, latest)
+        elif interest.deadline <= self.deadline or latest <= self.latest:
+            self.stale = True
 
 
 @dataclass
@@ -262,12 +320,16 @@ class Scheduler:
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
         """Counts the choice; for this viewer the chosen child becomes certain and its siblings unreachable."""
-        choices = self._counts.setdefault(node, {})
-        choices[choice] = choices.get(choice, 0) + 1
+        self.count(node, choice)
         view = self._views.get(viewer)
         if view is not None and view.node == node:
             view.chosen = choice
             self._refresh(viewer)
+
+    def count(self, node: str, choice: str, times: int = 1) -> None:
+        """Earlier viewers took ``choice`` at ``node`` ``times`` times (e.g. counted before a restart)."""
+        choices = self._counts.setdefault(node, {})
+        choices[choice] = choices.get(choice, 0) + times
 
     def viewer_left(self, viewer: str) -> None:
         view = self._views.pop(viewer, None)
@@ -457,34 +519,45 @@ class Scheduler:
         choices = [child.choice for child in view.children]
         for child in view.children:
             if view.chosen is None:
+                at = end + self.tuning.choice_s
                 chance = self.probability(view.node, child.choice, choices)
-                self._want_scene(wants, child, end + self.tuning.choice_s, chance, self.tuning.decision_grace_s)
+                self._want_scene(wants, child, at, chance, self.tuning.decision_grace_s, 1, at)
             elif child.choice == view.chosen:
-                self._want_scene(wants, child, end, 1.0)
+                decided = end + sum(clip.duration_s for clip in child.clips) + self.tuning.choice_s
+                self._want_scene(wants, child, end, 1.0, 0.0, 1, decided)
         return wants
 
     def _want_scene(
-        self, wants: dict[str, _Want], child: Child, at: float, probability: float, grace_s: float = 0.0
+        self,
+        wants: dict[str, _Want],
+        child: Child,
+        at: float,
+        probability: float,
+        grace_s: float,
+        depth: int,
+        decided: float,
     ) -> None:
-        """The child's text if unwritten, else its clips from ``at`` on, and its own children's text."""
+        """The text of a scene ``depth`` levels ahead if unwritten, else its clips from ``at`` on, then
+        its own children's, while within ``render_depth`` and ``min_probability``. ``decided`` is when
+        the viewer's next choice tells more."""
         first = child.clips[0].duration_s if child.clips else 0.0
         if not child.written:
-            deadline = at - self._rtf[self.budget.profiles[0].name] * first
-            self._want(wants, "write", child.node, 0, first, deadline, probability)
+            if depth == 1 or self._write_backlog_s() <= self.tuning.lookahead_backlog_s:
+                deadline = at - self._rtf[self.budget.profiles[0].name] * first
+                self._want(wants, "write", child.node, 0, first, deadline, probability)
+            return
+        if depth > self.tuning.render_depth:
             return
         offset = 0.0
         for index, clip in enumerate(child.clips):
-            self._want_clip(wants, child.node, index, clip, at + offset, probability, grace_s)
+            self._want_clip(wants, child.node, index, clip, at + offset, probability, grace_s, decided)
             offset += clip.duration_s
-        if self._write_backlog_s() > self.tuning.lookahead_backlog_s:
-            return
         choices = [grandchild.choice for grandchild in child.children]
         for grandchild in child.children:
-            if not grandchild.written:
-                estimate = grandchild.clips[0].duration_s if grandchild.clips else 0.0
-                deadline = at + offset - self._rtf[self.budget.profiles[0].name] * estimate
-                chance = probability * self.probability(child.node, grandchild.choice, choices)
-                self._want(wants, "write", grandchild.node, 0, estimate, deadline, chance)
+            chance = probability * self.probability(child.node, grandchild.choice, choices)
+            if chance >= self.tuning.min_probability:
+                at_next = at + offset + self.tuning.choice_s
+                self._want_scene(wants, grandchild, at_next, chance, self.tuning.decision_grace_s, depth + 1, decided)
 
     def _want_clip(
         self,
@@ -495,11 +568,16 @@ class Scheduler:
         deadline: float,
         p: float,
         grace_s: float = 0.0,
+        decided: float = -math.inf,
     ) -> None:
         """A clip's render; or, if it was degraded and a full render fits before ``deadline``, its upgrade."""
         key = job_key("render", node, index)
         if not clip.rendered and key not in self._done:
-            self._want(wants, "render", node, index, clip.duration_s, deadline, p, grace_s=grace_s)
+            full = self._rtf[self.budget.profiles[0].name] * clip.duration_s
+            deferrable = p < 1.0 and deadline - decided >= full + self.tuning.defer_margin_s
+            self._want(
+                wants, "render", node, index, clip.duration_s, deadline, p, grace_s=grace_s, deferrable=deferrable
+            )
             return
         best = self.budget.profiles[0].name
         have = clip.profile or self._done.get(key, best)
@@ -517,6 +595,7 @@ class Scheduler:
         p: float,
         upgrade: bool = False,
         grace_s: float = 0.0,
+        deferrable: bool = False,
     ) -> None:
         key = job_key(kind, node, clip, self.budget.profiles[0].name if upgrade else "")
         if key in self._done or key in self._failed:
@@ -526,7 +605,8 @@ class Scheduler:
             deadline = min(deadline, known.interest.deadline)
             p = max(p, known.interest.probability)
             grace_s = min(grace_s, known.interest.grace_s)
-        wants[key] = _Want(kind, node, clip, duration_s, _Interest(deadline, p, grace_s), upgrade)
+            deferrable = deferrable and known.interest.deferrable
+        wants[key] = _Want(kind, node, clip, duration_s, _Interest(deadline, p, grace_s, deferrable), upgrade)
 
     def _apply(self, viewer: str, old: dict[str, _Interest], new: dict[str, _Want]) -> None:
         """Move this viewer's interests from ``old`` to ``new``, touching only the jobs that changed."""
@@ -534,7 +614,7 @@ class Scheduler:
             del old[key]
             job = self._jobs.get(key)
             if job is not None:
-                job.interests.pop(viewer, None)
+                job.interest(viewer, None)
                 self._touch(job)
         for key, want in new.items():
             if old.get(key) == want.interest:
@@ -545,7 +625,7 @@ class Scheduler:
                 job = _Job(key, want.kind, want.node, want.clip, want.duration_s, want.upgrade)
                 self._jobs[key] = job
                 self._queued[job.kind].add(key)
-            job.interests[viewer] = want.interest
+            job.interest(viewer, want.interest)
             self._touch(job)
 
     def _touch(self, job: _Job) -> None:
@@ -554,11 +634,15 @@ class Scheduler:
             if not job.running:
                 self._drop(job)
             return
-        job.deadline = min(i.deadline for i in job.interests.values())
-        job.latest = min(i.deadline + i.grace_s for i in job.interests.values())
-        job.probability = 1.0 - math.prod(1.0 - i.probability for i in job.interests.values())
+        if job.stale:
+            job.deadline = min(i.deadline for i in job.interests.values())
+            job.latest = min(i.deadline + i.grace_s for i in job.interests.values())
+            job.stale = False
+        job.probability = 1.0 if job.certain else 1.0 - math.exp(job.log_miss)
         weight = self.tuning.probability_weight_s
         score = job.deadline + weight * (1.0 - job.probability) + (weight if job.upgrade else 0.0)
+        if not job.eager:
+            score += self.tuning.defer_s
         if job.running or score == job.score:
             return
         job.score = score

@@ -220,3 +220,50 @@ def test_simulation_invariants() -> None:
     assert outcomes["oracle"].unwatched_share == 0.0
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
+
+
+def test_renders_further_ahead_while_the_branch_is_likely_enough() -> None:
+    grandchildren = (child("x", "AX", 6.0), child("y", "AY", 6.0))
+    s, _ = scheduler(render_depth=2, min_probability=0.2)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren), child("b", "B")])
+    jobs = enqueued(s.decisions())
+    # Root ends at 110, A is chosen by 111 and lasts 8 s: its children are due at 120, at 1/2 * 1/2.
+    assert jobs[job_key("render", "AX")].deadline == pytest.approx(120.0)
+    assert jobs[job_key("render", "AX")].score > jobs[job_key("render", "A")].score
+    unlikely, _ = scheduler(render_depth=2, min_probability=0.3)
+    unlikely.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren), child("b", "B")])
+    assert not {job_key("render", "AX"), job_key("render", "AY")} & set(enqueued(unlikely.decisions()))
+    shallow, _ = scheduler(render_depth=1)
+    shallow.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren)])
+    assert set(enqueued(shallow.decisions())) == {job_key("render", "A")}
+
+
+def test_speculative_work_that_can_wait_for_the_choice_goes_behind_everything_else() -> None:
+    s, _ = scheduler(defer_s=1000.0, defer_margin_s=2.0)
+    two_clips = Child("a", "A", (Clip(8.0), Clip(8.0)))
+    s.viewer_at("v", "root", 0.0, PLAYING, [two_clips, child("b", "B")])
+    jobs = enqueued(s.decisions())
+    # A's second clip is due 8 s after the choice and takes 3.2 s in full: it can wait; first clips cannot.
+    assert jobs[job_key("render", "A", 1)].score > 1000.0
+    assert jobs[job_key("render", "A", 0)].score < 200.0
+    s.viewer_at("w", "other", 0.0, PLAYING, [child("only", "O", 8.0)])
+    s.decisions()
+    order = [s.next_job("gpu") for _ in range(4)]
+    assert [job.key for job in order if job is not None][-1] == job_key("render", "A", 1)
+
+
+def test_deferred_work_is_promoted_once_the_viewer_chooses_it() -> None:
+    s, _ = scheduler(defer_s=1000.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [Child("a", "A", (Clip(8.0), Clip(8.0))), child("b", "B")])
+    s.decisions()
+    s.viewer_chose("v", "root", "a")
+    changed = {d.key: d for d in s.decisions()}
+    promoted = changed[job_key("render", "A", 1)]
+    assert isinstance(promoted, Reprioritise) and promoted.score < 200.0
+    assert isinstance(changed[job_key("render", "B")], Cancel)
+
+
+def test_choices_counted_elsewhere_inform_the_probability() -> None:
+    s, _ = scheduler(prior=1.0)
+    s.count("node", "a", 6)
+    assert s.probability("node", "a", ["a", "b"]) == pytest.approx(7 / 8)
