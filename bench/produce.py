@@ -60,7 +60,10 @@ def run(
     stages = {
         stage: {
             "seconds": seconds.get(stage, 0.0),
-            "video_minutes_per_minute": round(minutes / (seconds[stage] / 60), 2) if seconds.get(stage) else None,
+            # A stage that only reused finished work has no meaningful rate.
+            "video_minutes_per_minute": (
+                round(minutes / (seconds[stage] / 60), 2) if seconds.get(stage, 0.0) >= 0.5 else None
+            ),
         }
         for stage in STAGES
     }

@@ -91,6 +91,7 @@ class Counters:
     rendered: int = 0
     renders_reused: int = 0
     assembled: int = 0
+    assembled_reused: int = 0
     untranslated_texts: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage."""
@@ -430,6 +431,24 @@ class Production:
         story = series.story
         folder = self.folder / f"episode-{number:02d}"
         scene_clips = [clips[scene.id] for scene in episode.scenes]
+        title = f"{story.title}, episode {number}"
+        # Pictures are named by their content, so names, texts and the plan identify the episode's outputs.
+        key = digest(
+            [clip.name for clip in scene_clips],
+            {locale: [plans[s.id].localized[locale].model_dump(mode="json") for s in episode.scenes]
+             for locale in self.locales},
+            [plans[s.id].line_seconds for s in episode.scenes],
+            title, self.parts.producer, self.parts.signer is not None,
+        )
+        record = folder / ".assembled.json"
+        kept = read_json(record)
+        if isinstance(kept, dict) and kept.get("key") == key and all(
+            (self.folder / files["mp4"]).exists() for files in kept["episode"]["files"].values()
+        ):
+            self.counters.assembled_reused += len(self.locales)
+            self.progress.advance("assemble", len(self.locales), note=f"episode {number} (reused)")
+            episode_entry: dict[str, Any] = kept["episode"]
+            return episode_entry
         offsets, duration = clip_offsets(scene_clips)
         cues: dict[str, str] = {}
         tracks: dict[str, NDArray[np.float32]] = {}
@@ -451,18 +470,20 @@ class Production:
             tracks[locale] = track
             cues[locale] = episode_webvtt(entries)
         files: dict[str, Any] = {}
-        title = f"{story.title}, episode {number}"
         for locale in self.locales:
             files[locale] = self.assemble_locale(folder, number, locale, scene_clips, tracks[locale], cues, title)
             self.counters.assembled += 1
             self.progress.advance("assemble", note=f"episode {number} {locale}")
-        return {
+        entry = {
             "number": number,
             "title": {locale: plans[episode.scenes[0].id].localized[locale].title for locale in self.locales},
             "scenes": [scene.id for scene in episode.scenes],
             "duration_s": round(duration, 3),
             "files": files,
         }
+        with disk_errors(f"recording episode {number}"):
+            write_json(record, {"key": key, "episode": entry})
+        return entry
 
     def assemble_locale(
         self,

@@ -17,6 +17,9 @@ from generation.schema import LINES_MIN, TEXT_MAX, TITLE_MAX, TITLE_MIN, TITLE_W
 from narrative.story import Scene, Story
 
 SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
+CLAUSE_BREAK = re.compile(r"\s*(?:[,;:]|\s[-\u2013\u2014])(?=\s)")
+CLAUSE_MIN = 40
+"""A clause cut from a long line must keep at least this many characters to stand as the line."""
 TRAILING_WORDS = frozenset(
     {
         *("a", "an", "the", "and", "or", "but", "nor", "so", "of", "to", "in", "on", "at", "by", "for", "with"),
@@ -45,11 +48,17 @@ def untagged(line: DraftLine, story: Story) -> str:
 
 
 def finished(text: str) -> str:
-    """``text`` without an unfinished last sentence, when it was cut at the length limit."""
+    """``text`` without an unfinished last sentence, when it was cut at the length limit; a cut line that
+    is one long sentence ends at its last clause break instead ("..., and he" -> "...")."""
     if len(text) < TEXT_MAX:
         return text
     ends = [m.end() for m in SENTENCE_END.finditer(text)]
-    return text[: ends[-1]] if ends and ends[-1] >= 10 else text
+    if ends and ends[-1] >= 10:
+        return text[: ends[-1]]
+    breaks = [m.start() for m in CLAUSE_BREAK.finditer(text)]
+    if breaks and breaks[-1] >= CLAUSE_MIN:
+        return text[: breaks[-1]].rstrip() + "."
+    return text
 
 
 def is_cut_title(title: str, english: bool) -> bool:

@@ -136,6 +136,7 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
     second = counters(out)[1]
     assert second["drafted"] == 0 and second["drafts_reused"] == len(episode["scenes"])
     assert second["rendered"] == 0 and second["renders_reused"] == len(episode["scenes"])
+    assert second["assembled"] == 0 and second["assembled_reused"] == 1
 
 
 # --- bad input ------------------------------------------------------------------------------------

@@ -446,3 +446,12 @@ def test_a_scene_that_reads_out_the_prompt_is_rejected() -> None:
                         "'This is the first scene of a short interactive drama, as JSON.'"]
     plain = echoed.model_copy(update={"lines": echoed.lines[1:]})
     assert checks.echo_problems(plain, prompts.boilerplate(request(must_end=True))) == []
+
+
+def test_a_long_sentence_cut_at_the_limit_ends_at_its_last_clause() -> None:
+    long = ("I saw him at the dock in the rain last night, carrying the brass key in his left hand, and he "
+            "looked straight at me as if he knew exactly who I was and what I had done")[: schema.TEXT_MAX]
+    lines = [{"speaker": "mia", "text": long}, {"speaker": "adrian", "text": "You should not have looked."}]
+    repaired = tidied(draft(lines=lines))
+    assert repaired.lines[0].text == long[: long.index(", and he")] + "."
+    assert found(repaired) == []
