@@ -52,7 +52,8 @@ def finished(text: str) -> str:
     is one long sentence ends at its last clause break instead ("..., and he" -> "...")."""
     if len(text) < TEXT_MAX:
         return text
-    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    # The sentence that reached the limit may have been cut even if it ends on a full stop ("Mr.").
+    ends = [m.end() for m in SENTENCE_END.finditer(text) if m.end() < len(text)]
     if ends and ends[-1] >= 10:
         return text[: ends[-1]]
     breaks = [m.start() for m in CLAUSE_BREAK.finditer(text)]

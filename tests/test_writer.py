@@ -455,3 +455,13 @@ def test_a_long_sentence_cut_at_the_limit_ends_at_its_last_clause() -> None:
     repaired = tidied(draft(lines=lines))
     assert repaired.lines[0].text == long[: long.index(", and he")] + "."
     assert found(repaired) == []
+
+
+def test_a_line_that_fills_the_limit_loses_its_last_sentence() -> None:
+    first = "She gave her sister a kiss on the cheek and said that she would never be back home again."
+    full = (first + " She was very sad about all of this, more than anyone ever was")[: schema.TEXT_MAX - 1] + "."
+    assert len(full) == schema.TEXT_MAX
+    lines = [{"speaker": "mia", "text": full}, {"speaker": "adrian", "text": "You should not have looked."}]
+    repaired = tidied(draft(lines=lines))
+    assert repaired.lines[0].text == full[: full.index(" She was")]
+    assert found(repaired) == []
