@@ -49,6 +49,16 @@ DEFAULT_BLOCKED_WORDS: tuple[str, ...] = (
 )
 
 
+def read_word_list(text: str) -> list[str]:
+    """Words and phrases, one per line; blank lines and ``#`` comments ignored."""
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def policy_rejections(problems: Iterable[str]) -> int:
+    """How many of a write's problems were content-policy rejections."""
+    return sum(1 for problem in problems if "content policy:" in problem)
+
+
 class WordListPolicy:
     """Rejects texts containing any listed word, matched as a whole word, case-insensitively."""
 

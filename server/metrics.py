@@ -21,6 +21,11 @@ STALLS = Counter(
 DEADLINES_MISSED = Counter(
     "reelfork_deadlines_missed_total", "Jobs finished after the time a viewer needed them.", ["kind"], registry=REGISTRY
 )
+CONTENT_REJECTIONS = Counter(
+    "reelfork_content_rejections_total",
+    "Generated texts the content policy rejected before anyone saw them.",
+    registry=REGISTRY,
+)
 JOB_SECONDS = Histogram(
     "reelfork_job_seconds",
     "Time to run a job, by kind and outcome.",

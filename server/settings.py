@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from generation.rendering import PROFILES, RenderProfile
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     writer_threads: int = Field(default=1, ge=1, le=64)
     """One thread: beside a busy renderer on a small host, two llama.cpp threads were measured 2.3x slower."""
     writer_attempts: int = Field(default=3, ge=1, le=10)
+    writer_blocked_words: FilePath | None = None
+    """The content policy's word list: one word or phrase per line (``#`` starts a comment); replaces the built-in
+    list. Generated text containing one is rejected before any viewer sees it."""
 
     choice_wait_s: float = Field(default=20.0, ge=0, le=600)
     """How long a ``choose`` waits for a scene still being written or rendered before answering with ``clip: null``."""

@@ -18,15 +18,17 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from generation.checks import WordListPolicy, policy_rejections, read_word_list
 from generation.production import ProductionError
 from generation.rendering import RenderRequest
+from generation.report import WriteFailed
 from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
 from narrative.state import find_choice, is_generated
 from narrative.story import Choice
 from server.director import Director
 from server.jobs import Job, JobQueue, Kind
-from server.metrics import DEADLINES_MISSED, JOB_SECONDS
+from server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
 from server.settings import Settings
 from server.store import Store, StoredClip, StoryVersion, WrittenScene
@@ -142,7 +144,10 @@ class Worker:
                 self.executor, write_scene, request.model_dump_json(), _writer_options(self.settings)
             )
             written = WrittenScene.model_validate({"scene": scene_json, "provenance": provenance})
+            count_rejections(target, [p for a in provenance.get("attempts", []) for p in a.get("problems", [])])
         except WriteError as exc:
+            if isinstance(exc, WriteFailed):
+                count_rejections(target, exc.report.problems)
             log.warning("writer gave up on %s: %s; using the fallback", target, exc)
             written = fallback(story, payload["path"], choice, target, str(exc))
         except Exception as exc:
@@ -218,6 +223,15 @@ class Worker:
         return True
 
 
+def count_rejections(scene_id: str, problems: list[str]) -> None:
+    """Log and count the content policy's rejections among a write's attempts."""
+    rejected = policy_rejections(problems)
+    if rejected:
+        CONTENT_REJECTIONS.inc(rejected)
+        log.warning("content policy rejected %d attempt(s) at %s: %s", rejected, scene_id,
+                    "; ".join(p for p in problems if "content policy:" in p)[:500])
+
+
 def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, reason: str) -> WrittenScene:
     """The creator's fallback scene for an open choice, else a bridge to the nearest ending."""
     provenance = {"fallback": reason[:500]}
@@ -267,6 +281,11 @@ def _writer_options(settings: Settings) -> dict[str, Any]:
         "model_path": str(settings.writer_model_path) if settings.writer_model_path else None,
         "n_threads": settings.writer_threads,
         "max_attempts": settings.writer_attempts,
+        "blocked_words": (
+            read_word_list(settings.writer_blocked_words.read_text(encoding="utf-8"))
+            if settings.writer_blocked_words is not None
+            else None
+        ),
     }
 
 
@@ -286,6 +305,8 @@ def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, A
 
 
 def _make_writer(options: dict[str, Any]) -> Any:
+    words = options.get("blocked_words")
+    policy = WordListPolicy(words) if words is not None else WordListPolicy()
     if options["writer"] == "openai":
         from generation.openai import OpenAIWriter
 
@@ -296,13 +317,16 @@ def _make_writer(options: dict[str, Any]) -> Any:
             dialect=options["dialect"],
             timeout_s=options["timeout_s"],
             max_attempts=options["max_attempts"],
+            policy=policy,
         )
     # llama.cpp's OpenMP threads spin while waiting; beside a busy renderer that wastes the core it needs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from generation.llama import LlamaCppWriter
 
     model_path = Path(options["model_path"]) if options["model_path"] else None
-    return LlamaCppWriter(model_path=model_path, n_threads=options["n_threads"], max_attempts=options["max_attempts"])
+    return LlamaCppWriter(
+        model_path=model_path, n_threads=options["n_threads"], max_attempts=options["max_attempts"], policy=policy
+    )
 
 
 def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:

@@ -465,3 +465,26 @@ def test_a_line_that_fills_the_limit_loses_its_last_sentence() -> None:
     repaired = tidied(draft(lines=lines))
     assert repaired.lines[0].text == full[: full.index(" She was")]
     assert found(repaired) == []
+
+
+def test_the_content_policy_word_list_is_configurable_and_rejections_are_counted(tmp_path: Any) -> None:
+    from pydantic import ValidationError
+
+    from server.metrics import REGISTRY
+    from server.settings import Settings
+    from server.worker import _make_writer, _writer_options, count_rejections
+
+    words = tmp_path / "blocked.txt"
+    words.write_text("ferry  # the seed story's word, to see it work\n\n  lighthouse keeper\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path, writer_blocked_words=words)
+    writer = _make_writer(_writer_options(settings))
+    assert writer.policy.check(["The Ferry leaves.", "Ask the lighthouse keeper.", "Fine."]) == [
+        "content policy: text 0 contains blocked word(s) ferry",
+        "content policy: text 1 contains blocked word(s) lighthouse keeper",
+    ]
+    with pytest.raises(ValidationError, match="writer_blocked_words"):
+        Settings(data_dir=tmp_path, writer_blocked_words=tmp_path / "missing.txt")
+
+    before = REGISTRY.get_sample_value("reelfork_content_rejections_total") or 0.0
+    count_rejections("g-x", ["attempt 1: content policy: text 0 contains blocked word(s) ferry", "attempt 2: other"])
+    assert REGISTRY.get_sample_value("reelfork_content_rejections_total") == before + 1
