@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CLIP_ESTIMATE_S = 8.0
 """A clip's duration before it is rendered."""
 RENDER_RTF = 1.0
-"""Render seconds per clip second assumed for deadlines (workers do not report their timings yet)."""
+"""Render seconds per clip second assumed until workers report how long their renders took."""
 DEPTH = 2
 """Levels of scenes below the current one that are looked at (and rendered ahead when likely)."""
 MAX_TARGETS = 50_000
@@ -109,9 +109,10 @@ class Lookahead:
         if kind == "clip":
             job = self._clip_jobs.pop(key, None)
             if job is not None:
-                self.scheduler.job_done(job, RENDER_RTF * float(event.get("duration") or CLIP_ESTIMATE_S))
+                estimate = RENDER_RTF * float(event.get("duration") or CLIP_ESTIMATE_S)
+                self.scheduler.job_done(job, float(event.get("seconds") or estimate))
         elif kind == "written":
-            self.scheduler.job_done(job_key("write", key), self.scheduler.budget.write_s)  # timing not reported
+            self.scheduler.job_done(job_key("write", key), float(event.get("seconds") or self.scheduler.budget.write_s))
         elif kind == "failed":
             self.scheduler.job_failed(self._clip_jobs.pop(key, job_key("write", key)))
 

@@ -138,6 +138,7 @@ class Worker:
             seed=int(target[2:10], 16),
         )
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         written: WrittenScene
         try:
             scene_json, provenance = await loop.run_in_executor(
@@ -157,7 +158,7 @@ class Worker:
             log.error("writing %s crashed on its last attempt; using the fallback", target, exc_info=True)
             written = fallback(story, payload["path"], choice, target, f"{type(exc).__name__}: {exc}")
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
-        await self.director.events.publish(f"written:{target}")
+        await self.director.events.publish(f"written:{target}", seconds=round(time.perf_counter() - started, 3))
         scene = await self.director.scene(story, target)
         if scene is not None:
             await self.director.ensure_clip(story, scene, time.time())
@@ -184,12 +185,14 @@ class Worker:
             output=self.settings.media_dir / relative,
         )
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         duration, last_frame = await loop.run_in_executor(
             self.executor, render_clip, request.model_dump_json(), _renderer_options(self.settings)
         )
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
-        await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration)
+        seconds = round(time.perf_counter() - started, 3)
+        await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration, seconds=seconds)
         return True
 
 
