@@ -21,43 +21,44 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
 from generation.drafting import DraftError, Premise, draft_series
 from generation.encoding import SAMPLE_RATE, FileSigner
 from generation.labels import AIGC_KEY, PRODUCER, aigc_label, read_aigc
-from generation.packaging import package_hls, vtt_text, vtt_timestamp
+from generation.packaging import (
+    Cue,
+    clip_offsets,
+    concatenate_video,
+    mux_episode,
+    package_hls,
+    replace_text,
+    speaker_name,
+    webvtt_text,
+    write_wav,
+)
 from generation.rendering import Renderer, RenderError, RenderProfile, RenderRequest
 from generation.soundtrack import Soundtrack, soundtrack
 from generation.translation import JsonCompleter, TranslateRequest, translate
 from generation.voice import Synthesizer, UnknownVoiceError, catalog, primary
 from generation.writing import SceneWriter, WriteError
 from narrative.series import Series, SeriesError, series_of
-from narrative.story import NARRATOR, Bible, Scene, Story
+from narrative.story import Bible, Scene, Story
 
 log = logging.getLogger(__name__)
 
 STAGES = ("draft", "translate", "render", "assemble")
 LOCALE_VOICES: dict[str, str] = {"zh": "cmn-latn-pinyin", "en": "en-us"}
 """espeak-ng voices for locales whose plain code is not the best voice (NOTES: Mandarin)."""
-ISO_639_2: dict[str, str] = {
-    "en": "eng", "es": "spa", "zh": "chi", "fr": "fre", "de": "ger", "pt": "por", "it": "ita", "ja": "jpn",
-    "ko": "kor", "ru": "rus", "ar": "ara", "hi": "hin",
-}
-"""MP4 track languages are ISO 639-2 codes."""
 
 
 class ProductionError(Exception):
@@ -129,12 +130,7 @@ def digest(*parts: Any) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_text(path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def read_json(path: Path) -> Any | None:
@@ -454,7 +450,7 @@ class Production:
         tracks: dict[str, NDArray[np.float32]] = {}
         for locale in self.locales:
             track = np.zeros(round(duration * SAMPLE_RATE), dtype=np.float32)
-            entries: list[tuple[float, float, str, str]] = []
+            entries: list[Cue] = []
             bible = bible_for(story.bible, locale, story.language)
             for scene, offset in zip(episode.scenes, offsets, strict=True):
                 plan = plans[scene.id]
@@ -462,13 +458,13 @@ class Production:
                 start = round(offset * SAMPLE_RATE)
                 samples = spoken.samples()[: len(track) - start]
                 track[start : start + len(samples)] += samples
-                for line in spoken.lines:
-                    speaker = "" if line.line.speaker == NARRATOR else bible.character(line.line.speaker).name
-                    entries.append(
-                        (offset + line.start / SAMPLE_RATE, offset + line.end / SAMPLE_RATE, speaker, line.line.text)
-                    )
+                for timing, line in zip(spoken.timings(), spoken.lines, strict=True):
+                    entries.append((
+                        f"{scene.id}/{line.line.id}", offset + timing.start, offset + timing.end,
+                        speaker_name(line.line.speaker, bible), line.line.text,
+                    ))
             tracks[locale] = track
-            cues[locale] = episode_webvtt(entries)
+            cues[locale] = webvtt_text(entries)
         files: dict[str, Any] = {}
         for locale in self.locales:
             files[locale] = self.assemble_locale(folder, number, locale, scene_clips, tracks[locale], cues, title)
@@ -500,17 +496,20 @@ class Production:
         with disk_errors(f"assembling episode {number} in {locale}"):
             folder.mkdir(parents=True, exist_ok=True)
             for subtitle_locale, text in cues.items():
-                write_text(folder / f"episode-{number:02d}.{subtitle_locale}.vtt", text)
+                replace_text(folder / f"episode-{number:02d}.{subtitle_locale}.vtt", text)
             label = aigc_label(digest([sha256_of(clip) for clip in clips], locale, cues[locale]), self.parts.producer)
             with tempfile.TemporaryDirectory(dir=folder, prefix=".assemble-") as scratch:
                 work = Path(scratch)
                 picture = work / "picture.mp4"
                 concatenate_video(clips, picture)
                 voice = work / "voice.wav"
-                write_wav(voice, track)
+                write_wav(voice, track, SAMPLE_RATE)
                 muxed = work / "muxed.mp4"
-                mux(picture, voice, locale, {loc: folder / f"episode-{number:02d}.{loc}.vtt" for loc in cues},
-                    {AIGC_KEY: label.to_json(), "title": title}, muxed)
+                subtitles = {loc: folder / f"episode-{number:02d}.{loc}.vtt" for loc in cues}
+                try:
+                    mux_episode(picture, voice, locale, subtitles, {AIGC_KEY: label.to_json(), "title": title}, muxed)
+                except RenderError as error:
+                    raise ProductionError(str(error)) from None
                 if self.parts.signer is not None:
                     signed = work / "signed.mp4"
                     self.parts.signer.sign(muxed, signed, title)
@@ -549,110 +548,3 @@ class Production:
             "untranslated": {locale: {"count": len(keys), "texts": keys} for locale, keys in untranslated.items()},
             "counters": self.counters.__dict__,
         }
-
-
-def write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def episode_webvtt(entries: list[tuple[float, float, str, str]]) -> str:
-    """One cue per line: (start, end, speaker name or "", text)."""
-    cues = ["WEBVTT", ""]
-    for index, (start, end, speaker, text) in enumerate(entries, start=1):
-        body = vtt_text(text)
-        if speaker:
-            body = f"<v {vtt_text(speaker)}>{body}"
-        cues += [str(index), f"{vtt_timestamp(start)} --> {vtt_timestamp(end)}", body, ""]
-    return "\n".join(cues)
-
-
-def clip_offsets(clips: list[Path]) -> tuple[list[float], float]:
-    """Where each clip's picture starts in the episode, and the episode's length: frames over frame rate."""
-    offsets: list[float] = []
-    position = 0.0
-    for clip in clips:
-        offsets.append(position)
-        with av.open(str(clip)) as container:
-            stream = container.streams.video[0]
-            frames = stream.frames or sum(1 for _ in container.demux(stream)) - 1
-            rate = float(stream.average_rate or 24)
-        position += frames / rate
-    return offsets, position
-
-
-def concatenate_video(clips: list[Path], output: Path) -> None:
-    """The clips' video packets on one timeline, remuxed (not re-encoded) into ``output``."""
-    with av.open(str(output), "w", format="mp4") as out:
-        stream_out: Any = None
-        offset = 0
-        last_dts = -1
-        for clip in clips:
-            with av.open(str(clip)) as container:
-                stream = container.streams.video[0]
-                if stream_out is None:
-                    stream_out = out.add_stream_from_template(stream)
-                end = offset
-                for packet in container.demux(stream):
-                    if packet.dts is None or packet.pts is None:
-                        continue
-                    packet.pts += offset
-                    packet.dts += offset
-                    if packet.dts <= last_dts:
-                        continue
-                    last_dts = packet.dts
-                    end = max(end, packet.pts + (packet.duration or 0))
-                    packet.stream = stream_out
-                    out.mux(packet)
-                offset = end
-
-
-def write_wav(path: Path, track: NDArray[np.float32]) -> None:
-    pcm = (np.clip(track, -1.0, 1.0) * 32767).astype("<i2")
-    import wave
-
-    with wave.open(str(path), "wb") as file:
-        file.setnchannels(1)
-        file.setsampwidth(2)
-        file.setframerate(SAMPLE_RATE)
-        file.writeframes(pcm.tobytes())
-
-
-def mux(
-    picture: Path, voice: Path, locale: str, subtitles: dict[str, Path], metadata: dict[str, str], output: Path
-) -> None:
-    """The episode MP4: the shared picture (copied), the locale's voice (AAC), one subtitle track per locale
-    (``mov_text``, tagged with its language, the episode's own first and default), and the metadata."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise ProductionError("ffmpeg not found; install it (Debian: apt-get install ffmpeg)")
-    ordered = [locale, *(other for other in subtitles if other != locale)]
-    command = [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(picture), "-i", str(voice)]
-    for other in ordered:
-        command += ["-i", str(subtitles[other])]
-    command += ["-map", "0:v", "-map", "1:a"]
-    for index in range(len(ordered)):
-        command += ["-map", f"{index + 2}:s"]
-    command += ["-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-c:s", "mov_text"]
-    command += ["-metadata:s:a:0", f"language={iso_639_2(locale)}"]
-    for index, other in enumerate(ordered):
-        command += [f"-metadata:s:s:{index}", f"language={iso_639_2(other)}"]
-        command += [f"-disposition:s:{index}", "default" if index == 0 else "0"]
-    for key, value in metadata.items():
-        command += ["-metadata", f"{key}={value}"]
-    command += ["-movflags", "+faststart+use_metadata_tags", str(output)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        message = result.stderr.strip()
-        if "No space left" in message:
-            raise OSError(errno.ENOSPC, "No space left on device", str(output))
-        raise ProductionError(f"ffmpeg could not assemble {output.name}: {message[-400:]}")
-
-
-def iso_639_2(locale: str) -> str:
-    return ISO_639_2.get(primary(locale), primary(locale))
-
