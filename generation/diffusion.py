@@ -34,21 +34,19 @@ from PIL import Image
 
 from generation.animatic import (
     Stopwatch,
-    Subtitle,
-    backdrop,
     finish,
     finished_clip,
     labelled_encoder,
     load_previous_frame,
-    page_ends,
     produce_id,
     speaking_characters,
-    subtitle_pages,
 )
+from generation.captions import Subtitle, page_ends, subtitle_pages
 from generation.drawing import Frame, Overlay, Picture, rgb_to_yuv420
 from generation.encoding import FileSigner
 from generation.labels import BADGE_SECONDS, PRODUCER, aigc_label, badge
 from generation.rendering import Clip, RenderError, RenderProfile, RenderRequest
+from generation.scenery import backdrop
 from generation.soundtrack import Soundtrack, SpokenLine, soundtrack
 from generation.voice import EspeakSynthesizer, Synthesizer
 from narrative.story import NARRATOR, Bible, Character, Scene

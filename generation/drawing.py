@@ -76,6 +76,14 @@ def wrap(text: str, face: Font, max_width: float) -> list[str]:
     return lines
 
 
+def ellipsize(text: str, face: Font, max_width: float) -> str:
+    if text_width(text, face) <= max_width:
+        return text
+    while text and text_width(text + "…", face) > max_width:
+        text = text[:-1]
+    return text + "…"
+
+
 def digest(*parts: str) -> bytes:
     """A stable hash of text, for deterministic colours and layouts (not ``hash()``, which is salted)."""
     return hashlib.sha256("\x1f".join(parts).encode()).digest()

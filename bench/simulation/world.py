@@ -1,0 +1,159 @@
+"""The simulated world: seeded stories, the viewers who watch them, and the render models.
+
+Assumptions (all seeded, all overridable in ``Scenario``):
+
+* Stories are layered graphs, depth 8-12 scenes, 2-4 choices per scene. Branches fold back the
+  way authored branching stories do (branch and bottleneck): a layer holds at most ``width``
+  scenes, later choices lead into existing ones. A scene is 1-3 clips of 5-10 s.
+* Audiences choose by Zipf (exponent 1.0) over a scene's choices, in a random order per scene:
+  with three choices 55% / 27% / 18%. A viewer decides 1-5 s after a scene ends; 5% let the 10 s
+  timeout choose for them. Stories' popularity in a catalogue is Zipf (exponent 1.0) too.
+* Arrivals are uniform over a window. Each story's first scene is rendered when it is published.
+* Render cost: real-time factor (render seconds per clip second, one GPU) 0.4 for an LTX-class
+  model on an H100 (LTX-Video renders 5 s of 768x512 in about 2 s), and 1.5 for a slower
+  Wan-class distilled model (our assumption: between 1 and 2). The scheduler degrades to ``fast``
+  (fewer steps, lower resolution: 0.35x the cost) and ``animatic`` (0.05x) when ``full`` would
+  miss a deadline. Each render's time varies +-15% around that, seeded by its key.
+* Story text is already written (authored or written ahead by the LLM, whose capacity is separate
+  from the GPUs'); writing two levels ahead is covered by the unit tests, not by this simulation.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from server.scheduler import Profile
+
+FAST_COST = 0.35
+ANIMATIC_COST = 0.05
+
+
+@dataclass(frozen=True)
+class Scenario:
+    viewers: int = 500
+    window_s: float = 400.0
+    stories: int = 10
+    """Catalogue size; 0 puts every viewer alone on a story of their own."""
+    depth: tuple[int, int] = (8, 12)
+    branching: tuple[int, int] = (2, 4)
+    width: int = 24
+    clips: tuple[int, int] = (1, 3)
+    clip_s: tuple[float, float] = (5.0, 10.0)
+    zipf: float = 1.0
+    decision_s: tuple[float, float] = (1.0, 5.0)
+    timeout_s: float = 10.0
+    timeout_share: float = 0.05
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    rtf: float
+
+    def profiles(self) -> tuple[Profile, ...]:
+        return (
+            Profile("full", self.rtf),
+            Profile("fast", self.rtf * FAST_COST),
+            Profile("animatic", self.rtf * ANIMATIC_COST),
+        )
+
+
+LTX = Model("ltx-class (rtf 0.4)", 0.4)
+WAN = Model("wan-class (rtf 1.5)", 1.5)
+
+
+@dataclass(frozen=True)
+class Scene:
+    node: str
+    clips: tuple[float, ...]
+    children: tuple[str, ...]
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    name: str
+    arrival: float
+    path: tuple[str, ...]
+    """Scenes in the order this viewer watches them, the story's first scene first."""
+    choices: tuple[int, ...]
+    decisions_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    scenes: dict[str, Scene]
+    roots: tuple[str, ...]
+    viewers: tuple[Viewer, ...]
+
+
+def zipf_weights(rng: random.Random, count: int, exponent: float) -> tuple[float, ...]:
+    ranks = list(range(1, count + 1))
+    rng.shuffle(ranks)
+    raw = [1.0 / rank**exponent for rank in ranks]
+    return tuple(w / sum(raw) for w in raw)
+
+
+def make_story(rng: random.Random, name: str, scenario: Scenario) -> dict[str, Scene]:
+    """A layered story graph whose layers hold at most ``width`` scenes (later choices fold back)."""
+    depth = rng.randint(*scenario.depth)
+    layers: list[list[str]] = [[f"{name}/0.0"]]
+    links: dict[str, list[str]] = {}
+    for level in range(1, depth):
+        layer: list[str] = []
+        for parent in layers[-1]:
+            children: list[str] = []
+            for _ in range(rng.randint(*scenario.branching)):
+                spare = [n for n in layer if n not in children]
+                if len(layer) < scenario.width or not spare:
+                    layer.append(f"{name}/{level}.{len(layer)}")
+                    children.append(layer[-1])
+                else:
+                    children.append(rng.choice(spare))
+            links[parent] = children
+        layers.append(layer)
+    scenes: dict[str, Scene] = {}
+    for layer in layers:
+        for node in layer:
+            clips = tuple(round(rng.uniform(*scenario.clip_s), 2) for _ in range(rng.randint(*scenario.clips)))
+            choices = tuple(links.get(node, []))
+            scenes[node] = Scene(node, clips, choices, zipf_weights(rng, len(choices), scenario.zipf))
+    return scenes
+
+
+def make_world(scenario: Scenario) -> World:
+    rng = random.Random(scenario.seed)
+    alone = scenario.stories == 0
+    scenes: dict[str, Scene] = {}
+    roots: list[str] = []
+    for index in range(0 if alone else scenario.stories):
+        story = make_story(random.Random(rng.random()), f"s{index}", scenario)
+        scenes.update(story)
+        roots.append(f"s{index}/0.0")
+    popularity = [1.0 / rank**scenario.zipf for rank in range(1, len(roots) + 1)]
+    viewers: list[Viewer] = []
+    arrivals = sorted(rng.uniform(0.0, scenario.window_s) for _ in range(scenario.viewers))
+    for number, arrival in enumerate(arrivals):
+        own = random.Random(rng.random())
+        if alone:
+            scenes.update(make_story(own, f"v{number}", scenario))
+            roots.append(f"v{number}/0.0")
+            root = roots[-1]
+        else:
+            root = own.choices(roots, weights=popularity)[0]
+        viewers.append(walk(own, f"v{number}", arrival, root, scenes, scenario))
+    return World(scenes, tuple(roots), tuple(viewers))
+
+
+def walk(rng: random.Random, name: str, arrival: float, root: str, scenes: dict[str, Scene], s: Scenario) -> Viewer:
+    path, choices, decisions = [root], [], []
+    while scenes[path[-1]].children:
+        scene = scenes[path[-1]]
+        choice = rng.choices(range(len(scene.children)), weights=scene.weights)[0]
+        path.append(scene.children[choice])
+        choices.append(choice)
+        timeout = rng.random() < s.timeout_share
+        decisions.append(s.timeout_s if timeout else round(rng.uniform(*s.decision_s), 2))
+    return Viewer(name, arrival, tuple(path), tuple(choices), tuple(decisions))
