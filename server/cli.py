@@ -69,14 +69,20 @@ def serve(
     )
 
 
+KINDS_HELP = (
+    "Job kinds to take, comma-separated: render (animatic clips), diffuse (diffusion clips: a GPU and "
+    "REELFORK_RENDER_MODEL_DIR), write, produce."
+)
+
+
 @app.command()
 def worker(
-    kinds: Annotated[str, typer.Option(help="Job kinds to take: render, write, produce (comma-separated).")] = (
+    kinds: Annotated[str, typer.Option(help=KINDS_HELP)] = (
         "render,write,produce"
     ),
     processes: Annotated[int, typer.Option(min=1, max=64, help="Processes per kind.")] = 1,
 ) -> None:
-    """Run a worker host: takes write, render and produce jobs from the shared Redis (REELFORK_REDIS_URL)."""
+    """Run a worker host: takes write, render, diffuse and produce jobs from the shared Redis (REELFORK_REDIS_URL)."""
     import asyncio
 
     from server.jobs import KINDS
@@ -85,7 +91,7 @@ def worker(
     chosen = tuple(k for k in KINDS if k in {part.strip() for part in kinds.split(",")})
     unknown = {part.strip() for part in kinds.split(",")} - set(KINDS)
     if unknown or not chosen:
-        typer.echo(f"unknown job kinds {sorted(unknown)}; use render, write, produce", err=True)
+        typer.echo(f"unknown job kinds {sorted(unknown)}; use {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 
+from generation.rendering import PROFILES
 from narrative.state import ViewerState, generated_scene_id, is_generated
 from narrative.story import Choice, Scene
 from server.events import Events
-from server.jobs import JobQueue
+from server.jobs import JobQueue, render_kind
 from server.store import Store, StoredClip, StoryVersion, clip_key
 
 WARM_DELAY_S = 10_000_000.0
@@ -21,15 +23,18 @@ WARM_DELAY_S = 10_000_000.0
 
 
 class Director:
-    def __init__(
-        self, store: Store, queue: JobQueue, events: Events, profile_name: str, renderer: str = "animatic"
-    ) -> None:
+    def __init__(self, store: Store, queue: JobQueue, events: Events, renderers: Mapping[str, str]) -> None:
+        if not renderers:
+            raise ValueError("the director needs at least one render profile")
         self.store = store
         self.queue = queue
         self.events = events
-        self.profile_name = profile_name
-        self.renderer = renderer
-        """Names the renderer and model in clip keys, so a new model never reuses an old model's clips."""
+        self.renderers = dict(renderers)
+        """Render profile → renderer and model name, best profile first. The names go into clip keys, so a
+        new model never reuses an old model's clips; the later profiles are the fallbacks."""
+        self.profiles: tuple[str, ...] = tuple(self.renderers)
+        self.tiers = {name: PROFILES[name].tier for name in self.profiles}
+        self.profile_name = self.profiles[0]
 
     async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
         """An authored scene, or a written one (following a fallback redirect)."""
@@ -58,8 +63,18 @@ class Director:
             return None
         return written.redirect or target
 
-    def clip_key(self, story: StoryVersion, scene: Scene) -> str:
-        return clip_key(scene, story.story, self.profile_name, self.renderer)
+    def clip_key(self, story: StoryVersion, scene: Scene, profile: str | None = None) -> str:
+        """The content address of the scene's clip in ``profile`` (default: the best)."""
+        profile = profile or self.profile_name
+        return clip_key(scene, story.story, profile, self.renderers[profile])
+
+    def clip_keys(self, story: StoryVersion, scene: Scene) -> list[str]:
+        """The scene's clip in each profile, best first: any of them can be shown, the first is wanted."""
+        return [self.clip_key(story, scene, profile) for profile in self.profiles]
+
+    async def best_clip(self, keys: Sequence[str]) -> StoredClip | None:
+        """The first of ``keys`` that is rendered."""
+        return next((clip for clip in await self.store.clips(list(keys)) if clip is not None), None)
 
     # -- queueing --------------------------------------------------------------------------------
 
@@ -78,8 +93,14 @@ class Director:
         key = self.clip_key(story, scene)
         if await self.store.clip(key) is not None:
             return False
-        payload = {"story": story.story.id, "version": story.version, "scene": scene.id, "clip": key}
-        return await self.queue.enqueue("render", key, payload, due)
+        payload = {
+            "story": story.story.id,
+            "version": story.version,
+            "scene": scene.id,
+            "clip": key,
+            "profile": self.profile_name,
+        }
+        return await self.queue.enqueue(render_kind(self.tiers[self.profile_name]), key, payload, due)
 
     async def ensure_written(
         self, story: StoryVersion, state: ViewerState, choice: Choice, target: str, due: float
@@ -107,16 +128,26 @@ class Director:
         finally:
             written.cancel()
 
-    async def wait_clip(self, key: str, timeout: float) -> StoredClip | None:
-        """The clip once rendered; ``None`` after ``timeout`` or when its render job gave up."""
-        ready = self.events.subscribe(f"clip:{key}")
-        failed = self.events.subscribe(f"failed:{key}")
+    async def wait_clip(self, keys: Sequence[str], timeout: float) -> StoredClip | None:
+        """The best of ``keys`` (one clip in several profiles, best first) once any is rendered; ``None``
+        after ``timeout``, or when a render gave up and no other profile's render is still on the way."""
+        waiting = {f"clip:{key}": self.events.subscribe(f"clip:{key}") for key in keys}
+        waiting |= {f"failed:{key}": self.events.subscribe(f"failed:{key}") for key in keys}
+        deadline = time.monotonic() + timeout
         try:
-            clip = await self.store.clip(key)
-            if clip is not None or timeout <= 0:
-                return clip
-            await asyncio.wait([ready, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            return await self.store.clip(key)
+            while True:
+                clip = await self.best_clip(keys)
+                remaining = deadline - time.monotonic()
+                if clip is not None or remaining <= 0:
+                    return clip
+                done, _ = await asyncio.wait(waiting.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                topics = {topic for topic, future in waiting.items() if future in done}
+                if not topics or any(topic.startswith("clip:") for topic in topics):
+                    return await self.best_clip(keys)
+                for topic in topics:
+                    del waiting[topic]
+                if not any([await self.queue.is_queued(key) for key in keys]):
+                    return await self.best_clip(keys)
         finally:
-            ready.cancel()
-            failed.cancel()
+            for future in waiting.values():
+                future.cancel()

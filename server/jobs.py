@@ -1,9 +1,10 @@
 """A crash-safe job queue on Redis with priorities and leases, small enough to read in one sitting.
 
-Per job kind (``write``, ``render``, ``produce``) there is a sorted set of queued job keys scored by priority
-(lower runs sooner: the scheduler scores by deadline), a sorted set of leases scored by expiry,
-and a sorted set of retries waiting out their back-off. A job's key is its content address, so the
-same work asked for by many viewers is one job, and a job that runs twice writes the same result.
+Per job kind (``write``, ``render``, ``diffuse``, ``produce``) there is a sorted set of queued job
+keys scored by priority (lower runs sooner: the scheduler scores by deadline), a sorted set of
+leases scored by expiry, and a sorted set of retries waiting out their back-off. A job's key is its
+content address, so the same work asked for by many viewers is one job, and a job that runs twice
+writes the same result.
 
 A worker claims a job atomically (queue → lease), renews the lease while it works, and removes it
 when the result is stored. A worker that dies (SIGKILL included) stops renewing; once its lease
@@ -26,8 +27,15 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-Kind = Literal["write", "render", "produce"]
-KINDS: tuple[Kind, ...] = ("write", "render", "produce")
+Kind = Literal["write", "render", "diffuse", "produce"]
+KINDS: tuple[Kind, ...] = ("write", "render", "diffuse", "produce")
+"""``render`` draws animatic-tier clips (any CPU); ``diffuse`` renders with a diffusion model (a GPU
+worker with the model folder): a render job goes to the queue its profile's renderer needs."""
+
+
+def render_kind(tier: str) -> Kind:
+    """The queue of a clip rendered in a profile of ``tier``."""
+    return "render" if tier == "animatic" else "diffuse"
 
 _ENQUEUE = """
 -- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl

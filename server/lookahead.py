@@ -3,32 +3,50 @@
 One :class:`Lookahead` per replica wraps a :class:`server.scheduler.Scheduler` (the policy
 ``bench/simulate.py`` measures) on the wall clock. The play connections tell it where each viewer
 is (a scene presented, a ``progress`` message), what they chose and when they left; the workers'
-``clip:``/``written:``/``failed:`` notices tell it what is done. It applies the scheduler's
-decisions to the shared Redis queue as this replica's wishes (:meth:`JobQueue.want` /
-:meth:`JobQueue.unwant`), so a job another replica still wants is never dropped or delayed by this
-one: it leaves the queue only when nobody wants it, and a leased job always finishes.
+notices tell it what started (``started:``, with the profile and the worker), what is done
+(``clip:``, ``written:``) and what was given up (``failed:``); the other replicas' ``chose:`` notices
+keep its choice probabilities those of the whole audience. It applies the scheduler's decisions
+to the shared Redis queue as this replica's wishes (:meth:`JobQueue.want` / :meth:`JobQueue.unwant`),
+so a job another replica still wants is never dropped or delayed by this one: it leaves the queue
+only when nobody wants it, and a leased job always finishes.
 
 What the scheduler sees of a story: a node per scene (a written scene's id, or an authored one's
-within its story version), one clip per scene, the viewer's available choices, and below them every
-choice of the scenes further down (conditions are not evaluated there: speculation has no side
-effects, and wanting a little too much only costs a queued job). One render profile: the workers
-render in the server's profile, so the scheduler orders and cancels but does not degrade.
+within its story version), one clip per scene, and the choices the viewer will be offered, two levels
+down, with conditions evaluated on the state each path leads to. A newly written scene makes the
+viewers who were waiting for it observed again, so its clip is queued by the scheduler (and can be
+cancelled) like any other.
+
+Render profiles: the director's ladder, best first (``REELFORK_RENDER_PROFILE`` then
+``REELFORK_RENDER_FALLBACKS``). The scheduler picks one per job from how busy the render slots are
+and how soon the clip is due; a job is queued under its clip key in that profile, so switching a
+job's profile withdraws one wish and makes another. Real-time factors start from a guess and are
+learned from the workers' timings; the slots are the render workers seen at work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
-from narrative.state import ViewerState, available_choices, generated_scene_id, is_generated
-from narrative.story import Choice, Scene
+from redis.exceptions import RedisError
+
+from narrative.state import (
+    UnknownChoice,
+    ViewerState,
+    available_choices,
+    choose,
+    generated_scene_id,
+    is_generated,
+)
+from narrative.story import Scene
 from server.director import Director
-from server.jobs import JobQueue, Kind
+from server.jobs import JobQueue, Kind, render_kind
 from server.scheduler import Budget, Cancel, Child, Clip, Decision, Profile, Scheduler, Tuning, job_key
 from server.store import StoryVersion
 
@@ -37,9 +55,15 @@ log = logging.getLogger(__name__)
 CLIP_ESTIMATE_S = 8.0
 """A clip's duration before it is rendered."""
 RENDER_RTF = 1.0
-"""Render seconds per clip second assumed until workers report how long their renders took."""
+"""Render seconds per clip second assumed for the best profile until workers report their timings."""
+FALLBACK_COST = 0.5
+"""Each fallback profile is assumed to cost this much of the one above it, until measured."""
 DEPTH = 2
 """Levels of scenes below the current one that are looked at (and rendered ahead when likely)."""
+TICK_S = 1.0
+"""How often the queue is laid out again as time passes."""
+WORKER_SEEN_S = 600.0
+"""A render worker counts as a slot for this long after it last started a job."""
 MAX_TARGETS = 50_000
 
 
@@ -50,11 +74,25 @@ class WallClock:
 
 @dataclass(frozen=True)
 class Target:
-    """What a scheduler job is in the shared queue."""
+    """What a scheduler job is in the shared queue: its kind, its key per render profile, its payload."""
 
     kind: Kind
-    key: str
+    keys: dict[str, str]
+    """Render profile → clip key; for a write, ``""`` → the scene id."""
     payload: dict[str, Any]
+
+
+@dataclass
+class Observation:
+    """A viewer's last position, kept to observe them again when a scene they may reach is written."""
+
+    story: StoryVersion
+    state: ViewerState
+    scene: Scene
+    position_s: float
+    at: float
+    writes: set[str] = field(default_factory=set)
+    """The scheduler's write jobs below the viewer."""
 
 
 def node_of(story: StoryVersion, scene_id: str) -> str:
@@ -68,59 +106,143 @@ class Lookahead:
         self.store = director.store
         self.queue = queue
         self.replica = replica
-        profile = Profile(director.profile_name, RENDER_RTF)
-        budget = Budget(render_slots=max(1, render_slots), profiles=(profile,))
+        ladder = enumerate(director.profiles)
+        profiles = tuple(Profile(name, RENDER_RTF * FALLBACK_COST**rank, measured=False) for rank, name in ladder)
+        self._slots = max(1, render_slots)
+        budget = Budget(render_slots=self._slots, profiles=profiles)
         # The workers retry failed jobs themselves: their ``failed:`` notice is final.
         self.scheduler = Scheduler(WallClock(), budget, Tuning(max_attempts=1, render_depth=DEPTH))
         self._targets: OrderedDict[str, Target] = OrderedDict()
-        self._clip_jobs: dict[str, str] = {}
-        """Clip key → scheduler job key, to read the workers' ``clip:`` notices."""
+        """Scheduler job key → where it goes in the queue."""
+        self._queued_as: dict[str, tuple[Kind, str]] = {}
+        """Scheduler job key → the queue and key this replica wants it under (the profile it was told)."""
+        self._jobs_of: dict[str, str] = {}
+        """Queue key (a clip key in any profile, a scene id) → scheduler job key, to read the notices."""
+        self._observed: dict[str, Observation] = {}
+        self._workers: dict[str, float] = {}
         self._lock = asyncio.Lock()
         """Decisions reach Redis in the order the scheduler made them."""
         self._counted: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- observations ------------------------------------------------------------------------
 
     async def viewer_at(
-        self, viewer: str, story: StoryVersion, state: ViewerState, scene: Scene, position_s: float
+        self,
+        viewer: str,
+        story: StoryVersion,
+        state: ViewerState,
+        scene: Scene,
+        position_s: float,
+        *,
+        unless_moved: Observation | None = None,
     ) -> None:
         """``viewer`` is ``position_s`` seconds into ``scene``'s clip (0 when it is presented)."""
         await self._load_counts(story)
-        choices = available_choices(scene, state)
-        children = await self._children(story, state.path, state.generated_depth, choices, DEPTH)
+        writes: set[str] = set()
+        children = await self._children(story, state, scene, DEPTH, writes)
         (clip,) = await self._clips(story, [scene])
+        if not clip.rendered:
+            position_s = 0.0  # nothing to play yet: the viewer waits at the start, whatever the client says
         async with self._lock:
+            if unless_moved is not None and self._observed.get(viewer) is not unless_moved:
+                return  # observed again meanwhile, from a newer position
+            self._observed[viewer] = Observation(story, state, scene, position_s, time.time(), writes)
             self.scheduler.viewer_at(viewer, node_of(story, scene.id), position_s, (clip,), children)
             await self._apply(self.scheduler.decisions())
 
     async def viewer_chose(self, viewer: str, story: StoryVersion, scene_id: str, choice_id: str) -> None:
+        """Counted here, and told to the other replicas, whose probabilities follow the whole audience."""
+        node = node_of(story, scene_id)
+        self._background(self.director.events.publish(f"chose:{node}", choice=choice_id, replica=self.replica))
         async with self._lock:
-            self.scheduler.viewer_chose(viewer, node_of(story, scene_id), choice_id)
+            self.scheduler.viewer_chose(viewer, node, choice_id)
             await self._apply(self.scheduler.decisions())
 
     async def viewer_left(self, viewer: str) -> None:
         async with self._lock:
+            self._observed.pop(viewer, None)
             self.scheduler.viewer_left(viewer)
             await self._apply(self.scheduler.decisions())
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """A worker's notice (see :class:`server.events.Events`): a clip rendered, a scene written, a job given up."""
+        """A worker's notice (see :class:`server.events.Events`)."""
         kind, _, key = str(event.get("topic", "")).partition(":")
-        if kind == "clip":
-            job = self._clip_jobs.pop(key, None)
+        if kind == "chose":
+            if event.get("replica") != self.replica:
+                self.scheduler.count(key, str(event.get("choice")))
+        elif kind == "started":
+            self._started(key, event)
+        elif kind == "clip":
+            job = self._jobs_of.get(key)
             if job is not None:
-                estimate = RENDER_RTF * float(event.get("duration") or CLIP_ESTIMATE_S)
-                self.scheduler.job_done(job, float(event.get("seconds") or estimate))
+                duration = float(event.get("duration") or CLIP_ESTIMATE_S)
+                seconds = float(event.get("seconds") or RENDER_RTF * duration)
+                self.scheduler.job_done(job, seconds, profile=event.get("profile"), duration_s=duration)
+                self._queued_as.pop(job, None)
+                self._background(self._settle())
         elif kind == "written":
-            self.scheduler.job_done(job_key("write", key), float(event.get("seconds") or self.scheduler.budget.write_s))
+            job = job_key("write", key)
+            self.scheduler.job_done(job, float(event.get("seconds") or self.scheduler.budget.write_s))
+            self._queued_as.pop(job, None)
+            for viewer, seen in list(self._observed.items()):
+                if job in seen.writes:
+                    self._background(self._observe_again(viewer, seen))
         elif kind == "failed":
-            self.scheduler.job_failed(self._clip_jobs.pop(key, job_key("write", key)))
+            job = self._jobs_of.get(key, job_key("write", key))
+            self.scheduler.job_failed(job)
+            self._queued_as.pop(job, None)
+            self._background(self._settle())
+
+    async def run(self) -> None:
+        """Lay the queue out again every ``TICK_S`` as time passes (profiles follow the deadlines)."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self._count_slots()
+                async with self._lock:
+                    self.scheduler.tick()
+                    await self._apply(self.scheduler.decisions())
+            except RedisError:
+                log.warning("lookahead could not reach Redis; trying again", exc_info=True)
+
+    def _started(self, key: str, event: dict[str, Any]) -> None:
+        worker = str(event.get("worker") or "")
+        if worker:
+            self._workers[worker] = time.time()
+        job = self._jobs_of.get(key)
+        if job is not None:
+            self.scheduler.job_started(job, worker, profile=event.get("profile"))
+
+    def _count_slots(self) -> None:
+        now = time.time()
+        for worker in [w for w, seen in self._workers.items() if now - seen > WORKER_SEEN_S]:
+            del self._workers[worker]
+        self.scheduler.resize(max(self._slots, len(self._workers)))
+
+    async def _observe_again(self, viewer: str, seen: Observation) -> None:
+        position = seen.position_s + time.time() - seen.at
+        await self.viewer_at(viewer, seen.story, seen.state, seen.scene, position, unless_moved=seen)
+
+    async def _settle(self) -> None:
+        async with self._lock:
+            await self._apply(self.scheduler.decisions())
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._quietly(coroutine))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _quietly(coroutine: Coroutine[Any, Any, None]) -> None:
+        with contextlib.suppress(RedisError):  # Redis away: the next observation or tick catches up
+            await coroutine
 
     # -- the story as the scheduler sees it --------------------------------------------------
 
     async def _load_counts(self, story: StoryVersion) -> None:
         """The audience's choices so far (all replicas, before this one started), once per story version;
-        later ones made on other replicas are not seen: probabilities are this replica's estimate."""
+        later ones arrive as ``chose:`` notices (one missed while Redis was away is not counted here)."""
         if story.digest in self._counted:
             return
         self._counted.add(story.digest)
@@ -128,62 +250,78 @@ class Lookahead:
             self.scheduler.count(node_of(story, scene_id), choice_id, times)
 
     async def _children(
-        self, story: StoryVersion, path: list[str], generated: int, choices: Sequence[Choice], depth: int
+        self, story: StoryVersion, state: ViewerState, scene: Scene, depth: int, writes: set[str]
     ) -> tuple[Child, ...]:
-        """The scenes ``choices`` lead to, written or not, with their own choices ``depth - 1`` levels down."""
-        parent = path[-1]
-        found: list[tuple[Choice, str, Scene | None]] = []
-        for choice in choices:
-            target = choice.target or generated_scene_id(story.digest, parent, choice.id)
-            scene = await self.director.scene(story, target)
-            if scene is not None or is_generated(target):
-                found.append((choice, target, scene))
-        clips = iter(await self._clips(story, [scene for _, _, scene in found if scene is not None]))
+        """The scenes the choices offered in ``scene`` lead to, written or not, with the choices each will
+        offer (on the state that path leads to) ``depth - 1`` levels further down."""
+        if scene.ending:
+            return ()
+        found: list[tuple[str, str, Scene | None]] = []
+        for choice in available_choices(scene, state):
+            target = choice.target or generated_scene_id(story.digest, scene.id, choice.id)
+            child = await self.director.scene(story, target)
+            if child is not None or is_generated(target):
+                found.append((choice.id, target, child))
+        clips = iter(await self._clips(story, [child for _, _, child in found if child is not None]))
         children: list[Child] = []
-        for choice, target, scene in found:
-            depth_below = generated + 1 if is_generated(target) else 0
-            if scene is None:
-                must_end = depth_below >= story.story.open_depth
+        for choice_id, target, child in found:
+            if child is None:
+                job = job_key("write", target)
                 payload = {
                     "story": story.story.id,
                     "version": story.version,
-                    "path": path,
-                    "choice": choice.id,
+                    "path": state.path,
+                    "choice": choice_id,
                     "scene": target,
-                    "must_end": must_end,
+                    "must_end": state.generated_depth + 1 >= story.story.open_depth,
                 }
-                self._remember(job_key("write", target), Target("write", target, payload))
-                children.append(Child(choice.id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
+                self._remember(job, Target("write", {"": target}, payload))
+                writes.add(job)
+                children.append(Child(choice_id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
                 continue
-            clip = next(clips)
             below: tuple[Child, ...] = ()
-            if depth > 1 and not scene.ending:
-                below = await self._children(story, [*path, scene.id], depth_below, scene.choices, depth - 1)
-            children.append(Child(choice.id, node_of(story, scene.id), (clip,), True, below))
+            if depth > 1:
+                try:
+                    after = choose(state, scene, choice_id, child.id, story=story.story)
+                except (UnknownChoice, ValueError):
+                    after = None  # a written fallback that redirects elsewhere: nothing known below it
+                if after is not None:
+                    below = await self._children(story, after, child, depth - 1, writes)
+            children.append(Child(choice_id, node_of(story, child.id), (next(clips),), True, below))
         return tuple(children)
 
-    async def _clips(self, story: StoryVersion, scenes: Sequence[Scene]) -> list[Clip]:
-        """Each scene's one clip as the scheduler sees it; remembers how to queue its render."""
-        keys = [self.director.clip_key(story, scene) for scene in scenes]
-        stored = await self.store.clips(keys) if keys else []
+    async def _clips(self, story: StoryVersion, scenes: list[Scene]) -> list[Clip]:
+        """Each scene's one clip as the scheduler sees it (rendered in the best profile there is, if any);
+        remembers how to queue its render in each profile."""
+        ladder = self.director.profiles
+        keys = [self.director.clip_keys(story, scene) for scene in scenes]
+        stored = await self.store.clips([key for scene_keys in keys for key in scene_keys]) if scenes else []
         clips: list[Clip] = []
-        for scene, key, clip in zip(scenes, keys, stored, strict=True):
+        for number, (scene, scene_keys) in enumerate(zip(scenes, keys, strict=True)):
             job = job_key("render", node_of(story, scene.id))
-            payload = {"story": story.story.id, "version": story.version, "scene": scene.id, "clip": key}
-            self._remember(job, Target("render", key, payload))
-            self._clip_jobs[key] = job
-            if clip is not None:
-                clips.append(Clip(clip.duration, rendered=True, profile=self.director.profile_name))
-            else:
+            payload = {"story": story.story.id, "version": story.version, "scene": scene.id}
+            self._remember(job, Target("render", dict(zip(ladder, scene_keys, strict=True)), payload))
+            upgrade = job_key("render", node_of(story, scene.id), upgrade=ladder[0])
+            self._remember(upgrade, Target("render", {ladder[0]: scene_keys[0]}, payload))
+            for key in scene_keys:
+                self._jobs_of.setdefault(key, job)
+            found = stored[number * len(ladder) : (number + 1) * len(ladder)]
+            rendered = next(((p, c) for p, c in zip(ladder, found, strict=True) if c is not None), None)
+            if rendered is None:
                 clips.append(Clip(CLIP_ESTIMATE_S))
+            else:
+                clips.append(Clip(rendered[1].duration, rendered=True, profile=rendered[0]))
         return clips
 
     def _remember(self, job: str, target: Target) -> None:
         self._targets[job] = target
         self._targets.move_to_end(job)
         while len(self._targets) > MAX_TARGETS:
-            _, old = self._targets.popitem(last=False)
-            self._clip_jobs.pop(old.key, None)
+            old_job, old = self._targets.popitem(last=False)
+            self._queued_as.pop(old_job, None)
+            for key in old.keys.values():
+                if self._jobs_of.get(key) == old_job:
+                    del self._jobs_of[key]
 
     # -- decisions to the queue --------------------------------------------------------------
 
@@ -195,7 +333,19 @@ class Lookahead:
                 continue
             # One wish per scheduler job: two scenes sharing one clip are two wishes, withdrawn apart.
             wanter = f"{self.replica}/{decision.key}"
+            told = self._queued_as.get(decision.key)
             if isinstance(decision, Cancel):
-                await self.queue.unwant(target.kind, target.key, wanter)
-            else:
-                await self.queue.want(target.kind, target.key, target.payload, decision.score, wanter)
+                if told is not None:
+                    del self._queued_as[decision.key]
+                    await self.queue.unwant(*told, wanter)
+                continue
+            kind, payload = target.kind, target.payload
+            key = target.keys.get(decision.profile) or next(iter(target.keys.values()))
+            if target.kind == "render":
+                kind = render_kind(self.director.tiers[decision.profile])
+                payload = {**payload, "clip": key, "profile": decision.profile}
+            if told is not None and told != (kind, key):
+                await self.queue.unwant(*told, wanter)
+            self._queued_as[decision.key] = (kind, key)
+            self._jobs_of[key] = decision.key
+            await self.queue.want(kind, key, payload, decision.score, wanter)

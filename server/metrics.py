@@ -13,11 +13,12 @@ CHOICE_LATENCY = Histogram(
     registry=REGISTRY,
 )
 SCENES = Counter(
-    "reelfork_scenes_total", "Scenes presented to viewers, by whether the clip was ready.", ["clip"], registry=REGISTRY
+    "reelfork_scenes_total",
+    "Scenes presented to viewers, by whether the clip was ready (in the best profile, or degraded).",
+    ["clip"],
+    registry=REGISTRY,
 )
-STALLS = Counter(
-    "reelfork_stalls_total", "Scenes presented without a ready clip: the viewer waits.", registry=REGISTRY
-)
+STALLS = Counter("reelfork_stalls_total", "Scenes presented without a ready clip: the viewer waits.", registry=REGISTRY)
 DEADLINES_MISSED = Counter(
     "reelfork_deadlines_missed_total", "Jobs finished after the time a viewer needed them.", ["kind"], registry=REGISTRY
 )

@@ -169,10 +169,10 @@ class Connection:
         """Send a scene, with its clip when ready within the wait budget, and look ahead from it."""
         choices = available_choices(scene, state)
         await self.lookahead.viewer_at(self._require_token(), story, state, scene, 0.0)
-        key = self.director.clip_key(story, scene)
-        clip = await self.director.wait_clip(key, self.runtime.settings.choice_wait_s)
+        keys = self.director.clip_keys(story, scene)
+        clip = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
         default = timed_default(scene, state)
-        SCENES.labels(clip="ready" if clip else "pending").inc()
+        SCENES.labels(clip="pending" if clip is None else "ready" if clip.key == keys[0] else "degraded").inc()
         if clip is None:
             STALLS.inc()
         await self.send(
@@ -190,16 +190,16 @@ class Connection:
         if clip is None or default is not None:
             self._background(
                 self._follow_up(
-                    scene.id, key, clip, default.choice.id if default else None, default.timeout_s if default else 0.0
+                    scene.id, keys, clip, default.choice.id if default else None, default.timeout_s if default else 0.0
                 )
             )
 
     async def _follow_up(
-        self, scene_id: str, key: str, clip: StoredClip | None, default: str | None, timeout_s: float
+        self, scene_id: str, keys: list[str], clip: StoredClip | None, default: str | None, timeout_s: float
     ) -> None:
         """Send the clip once it is rendered; then, for a timed default, choose it if the viewer does not."""
         if clip is None:
-            clip = await self.director.wait_clip(key, 3600)
+            clip = await self.director.wait_clip(keys, 3600)
             with contextlib.suppress(Exception):
                 if clip is not None:
                     url = self.url(clip)

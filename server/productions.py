@@ -104,8 +104,10 @@ class ProductionRecords:
         data = await self.redis.hgetall(f"rf:production:{production}")
         if not data:
             return None
-        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                for k, v in data.items()}
+        return {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in data.items()
+        }
 
     async def update(self, production: str, **fields: Any) -> None:
         await self.redis.hset(f"rf:production:{production}", mapping={k: str(v) for k, v in fields.items()})
@@ -155,11 +157,10 @@ def options(settings: Settings, profile: str) -> dict[str, Any]:
 
     if profile not in PROFILES:
         raise ProductionError(f"unknown render profile {profile!r}; use one of {', '.join(PROFILES)}")
-    named = settings.model_copy(update={"render_profile": profile})
     return {
         "writer": _writer_options(settings),
         "renderer": _renderer_options(settings),
-        "renderer_name": renderer_name(named),
+        "renderer_name": renderer_name(settings, PROFILES[profile]),
         "cache": str(settings.data_dir / "cache" / PRODUCTIONS),
     }
 

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from generation.rendering import RenderProfile
 from narrative.formats import StoryError, load_story
 from server.director import Director
 from server.embedded import EmbeddedRedis
@@ -50,10 +51,17 @@ def creator_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
-def renderer_name(settings: Settings) -> str:
-    if settings.profile.tier == "animatic" or settings.render_model_dir is None:
+def renderer_name(settings: Settings, profile: RenderProfile | None = None) -> str:
+    """Which renderer and model draw ``profile`` (default: the settings' own), as named in clip keys."""
+    profile = profile or settings.profile
+    if profile.tier == "animatic" or settings.render_model_dir is None:
         return "animatic"
-    return f"{settings.profile.tier}:{settings.render_model_dir.name}"
+    return f"{profile.tier}:{settings.render_model_dir.name}"
+
+
+def renderers(settings: Settings) -> dict[str, str]:
+    """The render profiles a deployment shows, best first, each with its renderer's name."""
+    return {profile.name: renderer_name(settings, profile) for profile in settings.ladder}
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -83,7 +91,7 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
     await redis.ping()
     store = Store(redis)
     queue = JobQueue(redis, lease_s=settings.job_lease_s)
-    director = Director(store, queue, Events(redis), settings.render_profile, renderer_name(settings))
+    director = Director(store, queue, Events(redis), renderers(settings))
     tasks = []
     executors = []
     for kind in kinds:
@@ -121,26 +129,26 @@ class Runtime:
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
-        self.director = Director(
-            self.store, self.queue, self.events, self.settings.render_profile, renderer_name(self.settings)
-        )
+        self.director = Director(self.store, self.queue, self.events, renderers(self.settings))
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
         self.events.listen(self.lookahead.on_event)
+        self._tasks.append(asyncio.create_task(self.lookahead.run(), name="lookahead"))
         await self.publish_seed_stories()
-        self.start_workers("render", self.settings.render_workers)
-        self.start_workers("write", self.settings.write_workers)
-        self.start_workers("produce", self.settings.produce_workers)
+        diffusion = any(profile.tier != "animatic" for profile in self.settings.ladder)
+        self.start_workers(("render", "diffuse") if diffusion else ("render",), self.settings.render_workers)
+        self.start_workers(("write",), self.settings.write_workers)
+        self.start_workers(("produce",), self.settings.produce_workers)
 
-    def start_workers(self, kind: Kind, count: int) -> None:
-        """``count`` worker loops for one kind of job, sharing a pool of as many processes."""
+    def start_workers(self, kinds: tuple[Kind, ...], count: int) -> None:
+        """``count`` worker loops taking jobs of ``kinds``, sharing a pool of as many processes."""
         if count == 0:
             return
         executor = process_pool(count)
         self._executors.append(executor)
         for _ in range(count):
-            worker = Worker(self.settings, self.store, self.queue, self.director, executor, (kind,))
-            self._tasks.append(asyncio.create_task(worker.run(), name=f"{kind}-worker"))
+            worker = Worker(self.settings, self.store, self.queue, self.director, executor, kinds)
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"{'+'.join(kinds)}-worker"))
 
     async def publish_seed_stories(self) -> None:
         files = seed_story_files() if self.settings.seed_stories else []

@@ -46,7 +46,9 @@ The policy
   than a stall. A degraded clip is re-rendered in the best profile (an upgrade, keyed with that
   profile, queued ``probability_weight_s`` behind fresh work) when a later viewer needs it and a
   full render fits before then, so one bad minute does not stay shared by every later viewer.
-  Real-time factors are learned from ``job_done`` timings.
+  Real-time factors are learned from ``job_done`` timings (a guessed one, ``measured=False``, is
+  replaced by the first timing; then a running average), and the profile a worker reports it used
+  wins over the planned one.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
 """
 
@@ -55,10 +57,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import Protocol
 
-Kind = Literal["write", "render"]
+from server.wants import Child, Clip, Interest, Kind, QueuedJob, View, Want
+
+__all__ = [
+    "Budget", "Cancel", "Child", "Clip", "Clock", "Decision", "Enqueue", "Job", "Kind", "Profile", "Reprioritise",
+    "Scheduler", "Tuning", "job_key", "pick_profile",
+]
 
 
 class Clock(Protocol):
@@ -72,6 +79,8 @@ class Profile:
     name: str
     rtf: float
     """Real-time factor on one render slot: render seconds per second of clip."""
+    measured: bool = True
+    """Whether ``rtf`` is a measurement; a guess is replaced by the first timing reported, not averaged."""
 
 
 @dataclass(frozen=True)
@@ -116,28 +125,6 @@ class Tuning:
     late it would not be ready (a stall that short is less likely than a worse clip is certain)."""
     learning_rate: float = 0.2
     """Weight of each finished job's timing in the running real-time factor estimate."""
-
-
-@dataclass(frozen=True)
-class Clip:
-    duration_s: float
-    """Known once written; an estimate before."""
-    rendered: bool = False
-    profile: str = ""
-    """The profile it was rendered in, when known: a degraded clip is re-rendered in the best one for
-    later viewers when there is time."""
-
-
-@dataclass(frozen=True)
-class Child:
-    """One choice out of a scene, as the shell knows it now."""
-
-    choice: str
-    node: str
-    clips: tuple[Clip, ...]
-    written: bool = True
-    children: tuple[Child, ...] = ()
-    """The child's own choices (grandchildren), once it is written; for writing two levels ahead."""
 
 
 @dataclass(frozen=True)
@@ -199,105 +186,20 @@ def pick_profile(profiles: Sequence[Profile], duration_s: float, start: float, d
     return profiles[-1]
 
 
-@dataclass(frozen=True)
-class _Interest:
-    deadline: float
-    probability: float
-    grace_s: float = 0.0
-    """How late the clip may probably still be, for this viewer, before they wait: their time to decide."""
-    deferrable: bool = False
-    """Whether a full render started after this viewer's next choice would still be in time."""
-
-
-@dataclass(frozen=True)
-class _Want:
-    kind: Kind
-    node: str
-    clip: int
-    duration_s: float
-    interest: _Interest
-    upgrade: bool = False
-
-
-@dataclass
-class _Job:
-    key: str
-    kind: Kind
-    node: str
-    clip: int
-    duration_s: float
-    upgrade: bool = False
-    interests: dict[str, _Interest] = field(default_factory=dict)
-    running: bool = False
-    deadline: float = math.inf
-    latest: float = math.inf
-    """The deadline plus the interested viewers' likely time to decide: what degrading aims for."""
-    probability: float = 0.0
-    score: float = math.inf
-    profile: str = ""
-    started: float = 0.0
-    attempts: int = 0
-    version: int = 0
-    certain: int = 0
-    """Interested viewers who surely need it."""
-    log_miss: float = 0.0
-    """Sum of ``log(1 - p)`` over the others: the chance that none of them needs it, in logs."""
-    eager: int = 0
-    """Interested viewers for whom it cannot wait for their choice."""
-    stale: bool = False
-    """Whether ``deadline`` or ``latest`` may have risen: the interest that set it went."""
-
-    # Aggregates are kept up to date as interests come and go: a popular job has thousands.
-    def interest(self, viewer: str, interest: _Interest | None) -> None:
-        """Set (or with ``None``, withdraw) one viewer's interest."""
-        old = self.interests.pop(viewer, None)
-        if old is not None:
-            self._fold(old, -1)
-        if interest is not None:
-            self.interests[viewer] = interest
-            self._fold(interest, 1)
-
-    def _fold(self, interest: _Interest, sign: int) -> None:
-        if interest.probability >= 1.0:
-            self.certain += sign
-        else:
-            self.log_miss += sign * math.log1p(-interest.probability)
-        if not interest.deferrable:
-            self.eager += sign
-        latest = interest.deadline + interest.grace_s
-        if sign > 0:
-            self.deadline = min(self.deadline, interest.deadline)
-            self.latest = min(self.latest, latest)
-        elif interest.deadline <= self.deadline or latest <= self.latest:
-            self.stale = True
-
-
-@dataclass
-class _View:
-    """A viewer's last observation, kept to recompute their wants when they choose."""
-
-    node: str
-    position_s: float
-    seen_at: float
-    clips: tuple[Clip, ...]
-    children: tuple[Child, ...]
-    chosen: str | None = None
-    wants: dict[str, _Interest] = field(default_factory=dict)
-
-
 class Scheduler:
     def __init__(self, clock: Clock, budget: Budget, tuning: Tuning | None = None) -> None:
         self.clock = clock
         self.budget = budget
         self.tuning = tuning or Tuning()
         self._rtf = {profile.name: profile.rtf for profile in budget.profiles}
+        self._guessed = {profile.name for profile in budget.profiles if not profile.measured}
         self._write_s = budget.write_s
         self._counts: dict[str, dict[str, int]] = {}
-        self._views: dict[str, _View] = {}
-        self._jobs: dict[str, _Job] = {}
+        self._views: dict[str, View] = {}
+        self._jobs: dict[str, QueuedJob] = {}
         self._queued: dict[Kind, set[str]] = {"write": set(), "render": set()}
         self._heaps: dict[Kind, list[tuple[float, int, str]]] = {"write": [], "render": []}
-        self._running: dict[str, _Job] = {}
+        self._running: dict[str, QueuedJob] = {}
         self._done: dict[str, str] = {}
         self._failed: set[str] = set()
         self._told: dict[str, tuple[float, str]] = {}
@@ -315,7 +217,7 @@ class Scheduler:
         view = self._views.get(viewer)
         chosen = view.chosen if view is not None and view.node == node else None
         wants = view.wants if view is not None else {}
-        self._views[viewer] = _View(node, position_s, self.clock.now(), tuple(clips), tuple(children), chosen, wants)
+        self._views[viewer] = View(node, position_s, self.clock.now(), tuple(clips), tuple(children), chosen, wants)
         self._refresh(viewer)
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
@@ -336,15 +238,17 @@ class Scheduler:
         if view is not None:
             self._apply(viewer, view.wants, {})
 
-    def job_started(self, key: str, worker: str) -> Job | None:
-        """A worker took ``key`` off the shared queue; returns it as the scheduler sees it (None if unknown)."""
+    def job_started(self, key: str, worker: str, profile: str | None = None) -> Job | None:
+        """A worker took ``key`` off the shared queue (rendering in ``profile``, when it says); returns
+        it as the scheduler sees it (None if unknown)."""
         job = self._jobs.get(key)
         if job is None or job.running:
             return None
-        return self._start(job, self.clock.now())
+        return self._start(job, self.clock.now(), profile)
 
-    def job_done(self, key: str, seconds: float) -> None:
-        """``key`` finished in ``seconds``; the timing refines the estimate for its profile."""
+    def job_done(self, key: str, seconds: float, profile: str | None = None, duration_s: float | None = None) -> None:
+        """``key`` finished in ``seconds`` (rendered in ``profile``, ``duration_s`` long, when known); the
+        timing refines the real-time factor of that profile."""
         job = self._jobs.pop(key, None)
         self._told.pop(key, None)
         self._running.pop(key, None)
@@ -352,14 +256,19 @@ class Scheduler:
         if job is None:
             return
         self._queued[job.kind].discard(key)
-        self._done[key] = job.profile
+        profile = profile or job.profile
+        duration_s = duration_s or job.duration_s
+        self._done[key] = profile
         if job.upgrade:
-            self._done[job_key("render", job.node, job.clip)] = job.profile
+            self._done[job_key("render", job.node, job.clip)] = profile
         rate = self.tuning.learning_rate
         if job.kind == "write":
             self._write_s += rate * (seconds - self._write_s)
-        elif job.profile in self._rtf and job.duration_s > 0:
-            self._rtf[job.profile] += rate * (seconds / job.duration_s - self._rtf[job.profile])
+        elif profile in self._rtf and duration_s > 0:
+            if profile in self._guessed:
+                self._guessed.discard(profile)
+                rate = 1.0
+            self._rtf[profile] += rate * (seconds / duration_s - self._rtf[profile])
         for viewer in job.interests:
             view = self._views.get(viewer)
             if view is not None:
@@ -432,22 +341,39 @@ class Scheduler:
     def queued(self, kind: Kind = "render") -> int:
         return len(self._queued[kind])
 
+    def rtf(self, profile: str) -> float:
+        """The current estimate of ``profile``'s real-time factor (render seconds per clip second)."""
+        return self._rtf[profile]
+
+    def tick(self) -> None:
+        """Time has passed: lay the queue out over the slots again at the next ``decisions()``, so a job
+        whose viewer came closer is degraded (or no longer is) though nothing else changed."""
+        self._replan = True
+
+    def resize(self, render_slots: int) -> None:
+        """The number of render slots changed (workers came or went)."""
+        if render_slots != self.budget.render_slots:
+            self.budget = replace(self.budget, render_slots=max(1, render_slots))
+            self._replan = True
+
     # -- internals ---------------------------------------------------------------------------
 
     def _profiles(self) -> list[Profile]:
         return [Profile(p.name, self._rtf[p.name]) for p in self.budget.profiles]
 
-    def _default_profile(self, job: _Job) -> str:
+    def _default_profile(self, job: QueuedJob) -> str:
         return self.budget.profiles[0].name if job.kind == "render" else ""
 
-    def _start(self, job: _Job, now: float) -> Job:
+    def _start(self, job: QueuedJob, now: float, profile: str | None = None) -> Job:
         job.running = True
         job.started = now
         self._running[job.key] = job
         self._replan = True
         self._queued[job.kind].discard(job.key)
         self._told.pop(job.key, None)
-        if job.upgrade:
+        if profile in self._rtf:
+            job.profile = str(profile)
+        elif job.upgrade:
             job.profile = self.budget.profiles[0].name
         elif job.kind == "render":
             job.profile = self._pick(job, now).name
@@ -474,13 +400,13 @@ class Scheduler:
             heapq.heappush(free, start + profile.rtf * job.duration_s)
         return planned
 
-    def _head(self, kind: Kind, count: int) -> list[_Job]:
+    def _head(self, kind: Kind, count: int) -> list[QueuedJob]:
         """The first ``count`` queued jobs of ``kind`` by score."""
         heap = self._heaps[kind]
         if len(heap) > 4 * len(self._queued[kind]) + 256:
             heap[:] = [entry for entry in heap if self._current(entry)]
             heapq.heapify(heap)
-        head: list[_Job] = []
+        head: list[QueuedJob] = []
         for entry in heapq.nsmallest(count * 2, heap):
             if self._current(entry):
                 head.append(self._jobs[entry[2]])
@@ -490,7 +416,7 @@ class Scheduler:
         job = self._jobs.get(entry[2])
         return job is not None and not job.running and job.version == entry[1]
 
-    def _pick(self, job: _Job, start: float, profiles: list[Profile] | None = None) -> Profile:
+    def _pick(self, job: QueuedJob, start: float, profiles: list[Profile] | None = None) -> Profile:
         """The profile for a render started at ``start``; an upgrade is always in the best one."""
         profiles = profiles or self._profiles()
         if job.upgrade:
@@ -504,12 +430,12 @@ class Scheduler:
         view = self._views[viewer]
         self._apply(viewer, view.wants, self._wanted(view))
 
-    def _wanted(self, view: _View) -> dict[str, _Want]:
+    def _wanted(self, view: View) -> dict[str, Want]:
         """Every job this viewer's next minutes depend on, with when and how likely they need it."""
         now = self.clock.now()
         total = sum(clip.duration_s for clip in view.clips)
         played = min(total, view.position_s + (now - view.seen_at))
-        wants: dict[str, _Want] = {}
+        wants: dict[str, Want] = {}
         offset = 0.0
         for index, clip in enumerate(view.clips):
             if offset + clip.duration_s > played:
@@ -529,7 +455,7 @@ class Scheduler:
 
     def _want_scene(
         self,
-        wants: dict[str, _Want],
+        wants: dict[str, Want],
         child: Child,
         at: float,
         probability: float,
@@ -561,7 +487,7 @@ class Scheduler:
 
     def _want_clip(
         self,
-        wants: dict[str, _Want],
+        wants: dict[str, Want],
         node: str,
         index: int,
         clip: Clip,
@@ -586,7 +512,7 @@ class Scheduler:
 
     def _want(
         self,
-        wants: dict[str, _Want],
+        wants: dict[str, Want],
         kind: Kind,
         node: str,
         clip: int,
@@ -606,9 +532,9 @@ class Scheduler:
             p = max(p, known.interest.probability)
             grace_s = min(grace_s, known.interest.grace_s)
             deferrable = deferrable and known.interest.deferrable
-        wants[key] = _Want(kind, node, clip, duration_s, _Interest(deadline, p, grace_s, deferrable), upgrade)
+        wants[key] = Want(kind, node, clip, duration_s, Interest(deadline, p, grace_s, deferrable), upgrade)
 
-    def _apply(self, viewer: str, old: dict[str, _Interest], new: dict[str, _Want]) -> None:
+    def _apply(self, viewer: str, old: dict[str, Interest], new: dict[str, Want]) -> None:
         """Move this viewer's interests from ``old`` to ``new``, touching only the jobs that changed."""
         for key in [k for k in old if k not in new]:
             del old[key]
@@ -622,13 +548,13 @@ class Scheduler:
             old[key] = want.interest
             job = self._jobs.get(key)
             if job is None:
-                job = _Job(key, want.kind, want.node, want.clip, want.duration_s, want.upgrade)
+                job = QueuedJob(key, want.kind, want.node, want.clip, want.duration_s, want.upgrade)
                 self._jobs[key] = job
                 self._queued[job.kind].add(key)
             job.interest(viewer, want.interest)
             self._touch(job)
 
-    def _touch(self, job: _Job) -> None:
+    def _touch(self, job: QueuedJob) -> None:
         """Recompute a job's deadline, probability and score from its interests; cancel it if none is left."""
         if not job.interests:
             if not job.running:
@@ -648,7 +574,7 @@ class Scheduler:
         job.score = score
         self._queue(job)
 
-    def _queue(self, job: _Job) -> None:
+    def _queue(self, job: QueuedJob) -> None:
         self._versions += 1
         job.version = self._versions
         self._queued[job.kind].add(job.key)
@@ -656,7 +582,7 @@ class Scheduler:
         self._changed[job.key] = None
         self._replan = True
 
-    def _drop(self, job: _Job) -> None:
+    def _drop(self, job: QueuedJob) -> None:
         del self._jobs[job.key]
         self._queued[job.kind].discard(job.key)
         for viewer in job.interests:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from generation.rendering import PROFILES, RenderProfile
+from generation.rendering import FALLBACKS, PROFILES, RenderProfile
 
 
 class Settings(BaseSettings):
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     seed_stories: bool = True
 
     render_profile: str = "animatic"
+    render_fallbacks: Annotated[tuple[str, ...] | None, NoDecode] = None
+    """Cheaper profiles, best first, that the scheduler renders a clip in rather than let a viewer wait
+    (``fast,animatic``; empty: never degrade). Default: the ladder below ``render_profile`` (full → fast →
+    animatic, animatic → preview). A degraded clip is re-rendered in ``render_profile`` when there is time."""
     render_threads: int = Field(default=1, ge=1, le=64)
     render_model_dir: Path | None = None
     """A local diffusers pipeline folder (LTX or Wan) for the ``full`` and ``fast`` profiles. Never downloaded."""
@@ -80,10 +84,13 @@ class Settings(BaseSettings):
             raise ValueError("REELFORK_WRITER=openai needs REELFORK_WRITER_URL (e.g. http://vllm:8000/v1)")
         if (self.c2pa_certificate is None) != (self.c2pa_key is None):
             raise ValueError("set both REELFORK_C2PA_CERTIFICATE and REELFORK_C2PA_KEY, or neither")
-        if self.profile.tier != "animatic" and self.render_model_dir is None:
-            raise ValueError(
-                f"render profile {self.render_profile!r} renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"
-            )
+        for profile in self.ladder:
+            if profile.tier != "animatic" and self.render_model_dir is None:
+                raise ValueError(
+                    f"render profile {profile.name!r} renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"
+                )
+        if self.render_profile in (self.render_fallbacks or ()):
+            raise ValueError(f"REELFORK_RENDER_FALLBACKS repeats the render profile {self.render_profile!r}")
         return self
 
     @field_validator("render_profile")
@@ -93,9 +100,32 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown render profile {value!r}; choose one of {', '.join(PROFILES)}")
         return value
 
+    @field_validator("render_fallbacks", mode="before")
+    @classmethod
+    def _fallback_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("render_fallbacks")
+    @classmethod
+    def _known_fallbacks(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in value or ():
+            if name not in PROFILES:
+                raise ValueError(f"unknown render profile {name!r} in the fallbacks; choose from {', '.join(PROFILES)}")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"render fallbacks {', '.join(value)} name a profile twice")
+        return value
+
     @property
     def profile(self) -> RenderProfile:
         return PROFILES[self.render_profile]
+
+    @property
+    def ladder(self) -> tuple[RenderProfile, ...]:
+        """The render profiles, best first: ``render_profile``, then the fallbacks."""
+        fallbacks = self.render_fallbacks if self.render_fallbacks is not None else FALLBACKS[self.render_profile]
+        return (self.profile, *(PROFILES[name] for name in fallbacks))
 
     @property
     def media_dir(self) -> Path:

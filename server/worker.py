@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from generation.checks import WordListPolicy, policy_rejections, read_word_list
 from generation.production import ProductionError
-from generation.rendering import RenderRequest
+from generation.rendering import PROFILES, RenderRequest
 from generation.report import WriteFailed
 from generation.writing import WriteError, WriteRequest
 from narrative.graph import bridge_to_ending
@@ -76,7 +76,8 @@ class Worker:
         started = time.perf_counter()
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
-            run = {"write": self._write, "render": self._render, "produce": self._produce}[job.kind]
+            runs = {"write": self._write, "render": self._render, "diffuse": self._render, "produce": self._produce}
+            run = runs[job.kind]
             done = await run(job)
             await self.queue.done(job)
             JOB_SECONDS.labels(kind=job.kind, outcome="done" if done else "cached").observe(
@@ -158,10 +159,8 @@ class Worker:
             log.error("writing %s crashed on its last attempt; using the fallback", target, exc_info=True)
             written = fallback(story, payload["path"], choice, target, f"{type(exc).__name__}: {exc}")
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
+        # The servers' schedulers hear this and queue the scene's clip for the viewers who need it.
         await self.director.events.publish(f"written:{target}", seconds=round(time.perf_counter() - started, 3))
-        scene = await self.director.scene(story, target)
-        if scene is not None:
-            await self.director.ensure_clip(story, scene, time.time())
         return True
 
     async def _render(self, job: Job) -> bool:
@@ -176,25 +175,30 @@ class Worker:
         scene = await self.director.scene(story, payload["scene"])
         if scene is None:
             raise LookupError(f"scene {payload['scene']!r} is not written")
+        profile = PROFILES.get(payload.get("profile") or self.settings.render_profile)
+        if profile is None:
+            raise LookupError(f"render profile {payload['profile']!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
         request = RenderRequest(
             scene=scene,
             bible=story.story.bible,
             language=story.story.language,
-            profile=self.settings.profile,
+            profile=profile,
             output=self.settings.media_dir / relative,
         )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        await self.director.events.publish(f"started:{key}", profile=profile.name, worker=self.name)
         duration, last_frame = await loop.run_in_executor(
             self.executor, render_clip, request.model_dump_json(), _renderer_options(self.settings)
         )
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
-        await self.director.events.publish(f"clip:{key}", file=clip.file, duration=duration, seconds=seconds)
+        await self.director.events.publish(
+            f"clip:{key}", file=clip.file, duration=duration, seconds=seconds, profile=profile.name
+        )
         return True
-
 
     async def _produce(self, job: Job) -> bool:
         """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
@@ -231,8 +235,12 @@ def count_rejections(scene_id: str, problems: list[str]) -> None:
     rejected = policy_rejections(problems)
     if rejected:
         CONTENT_REJECTIONS.inc(rejected)
-        log.warning("content policy rejected %d attempt(s) at %s: %s", rejected, scene_id,
-                    "; ".join(p for p in problems if "content policy:" in p)[:500])
+        log.warning(
+            "content policy rejected %d attempt(s) at %s: %s",
+            rejected,
+            scene_id,
+            "; ".join(p for p in problems if "content policy:" in p)[:500],
+        )
 
 
 def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, reason: str) -> WrittenScene:
@@ -295,7 +303,8 @@ def _writer_options(settings: Settings) -> dict[str, Any]:
 # -- what runs inside the pool's processes -------------------------------------------------------
 
 _writer: Any = None
-_renderer: Any = None
+_renderers: dict[str, Any] = {}
+"""One renderer per family (the animatic; diffusion, whose pipeline draws ``full`` and ``fast``)."""
 
 
 def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -333,12 +342,13 @@ def _make_writer(options: dict[str, Any]) -> Any:
 
 
 def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:
-    global _renderer
     from generation.provenance import ClipSigner
     from generation.renderers import renderer_for
 
     request = RenderRequest.model_validate_json(request_json)
-    if _renderer is None:
+    family = "animatic" if request.profile.tier == "animatic" else "diffusion"
+    renderer = _renderers.get(family)
+    if renderer is None:
         _set_threads(options["threads"])
         # Built here, in the pool process: a c2pa signer holds a native handle that cannot be pickled.
         if options["certificate"] is not None:
@@ -348,9 +358,10 @@ def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]
         else:
             signer = ClipSigner.development(Path(options["c2pa_dir"]))
         model_dir = Path(options["model_dir"]) if options["model_dir"] else None
-        _renderer = renderer_for(request.profile, model_dir=model_dir, signer=signer, threads=options["threads"])
+        renderer = renderer_for(request.profile, model_dir=model_dir, signer=signer, threads=options["threads"])
+        _renderers[family] = renderer
     request.output.parent.mkdir(parents=True, exist_ok=True)
-    clip = _renderer.render(request)
+    clip = renderer.render(request)
     return clip.duration, str(clip.last_frame)
 
 

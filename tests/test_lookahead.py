@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
+import httpx
+import pytest
 import redis
 import redis.asyncio as aioredis
 import websockets
 
+from narrative.formats import load_story
 from server.jobs import JobQueue
+from server.runtime import connect as connect_async
+from server.runtime import seed_story_files
+from server.store import Store, clip_key
 from tests.conftest import ServerProcess
+from tests.media import probe
+from tests.test_fleet import WorkerProcess
 from tests.test_play import STORY, Viewer, ws_url
 
 
@@ -109,3 +119,224 @@ async def test_a_choice_cancels_what_became_unreachable_unless_another_replica_s
         server_a.stop()
         server_b.stop()
         client.close()
+
+
+def seed_clip_keys(profile: str) -> dict[str, str]:
+    """The content address of each seed scene's clip in ``profile`` (both profiles here are animatic-tier)."""
+    story, _ = load_story(seed_story_files()[0].read_bytes(), source="seed")
+    return {scene.id: clip_key(scene, story, profile, "animatic") for scene in story.scenes}
+
+
+def payload_of(client: redis.Redis, key: str) -> dict[str, str] | None:
+    raw: bytes | None = client.hget(f"rf:job:{key}", "payload")  # type: ignore[assignment]
+    return json.loads(raw) if raw is not None else None
+
+
+async def stored(client: redis.Redis, key: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not client.exists(f"rf:clip:{key}"):
+        assert time.monotonic() < deadline, f"clip {key} never rendered"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_server_degrades_a_clip_that_would_be_late_and_upgrades_it_when_there_is_time(
+    redis_server: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = ServerProcess(
+        data_dir,
+        REELFORK_REDIS_URL=redis_server,
+        REELFORK_RENDER_PROFILE="animatic",
+        REELFORK_RENDER_FALLBACKS="preview",
+        REELFORK_RENDER_WORKERS="0",
+        REELFORK_WRITE_WORKERS="0",
+        REELFORK_PRODUCE_WORKERS="0",
+        REELFORK_WARM_AUTHORED="false",
+        REELFORK_CHOICE_WAIT_S="0.2",
+    )
+    best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
+    client = redis.Redis.from_url(redis_server)
+    worker = None
+    try:
+        ann = Viewer(await websockets.connect(ws_url(server.url)))
+        await ann.send({"type": "start", "story": STORY})
+        await ann.expect("session")
+        first = await ann.expect("scene")
+        assert first["scene"] == "boarding" and first["clip"] is None
+        # Ann waits for the first clip, and the next scene's is due ~9 s later (an unrendered clip counts
+        # as 8 s). Until workers report, the best profile is assumed to render at real time and the
+        # fallback at twice that: one slot cannot render both in the best profile in time, so both are
+        # queued in the cheaper one.
+        for scene in ("boarding", "heiress"):
+            deadline = time.monotonic() + 10
+            while payload_of(client, cheap[scene]) is None:
+                assert time.monotonic() < deadline, f"{scene} was not queued in the cheaper profile"
+                await asyncio.sleep(0.1)
+            assert payload_of(client, cheap[scene]) == {
+                "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview"
+            }
+            assert payload_of(client, best[scene]) is None
+
+        worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
+        url = await ann.clip_for(first)
+        assert url.endswith(f"/{cheap['boarding']}.mp4")
+        async with httpx.AsyncClient() as http:
+            (tmp_path / "boarding.mp4").write_bytes((await http.get(url)).content)
+        video = next(s for s in probe(tmp_path / "boarding.mp4")["streams"] if s["codec_type"] == "video")
+        assert (video["width"], video["height"]) == (270, 480)
+        await stored(client, cheap["heiress"])
+
+        # Bob starts later: the next scene is 20 s away for him, time enough to render it in the best
+        # profile, so the degraded clip is upgraded for him and everyone after.
+        bob = Viewer(await websockets.connect(ws_url(server.url)))
+        await bob.send({"type": "start", "story": STORY})
+        await bob.expect("session")
+        shown = await bob.expect("scene")
+        assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
+        await stored(client, best["heiress"])
+        then = await bob.choose("next")
+        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
+
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'reelfork_scenes_total{clip="degraded"} 1.0' in metrics
+        await ann.websocket.close()
+        await bob.websocket.close()
+    finally:
+        server.stop()
+        if worker is not None:
+            worker.stop()
+        client.close()
+
+
+KEYED = """
+id: the-keyed-door
+title: The Keyed Door
+bible:
+  logline: A night porter finds a key and a door it may open.
+  setting: An old hotel at night.
+  tone: Hushed
+  characters:
+    - {id: ines, name: Ines, look: "Fifty, grey uniform, a ring of brass keys."}
+variables:
+  has_key: {type: bool}
+start: lobby
+scenes:
+  - id: lobby
+    title: The Lobby
+    place: A marble lobby at midnight
+    lines: [{speaker: ines, text: "Someone left a key on the desk."}]
+    choices:
+      - {id: take, label: Take the key, target: hall, effects: [{set: has_key, to: true}]}
+      - {id: leave, label: Leave it, target: hall}
+  - id: hall
+    title: The Hall
+    place: A long hotel corridor
+    lines: [{speaker: ines, text: "Room thirteen. The door is locked."}]
+    choices:
+      - {id: open, label: Unlock the door, target: room, condition: {var: has_key}}
+      - {id: knock, label: Knock, target: stairs, condition: {op: not, args: [{var: has_key}]}}
+  - id: room
+    title: Room Thirteen
+    place: A dusty hotel room
+    ending: true
+    lines: [{speaker: ines, text: "The bed is made for two."}]
+  - id: stairs
+    title: The Stairs
+    place: A narrow service stair
+    ending: true
+    lines: [{speaker: ines, text: "Nobody answers."}]
+"""
+
+
+async def test_lookahead_follows_conditions_below_the_first_level_and_hears_other_replicas_choices(
+    redis_server: str,
+) -> None:
+    from narrative.state import begin
+    from server.director import Director
+    from server.events import Events
+    from server.lookahead import Lookahead, node_of
+    client, sync = connect_async(redis_server), redis.Redis.from_url(redis_server)
+    store, queue, events = Store(client), JobQueue(client), Events(client)
+    await events.start()
+    director = Director(store, queue, events, {"preview": "animatic"})
+    replica_a, replica_b = Lookahead(director, queue, "a", 1), Lookahead(director, queue, "b", 1)
+    events.listen(replica_a.on_event)
+    events.listen(replica_b.on_event)
+    try:
+        story_model, _ = load_story(KEYED.encode(), source="keyed.yaml")
+        version, _ = await store.publish(story_model)
+        story = await store.story(story_model.id, version)
+        assert story is not None
+        state = begin(story.story, story.version)
+        lobby = story.story.scene("lobby")
+
+        await replica_a.viewer_at("ann", story, state, lobby, 0.0)
+        wanted = set(queued(sync, "render"))
+        # Taking the key (possible) leads to the room; leaving it (possible) to the stairs: both wanted.
+        assert wanted == {"lobby", "hall", "room", "stairs"}
+
+        taken = begin(story.story, story.version).model_copy(update={"variables": {"has_key": True}})
+        await replica_b.viewer_at("bob", story, taken, story.story.scene("lobby"), 0.0)
+        await replica_a.viewer_left("ann")
+        wanted = set(queued(sync, "render"))
+        # Bob's every path has the key set (his state says so), yet "leave" does not unset it: no stairs.
+        assert wanted == {"lobby", "hall", "room"}
+
+        node = node_of(story, "lobby")
+        before = replica_b.scheduler.probability(node, "take", ["take", "leave"])
+        for n in range(6):
+            await replica_a.viewer_chose(f"viewer-{n}", story, "lobby", "take")
+        deadline = time.monotonic() + 5
+        while replica_b.scheduler.probability(node, "take", ["take", "leave"]) == before:
+            assert time.monotonic() < deadline, "replica b never heard of replica a's choices"
+            await asyncio.sleep(0.05)
+        assert replica_b.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
+        assert replica_a.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
+    finally:
+        await events.stop()
+        await client.aclose()
+        sync.close()
+
+
+async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_to_the_cpu_queue(
+    redis_server: str,
+) -> None:
+    from narrative.state import begin
+    from server.director import Director
+    from server.events import Events
+    from server.lookahead import Lookahead
+
+    client, sync = connect_async(redis_server), redis.Redis.from_url(redis_server)
+    store, queue, events = Store(client), JobQueue(client), Events(client)
+    await events.start()
+    ladder = {"full": "full:ltx", "fast": "fast:ltx", "animatic": "animatic"}
+    director = Director(store, queue, events, ladder)
+    lookahead = Lookahead(director, queue, "a", 1)
+    try:
+        story_model, _ = load_story(seed_story_files()[0].read_bytes(), source="seed")
+        version, _ = await store.publish(story_model)
+        story = await store.story(story_model.id, version)
+        assert story is not None
+        state = begin(story.story, story.version)
+        await lookahead.viewer_at("ann", story, state, story.story.scene(state.current), 0.0)
+        # The first clip is due now: only the cheapest profile has a chance, on a CPU. The next scene's
+        # is due in ~9 s: time for a diffusion render on the one GPU once the first is done.
+        on_cpu, on_gpu = queued_payloads(sync, "render"), queued_payloads(sync, "diffuse")
+        assert on_cpu["boarding"]["profile"] == "animatic"
+        assert on_gpu["heiress"]["profile"] == "full"
+        assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
+        assert "boarding" not in on_gpu and "heiress" not in on_cpu
+    finally:
+        await events.stop()
+        await client.aclose()
+        sync.close()
+
+
+def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    keys: list[bytes] = client.zrange(f"rf:q:{kind}", 0, -1)  # type: ignore[assignment]
+    for key in keys:
+        payload = payload_of(client, key.decode())
+        assert payload is not None
+        found[payload["scene"]] = payload
+    return found

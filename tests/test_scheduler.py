@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench.simulate import LTX, Scenario, make_world, simulate
+from bench.simulation.engine import simulate
+from bench.simulation.world import LTX, Scenario, make_world
 from server.scheduler import (
     Budget,
     Cancel,
@@ -267,3 +268,52 @@ def test_choices_counted_elsewhere_inform_the_probability() -> None:
     s, _ = scheduler(prior=1.0)
     s.count("node", "a", 6)
     assert s.probability("node", "a", ["a", "b"]) == pytest.approx(7 / 8)
+
+
+def test_real_time_factors_are_learned_from_the_workers_timings() -> None:
+    s, _ = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 8.0)])  # A due in 11 s: full takes 3.2 s
+    first = enqueued(s.decisions())[job_key("render", "A")]
+    assert first.profile == "full"
+    for n in range(12):  # the GPUs turn out slower than assumed: 2 render seconds per clip second
+        key = job_key("render", f"warm-{n}")
+        s.viewer_at(f"w{n}", "root", 0.0, PLAYING, [child("only", f"warm-{n}", 8.0)])
+        s.job_done(key, 16.0, profile="full", duration_s=8.0)
+    assert s.rtf("full") == pytest.approx(2.0, abs=0.2)
+    job = s.next_job("gpu")
+    assert job is not None and job.key == job_key("render", "A")
+    assert job.profile == "fast"  # 16 s in full would miss its 11 s deadline now
+
+
+def test_a_worker_that_rendered_a_cheaper_profile_than_planned_gets_its_clip_upgraded() -> None:
+    s, _ = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    assert enqueued(s.decisions())[job_key("render", "A")].profile == "full"
+    started = s.job_started(job_key("render", "A"), "gpu-1", profile="animatic")  # as the worker says
+    assert started is not None and started.profile == "animatic"
+    s.job_done(job_key("render", "A"), 0.2, profile="animatic", duration_s=10.0)
+    s.viewer_at("w", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    assert job_key("render", "A", 0, "full") in enqueued(s.decisions())
+
+
+def test_more_render_slots_stop_degrading() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=0.0)
+    s.viewer_at("v", "root", 6.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
+    profiles = {d.key: d.profile for d in s.decisions() if isinstance(d, Enqueue)}
+    assert sorted(profiles.values()) == ["fast", "full"]  # one GPU: the second child cannot be full in 5 s
+    s.resize(2)
+    changed = {d.key: d.profile for d in s.decisions() if isinstance(d, Reprioritise)}
+    assert set(changed.values()) == {"full"}
+
+
+def test_a_guessed_real_time_factor_is_replaced_by_the_first_timing() -> None:
+    clock = ManualClock()
+    guess = (Profile("full", 1.0, measured=False), Profile("fast", 0.5, measured=False))
+    s = Scheduler(clock, Budget(render_slots=1, profiles=guess))
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 10.0), child("b", "B", 10.0)])
+    s.decisions()
+    s.job_done(job_key("render", "A"), 0.6, profile="full", duration_s=10.0)
+    assert s.rtf("full") == pytest.approx(0.06)  # measured at once, not 1.0 averaged down over many renders
+    s.job_done(job_key("render", "B"), 1.6, profile="full", duration_s=10.0)
+    assert s.rtf("full") == pytest.approx(0.06 + 0.2 * (0.16 - 0.06))  # then a running average
+    assert s.rtf("fast") == 0.5
