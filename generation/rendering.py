@@ -39,6 +39,13 @@ PROFILES: dict[str, RenderProfile] = {
     "full": RenderProfile(name="full", width=540, height=960, fps=24, tier="full", steps=30, segment_frames=121),
     "fast": RenderProfile(name="fast", width=288, height=512, fps=24, tier="fast", steps=8, segment_frames=49),
 }
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "full": ("fast", "animatic"),
+    "fast": ("animatic",),
+    "animatic": ("preview",),
+    "preview": (),
+}
+"""The cheaper profiles below each one, best first: what the scheduler degrades to rather than stall."""
 
 
 class RenderRequest(BaseModel):

@@ -26,7 +26,6 @@ learned from the workers' timings; the slots are the render workers seen at work
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -205,6 +204,8 @@ class Lookahead:
                     await self._apply(self.scheduler.decisions())
             except RedisError:
                 log.warning("lookahead could not reach Redis; trying again", exc_info=True)
+            except Exception:  # a bug must not stop the lookahead for every viewer of this replica
+                log.exception("lookahead tick failed")
 
     def _started(self, key: str, event: dict[str, Any]) -> None:
         worker = str(event.get("worker") or "")
@@ -235,8 +236,12 @@ class Lookahead:
 
     @staticmethod
     async def _quietly(coroutine: Coroutine[Any, Any, None]) -> None:
-        with contextlib.suppress(RedisError):  # Redis away: the next observation or tick catches up
+        try:
             await coroutine
+        except RedisError:  # Redis away: the next observation or tick catches up
+            pass
+        except Exception:
+            log.exception("lookahead background work failed")
 
     # -- the story as the scheduler sees it --------------------------------------------------
 

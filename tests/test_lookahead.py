@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -139,29 +140,31 @@ async def stored(client: redis.Redis, key: str, timeout: float = 120) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_the_server_degrades_a_clip_that_would_be_late_and_upgrades_it_when_there_is_time(
-    redis_server: str, tmp_path: Path
-) -> None:
+NO_WORKERS = {
+    "REELFORK_RENDER_WORKERS": "0",
+    "REELFORK_WRITE_WORKERS": "0",
+    "REELFORK_PRODUCE_WORKERS": "0",
+    "REELFORK_WARM_AUTHORED": "false",
+    "REELFORK_CHOICE_WAIT_S": "0.2",
+}
+LADDER = {"REELFORK_RENDER_PROFILE": "animatic", "REELFORK_RENDER_FALLBACKS": "preview"}
+
+
+async def start(server: ServerProcess) -> tuple[Viewer, dict[str, Any]]:
+    viewer = Viewer(await websockets.connect(ws_url(server.url)))
+    await viewer.send({"type": "start", "story": STORY})
+    await viewer.expect("session")
+    return viewer, await viewer.expect("scene")
+
+
+async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    server = ServerProcess(
-        data_dir,
-        REELFORK_REDIS_URL=redis_server,
-        REELFORK_RENDER_PROFILE="animatic",
-        REELFORK_RENDER_FALLBACKS="preview",
-        REELFORK_RENDER_WORKERS="0",
-        REELFORK_WRITE_WORKERS="0",
-        REELFORK_PRODUCE_WORKERS="0",
-        REELFORK_WARM_AUTHORED="false",
-        REELFORK_CHOICE_WAIT_S="0.2",
-    )
+    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
     best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
     client = redis.Redis.from_url(redis_server)
     worker = None
     try:
-        ann = Viewer(await websockets.connect(ws_url(server.url)))
-        await ann.send({"type": "start", "story": STORY})
-        await ann.expect("session")
-        first = await ann.expect("scene")
+        ann, first = await start(server)
         assert first["scene"] == "boarding" and first["clip"] is None
         # Ann waits for the first clip, and the next scene's is due ~9 s later (an unrendered clip counts
         # as 8 s). Until workers report, the best profile is assumed to render at real time and the
@@ -178,33 +181,51 @@ async def test_the_server_degrades_a_clip_that_would_be_late_and_upgrades_it_whe
             assert payload_of(client, best[scene]) is None
 
         worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
-        url = await ann.clip_for(first)
+        url = await ann.clip_for(first)  # the most urgent job, so the first one the worker takes
         assert url.endswith(f"/{cheap['boarding']}.mp4")
         async with httpx.AsyncClient() as http:
             (tmp_path / "boarding.mp4").write_bytes((await http.get(url)).content)
         video = next(s for s in probe(tmp_path / "boarding.mp4")["streams"] if s["codec_type"] == "video")
         assert (video["width"], video["height"]) == (270, 480)
-        await stored(client, cheap["heiress"])
-
-        # Bob starts later: the next scene is 20 s away for him, time enough to render it in the best
-        # profile, so the degraded clip is upgraded for him and everyone after.
-        bob = Viewer(await websockets.connect(ws_url(server.url)))
-        await bob.send({"type": "start", "story": STORY})
-        await bob.expect("session")
-        shown = await bob.expect("scene")
-        assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
-        await stored(client, best["heiress"])
-        then = await bob.choose("next")
-        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
-
-        metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'reelfork_scenes_total{clip="degraded"} 1.0' in metrics
         await ann.websocket.close()
-        await bob.websocket.close()
     finally:
         server.stop()
         if worker is not None:
             worker.stop()
+        client.close()
+
+
+async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there_is_time(
+    redis_server: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
+    client = redis.Redis.from_url(redis_server)
+    # Yesterday's fleet rendered every scene in the cheap profile only.
+    cheap_only = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, REELFORK_RENDER_PROFILE="preview")
+    try:
+        for key in cheap.values():
+            await stored(client, key)
+    finally:
+        cheap_only.stop()
+    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
+    worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
+    try:
+        bob, shown = await start(server)
+        assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
+        # The next scene is ~20 s away for Bob: time to render it in the best profile, for him and after.
+        await stored(client, best["heiress"])
+        then = await bob.choose("next")
+        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
+        assert not client.exists(f"rf:clip:{best['boarding']}")  # due at once for Bob: no time to upgrade
+
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'reelfork_scenes_total{clip="degraded"} 1.0' in metrics
+        assert 'reelfork_scenes_total{clip="ready"} 1.0' in metrics
+        await bob.websocket.close()
+    finally:
+        server.stop()
+        worker.stop()
         client.close()
 
 
