@@ -18,6 +18,7 @@ from server.events import Events
 from server.jobs import JobQueue, render_kind
 from server.store import Store, StoredClip, StoryVersion, clip_key
 
+CLIP_KEYS_CACHED = 100_000
 WARM_DELAY_S = 10_000_000.0
 """Warm-up work is scored as due far in the future: anything a viewer needs runs first."""
 
@@ -35,6 +36,7 @@ class Director:
         self.profiles: tuple[str, ...] = tuple(self.renderers)
         self.tiers = {name: PROFILES[name].tier for name in self.profiles}
         self.profile_name = self.profiles[0]
+        self._clip_keys: dict[tuple[str, str, str], str] = {}
 
     async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
         """An authored scene, or a written one (following a fallback redirect)."""
@@ -66,7 +68,15 @@ class Director:
     def clip_key(self, story: StoryVersion, scene: Scene, profile: str | None = None) -> str:
         """The content address of the scene's clip in ``profile`` (default: the best)."""
         profile = profile or self.profile_name
-        return clip_key(scene, story.story, profile, self.renderers[profile])
+        # A scene id names one content within a story version (written scenes are content-addressed),
+        # so the hash of its JSON is computed once: the lookahead asks for it on every observation.
+        cached = (story.digest, scene.id, profile)
+        key = self._clip_keys.get(cached)
+        if key is None:
+            key = self._clip_keys[cached] = clip_key(scene, story.story, profile, self.renderers[profile])
+            if len(self._clip_keys) > CLIP_KEYS_CACHED:
+                del self._clip_keys[next(iter(self._clip_keys))]
+        return key
 
     def clip_keys(self, story: StoryVersion, scene: Scene) -> list[str]:
         """The scene's clip in each profile, best first: any of them can be shown, the first is wanted."""

@@ -91,7 +91,7 @@ class Observation:
     position_s: float
     at: float
     writes: set[str] = field(default_factory=set)
-    """The scheduler's write jobs below the viewer."""
+    """The scheduler's write jobs for the scenes the viewer's choices lead to."""
 
 
 def node_of(story: StoryVersion, scene_id: str) -> str:
@@ -123,6 +123,8 @@ class Lookahead:
         """Decisions reach Redis in the order the scheduler made them."""
         self._counted: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._to_observe: dict[str, None] = {}
+        self._observing: asyncio.Task[None] | None = None
 
     # -- observations ------------------------------------------------------------------------
 
@@ -184,9 +186,10 @@ class Lookahead:
             job = job_key("write", key)
             self.scheduler.job_done(job, float(event.get("seconds") or self.scheduler.budget.write_s))
             self._queued_as.pop(job, None)
-            for viewer, seen in list(self._observed.items()):
-                if job in seen.writes:
-                    self._background(self._observe_again(viewer, seen))
+            waiting = [viewer for viewer, seen in self._observed.items() if job in seen.writes]
+            self._to_observe.update(dict.fromkeys(waiting))
+            if waiting and self._observing is None:
+                self._observing = asyncio.get_running_loop().create_task(self._observe_again())
         elif kind == "failed":
             job = self._jobs_of.get(key, job_key("write", key))
             self.scheduler.job_failed(job)
@@ -221,9 +224,21 @@ class Lookahead:
             del self._workers[worker]
         self.scheduler.resize(max(self._slots, len(self._workers)))
 
-    async def _observe_again(self, viewer: str, seen: Observation) -> None:
-        position = seen.position_s + time.time() - seen.at
-        await self.viewer_at(viewer, seen.story, seen.state, seen.scene, position, unless_moved=seen)
+    async def _observe_again(self) -> None:
+        """Observe the viewers a newly written scene is a choice away from, one at a time: when a scene
+        hundreds of viewers are heading for is written, their observations do not all land at once."""
+        try:
+            while self._to_observe:
+                viewer = next(iter(self._to_observe))
+                del self._to_observe[viewer]
+                seen = self._observed.get(viewer)
+                if seen is not None:
+                    position = seen.position_s + time.time() - seen.at
+                    await self._quietly(
+                        self.viewer_at(viewer, seen.story, seen.state, seen.scene, position, unless_moved=seen)
+                    )
+        finally:
+            self._observing = None
 
     async def _settle(self) -> None:
         async with self._lock:
@@ -281,7 +296,8 @@ class Lookahead:
                     "must_end": state.generated_depth + 1 >= story.story.open_depth,
                 }
                 self._remember(job, Target("write", {"": target}, payload))
-                writes.add(job)
+                if depth == DEPTH:  # a choice away: its clip is wanted as soon as it is written
+                    writes.add(job)
                 children.append(Child(choice_id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
                 continue
             below: tuple[Child, ...] = ()

@@ -361,3 +361,23 @@ def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]
         assert payload is not None
         found[payload["scene"]] = payload
     return found
+
+
+def test_the_render_ladder_is_checked_when_the_server_starts(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    assert [p.name for p in Settings(data_dir=tmp_path).ladder] == ["animatic", "preview"]
+    assert [p.name for p in Settings(data_dir=tmp_path, render_fallbacks=()).ladder] == ["animatic"]
+    models = tmp_path / "ltx"
+    full = Settings(data_dir=tmp_path, render_profile="full", render_model_dir=models)
+    assert [p.name for p in full.ladder] == ["full", "fast", "animatic"]
+    for fallbacks, problem in [
+        ("preview,cinema", "unknown render profile 'cinema'"),
+        ("preview,preview", "name a profile twice"),
+        ("animatic", "repeats the render profile 'animatic'"),
+        ("fast", "'fast' renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"),
+    ]:
+        with pytest.raises(ValidationError, match=problem):
+            Settings(data_dir=tmp_path, render_fallbacks=fallbacks)  # a string, as from the environment
