@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,14 @@ import redis.asyncio as aioredis
 import websockets
 
 from narrative.formats import load_story
+from narrative.state import begin
+from server.director import Director
+from server.events import Events
 from server.jobs import JobQueue
+from server.lookahead import Lookahead, node_of
 from server.runtime import connect as connect_async
 from server.runtime import seed_story_files
-from server.store import Store, clip_key
+from server.store import Store, StoryVersion, clip_key
 from tests.conftest import ServerProcess
 from tests.media import probe
 from tests.test_fleet import WorkerProcess
@@ -269,25 +275,36 @@ scenes:
 """
 
 
+@contextlib.asynccontextmanager
+async def director_on(redis_server: str, renderers: dict[str, str]) -> AsyncIterator[Director]:
+    """A director (store, queue, notices) on the real Redis, as a server replica has one."""
+    client = connect_async(redis_server)
+    events = Events(client)
+    await events.start()
+    try:
+        yield Director(Store(client), JobQueue(client), events, renderers)
+    finally:
+        await events.stop()
+        await client.aclose()
+
+
+async def published(director: Director, text: bytes) -> StoryVersion:
+    story, _ = load_story(text, source="story.yaml")
+    version, _ = await director.store.publish(story)
+    loaded = await director.store.story(story.id, version)
+    assert loaded is not None
+    return loaded
+
+
 async def test_lookahead_follows_conditions_below_the_first_level_and_hears_other_replicas_choices(
     redis_server: str,
 ) -> None:
-    from narrative.state import begin
-    from server.director import Director
-    from server.events import Events
-    from server.lookahead import Lookahead, node_of
-    client, sync = connect_async(redis_server), redis.Redis.from_url(redis_server)
-    store, queue, events = Store(client), JobQueue(client), Events(client)
-    await events.start()
-    director = Director(store, queue, events, {"preview": "animatic"})
-    replica_a, replica_b = Lookahead(director, queue, "a", 1), Lookahead(director, queue, "b", 1)
-    events.listen(replica_a.on_event)
-    events.listen(replica_b.on_event)
-    try:
-        story_model, _ = load_story(KEYED.encode(), source="keyed.yaml")
-        version, _ = await store.publish(story_model)
-        story = await store.story(story_model.id, version)
-        assert story is not None
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        replica_a, replica_b = Lookahead(director, director.queue, "a", 1), Lookahead(director, director.queue, "b", 1)
+        director.events.listen(replica_a.on_event)
+        director.events.listen(replica_b.on_event)
+        story = await published(director, KEYED.encode())
         state = begin(story.story, story.version)
         lobby = story.story.scene("lobby")
 
@@ -313,31 +330,17 @@ async def test_lookahead_follows_conditions_below_the_first_level_and_hears_othe
             await asyncio.sleep(0.05)
         assert replica_b.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
         assert replica_a.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
-    finally:
-        await events.stop()
-        await client.aclose()
-        sync.close()
+    sync.close()
 
 
 async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_to_the_cpu_queue(
     redis_server: str,
 ) -> None:
-    from narrative.state import begin
-    from server.director import Director
-    from server.events import Events
-    from server.lookahead import Lookahead
-
-    client, sync = connect_async(redis_server), redis.Redis.from_url(redis_server)
-    store, queue, events = Store(client), JobQueue(client), Events(client)
-    await events.start()
+    sync = redis.Redis.from_url(redis_server)
     ladder = {"full": "full:ltx", "fast": "fast:ltx", "animatic": "animatic"}
-    director = Director(store, queue, events, ladder)
-    lookahead = Lookahead(director, queue, "a", 1)
-    try:
-        story_model, _ = load_story(seed_story_files()[0].read_bytes(), source="seed")
-        version, _ = await store.publish(story_model)
-        story = await store.story(story_model.id, version)
-        assert story is not None
+    async with director_on(redis_server, ladder) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1)
+        story = await published(director, seed_story_files()[0].read_bytes())
         state = begin(story.story, story.version)
         await lookahead.viewer_at("ann", story, state, story.story.scene(state.current), 0.0)
         # The first clip is due now: only the cheapest profile has a chance, on a CPU. The next scene's
@@ -347,10 +350,7 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         assert on_gpu["heiress"]["profile"] == "full"
         assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
         assert "boarding" not in on_gpu and "heiress" not in on_cpu
-    finally:
-        await events.stop()
-        await client.aclose()
-        sync.close()
+    sync.close()
 
 
 def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:
