@@ -5,6 +5,8 @@ class. The shell feeds observations in (``viewer_at``, ``viewer_chose``, ``viewe
 ``job_started``, ``job_done``, ``job_failed``) and applies the :data:`Decision` values that
 ``decisions()`` hands back to its queue (a Redis sorted set: ``Enqueue``/``Reprioritise`` are a
 ZADD of ``score``, ``Cancel`` a ZREM). For an in-process queue, ``next_job`` pops by score itself.
+Time passing is ``tick()``; workers coming and going is ``resize()``. Who wants which job, and how
+badly, is kept in :mod:`server.wants`.
 
 The policy
 ----------
