@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -221,6 +222,19 @@ def test_simulation_invariants() -> None:
     assert outcomes["oracle"].unwatched_share == 0.0
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
+
+
+def test_with_a_choice_window_viewers_choose_while_the_scene_plays_and_lose_no_time() -> None:
+    scenario = Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3)
+    after, during = make_world(scenario), make_world(replace(scenario, choice_window_s=30.0))
+    assert during.viewers == after.viewers  # the same paths and decision times
+    lazy, eager = simulate(after, "oracle", LTX, 40), simulate(during, "oracle", LTX, 40)
+    assert lazy.transitions == eager.transitions and eager.stall_rate == 0.0
+    # Offered as the last clip (5-10 s) starts, most choices (1-5 s; a few wait for the 10 s timeout)
+    # come before the scene ends: fewer pauses to decide, so the same paths end sooner.
+    assert eager.span_s < lazy.span_s
+    reelfork = simulate(during, "reelfork", LTX, 3)
+    assert reelfork.transitions == lazy.transitions and len(reelfork.stalls) == reelfork.transitions
 
 
 def test_renders_further_ahead_while_the_branch_is_likely_enough() -> None:

@@ -109,6 +109,11 @@ class Simulation:
         self.idle = [f"gpu{i}" for i in range(gpus)]
         self.step: dict[str, int] = {}
         self.clip: dict[str, int] = {}
+        self.window = world.choice_window_s
+        self.decided: set[str] = set()
+        """Viewers who chose while their scene still plays (with a choice window)."""
+        self.ended: set[str] = set()
+        """Viewers whose scene ended before they chose."""
         self.viewers = {viewer.name: viewer for viewer in world.viewers}
         for root in world.roots:
             for index in range(len(world.scenes[root].clips)):
@@ -192,6 +197,9 @@ class Simulation:
             self.outcome.degraded += 1
         self.tell(viewer, sum(scene.clips[:index]))
         self.at(self.clock.time + scene.clips[index], "clip_end", viewer)
+        if self.window > 0 and scene.children and index == len(scene.clips) - 1:
+            opens = self.clock.time + max(0.0, scene.clips[index] - self.window)
+            self.at(opens + self.viewers[viewer].decisions_s[self.step[viewer]], "choose", viewer)
 
     def need(self, viewer: str) -> None:
         """The viewer is ready for their next clip: play it, or stall until it is rendered."""
@@ -212,7 +220,13 @@ class Simulation:
             self.need(viewer)
         elif scene.children:
             self.tell(viewer, sum(scene.clips))
-            self.at(self.clock.time + self.viewers[viewer].decisions_s[self.step[viewer]], "choose", viewer)
+            if self.window <= 0:
+                self.at(self.clock.time + self.viewers[viewer].decisions_s[self.step[viewer]], "choose", viewer)
+            elif viewer in self.decided:
+                self.decided.discard(viewer)
+                self.next_scene(viewer)
+            else:
+                self.ended.add(viewer)
         else:
             self.policy.viewer_left(viewer)
 
@@ -220,7 +234,14 @@ class Simulation:
         plan = self.viewers[viewer]
         step = self.step[viewer]
         self.policy.viewer_chose(viewer, plan.path[step], str(plan.choices[step]))
-        self.step[viewer] = step + 1
+        if self.window <= 0 or viewer in self.ended:
+            self.ended.discard(viewer)
+            self.next_scene(viewer)
+        else:
+            self.decided.add(viewer)  # the scene plays on; the next one starts when it ends
+
+    def next_scene(self, viewer: str) -> None:
+        self.step[viewer] += 1
         self.clip[viewer] = 0
         self.need(viewer)
 

@@ -44,6 +44,9 @@ class Scenario:
     decision_s: tuple[float, float] = (1.0, 5.0)
     timeout_s: float = 10.0
     timeout_share: float = 0.05
+    choice_window_s: float = 0.0
+    """Seconds before a scene ends that its choices are offered while it plays on (the way Netflix's
+    interactive titles do); ``decision_s`` then counts from then. 0: offered when the scene ends."""
     seed: int = 7
 
 
@@ -87,6 +90,7 @@ class World:
     scenes: dict[str, Scene]
     roots: tuple[str, ...]
     viewers: tuple[Viewer, ...]
+    choice_window_s: float = 0.0
 
 
 def zipf_weights(rng: random.Random, count: int, exponent: float) -> tuple[float, ...]:
@@ -144,7 +148,7 @@ def make_world(scenario: Scenario) -> World:
         else:
             root = own.choices(roots, weights=popularity)[0]
         viewers.append(walk(own, f"v{number}", arrival, root, scenes, scenario))
-    return World(scenes, tuple(roots), tuple(viewers))
+    return World(scenes, tuple(roots), tuple(viewers), scenario.choice_window_s)
 
 
 def walk(rng: random.Random, name: str, arrival: float, root: str, scenes: dict[str, Scene], s: Scenario) -> Viewer:
