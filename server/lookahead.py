@@ -305,7 +305,7 @@ class Lookahead:
                 try:
                     after = choose(state, scene, choice_id, child.id, story=story.story)
                 except (UnknownChoice, ValueError):
-                    after = None  # a written fallback that redirects elsewhere: nothing known below it
+                    after = None  # its effects cannot apply on this path (say, a variable the session lacks)
                 if after is not None:
                     below = await self._children(story, after, child, depth - 1, writes)
             children.append(Child(choice_id, node_of(story, child.id), (next(clips),), True, below))
