@@ -167,18 +167,12 @@ def options(settings: Settings, profile: str) -> dict[str, Any]:
 
 def components(chosen: dict[str, Any], profile: str) -> Components:
     """The renderer, voices, writer and signer the interactive mode uses, built from the same settings."""
-    from generation.provenance import ClipSigner
     from generation.renderers import renderer_for
     from generation.voice import EspeakSynthesizer
-    from server.worker import _make_writer
+    from server.worker import _make_writer, make_signer
 
     rendering = chosen["renderer"]
-    if rendering["certificate"] is not None:
-        signer = ClipSigner.production(
-            Path(rendering["certificate"]), Path(rendering["key"]), timestamp_url=rendering["timestamp_url"]
-        )
-    else:
-        signer = ClipSigner.development(Path(rendering["c2pa_dir"]))
+    signer = make_signer(rendering)
     model_dir = Path(rendering["model_dir"]) if rendering["model_dir"] else None
     renderer = renderer_for(PROFILES[profile], model_dir=model_dir, signer=signer, threads=rendering["threads"])
     writing = chosen["writer"]

@@ -14,7 +14,7 @@ import socket
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -32,6 +32,9 @@ from server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
 from server.settings import Settings
 from server.store import Store, StoredClip, StoryVersion, WrittenScene
+
+if TYPE_CHECKING:
+    from generation.provenance import ClipSigner
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +319,17 @@ def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, A
     return written.scene.model_dump(mode="json"), written.report.to_dict()
 
 
+def make_signer(options: dict[str, Any]) -> ClipSigner:
+    """The C2PA signer ``_renderer_options`` describes: the production chain if configured, else the development one."""
+    from generation.provenance import ClipSigner
+
+    if options["certificate"] is not None:
+        return ClipSigner.production(
+            Path(options["certificate"]), Path(options["key"]), timestamp_url=options["timestamp_url"]
+        )
+    return ClipSigner.development(Path(options["c2pa_dir"]))
+
+
 def _make_writer(options: dict[str, Any]) -> Any:
     words = options.get("blocked_words")
     policy = WordListPolicy(words) if words is not None else WordListPolicy()
@@ -342,7 +356,6 @@ def _make_writer(options: dict[str, Any]) -> Any:
 
 
 def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:
-    from generation.provenance import ClipSigner
     from generation.renderers import renderer_for
 
     request = RenderRequest.model_validate_json(request_json)
@@ -351,12 +364,7 @@ def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]
     if renderer is None:
         _set_threads(options["threads"])
         # Built here, in the pool process: a c2pa signer holds a native handle that cannot be pickled.
-        if options["certificate"] is not None:
-            signer = ClipSigner.production(
-                Path(options["certificate"]), Path(options["key"]), timestamp_url=options["timestamp_url"]
-            )
-        else:
-            signer = ClipSigner.development(Path(options["c2pa_dir"]))
+        signer = make_signer(options)
         model_dir = Path(options["model_dir"]) if options["model_dir"] else None
         renderer = renderer_for(request.profile, model_dir=model_dir, signer=signer, threads=options["threads"])
         _renderers[family] = renderer
