@@ -78,6 +78,19 @@ class ServerProcess:
         self._log_file.close()
 
 
+def wait_for_redis(port: int, timeout: float = 10) -> None:
+    """Block until a redis-server on ``port`` answers PING."""
+    deadline = time.monotonic() + timeout
+    with redis.Redis(port=port) as client:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
@@ -99,15 +112,7 @@ def redis_server(tmp_path: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
     )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+    wait_for_redis(port)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)

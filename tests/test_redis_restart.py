@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import redis
 import websockets
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, wait_for_redis
 from tests.test_play import STORY, Viewer, authored_target, ws_url
 
 
@@ -41,15 +39,7 @@ class RedisProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
+        wait_for_redis(self.port)
 
     def stop(self) -> None:
         self.process.terminate()
