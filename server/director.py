@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from generation.rendering import PROFILES
 from narrative.state import ViewerState, generated_scene_id, is_generated
 from narrative.story import Choice, Scene
-from server.events import Events
+from server.events import RESUMED, Events
 from server.jobs import JobQueue, render_kind
 from server.store import Store, StoredClip, StoryVersion, clip_key
 
@@ -129,23 +129,33 @@ class Director:
     # -- waiting ---------------------------------------------------------------------------------
 
     async def wait_written(self, scene_id: str, timeout: float) -> bool:
-        written = self.events.subscribe(f"written:{scene_id}")
-        try:
-            if await self.store.written(scene_id) is not None:
-                return True
-            await asyncio.wait([written], timeout=timeout)
-            return await self.store.written(scene_id) is not None
-        finally:
-            written.cancel()
+        deadline = time.monotonic() + timeout
+        while True:
+            notices = [self.events.subscribe(f"written:{scene_id}"), self.events.subscribe(RESUMED)]
+            try:
+                if await self.store.written(scene_id) is not None:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                done, _ = await asyncio.wait(notices, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if notices[0] in done or not done:
+                    return await self.store.written(scene_id) is not None
+            finally:
+                for future in notices:
+                    future.cancel()
 
     async def wait_clip(self, keys: Sequence[str], timeout: float) -> StoredClip | None:
         """The best of ``keys`` (one clip in several profiles, best first) once any is rendered; ``None``
-        after ``timeout``, or when a render gave up and no other profile's render is still on the way."""
+        after ``timeout``, or when a render gave up (or, after notices were lost, is gone from the queue)
+        and no other profile's render is still on the way."""
         waiting = {f"clip:{key}": self.events.subscribe(f"clip:{key}") for key in keys}
         waiting |= {f"failed:{key}": self.events.subscribe(f"failed:{key}") for key in keys}
         deadline = time.monotonic() + timeout
         try:
             while True:
+                if RESUMED not in waiting:  # notices lost while Redis was away: look at the store again
+                    waiting[RESUMED] = self.events.subscribe(RESUMED)
                 clip = await self.best_clip(keys)
                 remaining = deadline - time.monotonic()
                 if clip is not None or remaining <= 0:

@@ -1,7 +1,9 @@
 """Cross-process notices over Redis pub/sub: "scene written", "clip ready".
 
 Any server replica can wait for work done by any worker; a notice missed while nobody listened is
-harmless because waiters always re-check the store after subscribing.
+harmless because waiters always re-check the store after subscribing. Pub/sub does not queue: a
+notice published while this process's subscription is down (Redis restarting) is lost, so when
+notices flow again a :data:`RESUMED` notice tells every waiter and listener to look at the store.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 CHANNEL = "rf:events"
+RESUMED = "resumed"
+"""The topic of the notice dispatched in this process (not published) when the subscription is back
+after it was lost: whatever was announced meanwhile is in the store, not in the notices."""
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +54,7 @@ class Events:
         return future
 
     def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``listener`` with every notice from now on (a notice missed while Redis was away is lost)."""
+        """Call ``listener`` with every notice from now on, :data:`RESUMED` included."""
         self._listeners.append(listener)
 
     def _forget(self, topic: str, future: asyncio.Future[dict[str, Any]]) -> None:
@@ -64,6 +69,11 @@ class Events:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    if pubsub.connection is not None:
+                        # redis-py reconnects a pub/sub connection and subscribes again by itself.
+                        pubsub.connection.register_connect_callback(self._reconnected)
+                    if self._ready.is_set():
+                        self._resume()
                     self._ready.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":
@@ -73,6 +83,13 @@ class Events:
             except Exception:  # a Redis restart: reconnect and go on
                 log.warning("event listener lost Redis; reconnecting", exc_info=True)
                 await asyncio.sleep(0.5)
+
+    def _reconnected(self, connection: object) -> None:
+        self._resume()
+
+    def _resume(self) -> None:
+        log.info("event subscription is back; notices sent meanwhile were lost")
+        self._dispatch({"topic": RESUMED})
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         for listener in self._listeners:

@@ -5,7 +5,8 @@ One :class:`Lookahead` per replica wraps a :class:`server.scheduler.Scheduler` (
 is (a scene presented, a ``progress`` message), what they chose and when they left; the workers'
 notices tell it what started (``started:``, with the profile and the worker), what is done
 (``clip:``, ``written:``) and what was given up (``failed:``); the other replicas' ``chose:`` notices
-keep its choice probabilities those of the whole audience. It applies the scheduler's decisions
+keep its choice probabilities those of the whole audience (the stored tallies are read again when
+the notices resume after Redis was away, and every few minutes). It applies the scheduler's decisions
 to the shared Redis queue as this replica's wishes (:meth:`JobQueue.want` / :meth:`JobQueue.unwant`),
 so a job another replica still wants is never dropped or delayed by this one: it leaves the queue
 only when nobody wants it, and a leased job always finishes.
@@ -45,6 +46,7 @@ from narrative.state import (
 )
 from narrative.story import Scene
 from server.director import Director
+from server.events import RESUMED
 from server.jobs import JobQueue, Kind, render_kind
 from server.scheduler import Budget, Cancel, Child, Clip, Decision, Profile, Scheduler, Tuning, job_key
 from server.store import StoryVersion
@@ -63,6 +65,8 @@ TICK_S = 1.0
 """How often the queue is laid out again as time passes."""
 WORKER_SEEN_S = 600.0
 """A render worker counts as a slot for this long after it last started a job."""
+RECOUNT_S = 300.0
+"""How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
 MAX_TARGETS = 50_000
 
 
@@ -121,7 +125,9 @@ class Lookahead:
         self._workers: dict[str, float] = {}
         self._lock = asyncio.Lock()
         """Decisions reach Redis in the order the scheduler made them."""
-        self._counted: set[str] = set()
+        self._stories: dict[str, StoryVersion] = {}
+        """The story versions whose stored choice tallies were read, by digest."""
+        self._recounted = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_observe: dict[str, None] = {}
         self._observing: asyncio.Task[None] | None = None
@@ -169,7 +175,9 @@ class Lookahead:
     def on_event(self, event: dict[str, Any]) -> None:
         """A worker's notice (see :class:`server.events.Events`)."""
         kind, _, key = str(event.get("topic", "")).partition(":")
-        if kind == "chose":
+        if kind == RESUMED:
+            self._background(self.recount())
+        elif kind == "chose":
             if event.get("replica") != self.replica:
                 self.scheduler.count(key, str(event.get("choice")))
         elif kind == "started":
@@ -202,6 +210,8 @@ class Lookahead:
             await asyncio.sleep(TICK_S)
             try:
                 self._count_slots()
+                if time.monotonic() - self._recounted > RECOUNT_S:
+                    await self.recount()
                 async with self._lock:
                     self.scheduler.tick()
                     await self._apply(self.scheduler.decisions())
@@ -262,12 +272,22 @@ class Lookahead:
 
     async def _load_counts(self, story: StoryVersion) -> None:
         """The audience's choices so far (all replicas, before this one started), once per story version;
-        later ones arrive as ``chose:`` notices (one missed while Redis was away is not counted here)."""
-        if story.digest in self._counted:
+        later ones arrive as ``chose:`` notices, and :meth:`recount` catches up on any that were missed."""
+        if story.digest in self._stories:
             return
-        self._counted.add(story.digest)
+        self._stories[story.digest] = story
+        await self._read_counts(story)
+
+    async def recount(self) -> None:
+        """Read the stored choice tallies again: a ``chose:`` notice is lost while this replica's
+        subscription is down, or when the replica that chose dies before telling."""
+        self._recounted = time.monotonic()
+        for story in list(self._stories.values()):
+            await self._read_counts(story)
+
+    async def _read_counts(self, story: StoryVersion) -> None:
         for (scene_id, choice_id), times in (await self.store.choice_counts(story)).items():
-            self.scheduler.count(node_of(story, scene_id), choice_id, times)
+            self.scheduler.count_total(node_of(story, scene_id), choice_id, times)
 
     async def _children(
         self, story: StoryVersion, state: ViewerState, scene: Scene, depth: int, writes: set[str]

@@ -231,9 +231,15 @@ class Scheduler:
             self._refresh(viewer)
 
     def count(self, node: str, choice: str, times: int = 1) -> None:
-        """Earlier viewers took ``choice`` at ``node`` ``times`` times (e.g. counted before a restart)."""
+        """Earlier viewers took ``choice`` at ``node`` ``times`` more times."""
         choices = self._counts.setdefault(node, {})
         choices[choice] = choices.get(choice, 0) + times
+
+    def count_total(self, node: str, choice: str, total: int) -> None:
+        """The audience took ``choice`` at ``node`` at least ``total`` times (a stored tally). A count never
+        goes down: a tally read before some choices were counted here does not undo them."""
+        choices = self._counts.setdefault(node, {})
+        choices[choice] = max(choices.get(choice, 0), total)
 
     def viewer_left(self, viewer: str) -> None:
         view = self._views.pop(viewer, None)

@@ -24,7 +24,7 @@ from server.jobs import JobQueue
 from server.lookahead import Lookahead, node_of
 from server.runtime import connect as connect_async
 from server.runtime import seed_story_files
-from server.store import Store, StoryVersion, clip_key
+from server.store import Store, StoredClip, StoryVersion, WrittenScene, clip_key
 from tests.conftest import ServerProcess
 from tests.media import probe
 from tests.test_fleet import WorkerProcess
@@ -330,6 +330,58 @@ async def test_lookahead_follows_conditions_below_the_first_level_and_hears_othe
             await asyncio.sleep(0.05)
         assert replica_b.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
         assert replica_a.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
+    sync.close()
+
+
+async def test_a_replica_catches_up_on_choices_it_never_heard_of_when_its_notices_resume(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        replica = Lookahead(director, director.queue, "b", 1)
+        director.events.listen(replica.on_event)
+        story = await published(director, KEYED.encode())
+        await director.store.count_choice(story, "lobby", "leave")
+        await replica.viewer_at("bob", story, begin(story.story, story.version), story.story.scene("lobby"), 0.0)
+        node = node_of(story, "lobby")
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3)
+
+        # Another replica stores six choices and dies before announcing them: no notice ever comes.
+        for _ in range(6):
+            await director.store.count_choice(story, "lobby", "take")
+        await asyncio.sleep(0.2)
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3)
+
+        # Its subscription drops (as when Redis restarts); once notices flow again it reads the tallies.
+        assert sync.client_kill_filter(_type="pubsub") >= 1
+        deadline = time.monotonic() + 10
+        while replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3):
+            assert time.monotonic() < deadline, "the replica never read the stored tallies again"
+            await asyncio.sleep(0.05)
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 9)
+        # A choice both heard of and read from the tallies counts once.
+        await director.store.count_choice(story, "lobby", "take")
+        replica.on_event({"topic": f"chose:{node}", "choice": "take", "replica": "a"})
+        await replica.recount()
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(8 / 10)
+    sync.close()
+
+
+async def test_a_viewer_waiting_for_a_clip_gets_it_though_the_notice_was_lost(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        clip = asyncio.create_task(director.wait_clip(["lost-clip"], 3600))
+        scene = asyncio.create_task(director.wait_written("lost-scene", 3600))
+        await asyncio.sleep(0.2)
+        # A worker saves both and announces them while this replica's subscription is down (Redis
+        # restarting, or dropping a subscriber that fell behind): the notices never arrive.
+        await director.store.save_clip(StoredClip(key="lost-clip", file="lost.mp4", duration=5.0))
+        await director.store.redis.set("rf:written:lost-scene", WrittenScene(redirect="lobby").model_dump_json())
+        await asyncio.sleep(0.2)
+        assert not clip.done() and not scene.done()
+
+        assert sync.client_kill_filter(_type="pubsub") >= 1
+        found = await asyncio.wait_for(clip, 10)
+        assert found is not None and found.key == "lost-clip"
+        assert await asyncio.wait_for(scene, 10)
     sync.close()
 
 
