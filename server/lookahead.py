@@ -21,7 +21,9 @@ Render profiles: the director's ladder, best first (``REELFORK_RENDER_PROFILE`` 
 ``REELFORK_RENDER_FALLBACKS``). The scheduler picks one per job from how busy the render slots are
 and how soon the clip is due; a job is queued under its clip key in that profile, so switching a
 job's profile withdraws one wish and makes another. Real-time factors start from a guess and are
-learned from the workers' timings; the slots are the render workers seen at work.
+learned from the workers' timings. The slots are the render workers seen at work, counted apart for
+the CPU queue (``render``: the animatic tier) and the GPU one (``diffuse``), so a fleet of a few GPUs
+and many CPU workers degrades to the animatic rather than count the CPUs as GPUs.
 """
 
 from __future__ import annotations
@@ -110,7 +112,10 @@ class Lookahead:
         self.queue = queue
         self.replica = replica
         ladder = enumerate(director.profiles)
-        profiles = tuple(Profile(name, RENDER_RTF * FALLBACK_COST**rank, measured=False) for rank, name in ladder)
+        profiles = tuple(
+            Profile(name, RENDER_RTF * FALLBACK_COST**rank, measured=False, pool=render_kind(director.tiers[name]))
+            for rank, name in ladder
+        )
         self._slots = max(1, render_slots)
         budget = Budget(render_slots=self._slots, profiles=profiles)
         # The workers retry failed jobs themselves: their ``failed:`` notice is final.
@@ -122,7 +127,8 @@ class Lookahead:
         self._jobs_of: dict[str, str] = {}
         """Queue key (a clip key in any profile, a scene id) → scheduler job key, to read the notices."""
         self._observed: dict[str, Observation] = {}
-        self._workers: dict[str, float] = {}
+        self._workers: dict[tuple[str, str], float] = {}
+        """(pool, worker) → when it last started a render in that pool."""
         self._lock = asyncio.Lock()
         """Decisions reach Redis in the order the scheduler made them."""
         self._stories: dict[str, StoryVersion] = {}
@@ -222,17 +228,21 @@ class Lookahead:
 
     def _started(self, key: str, event: dict[str, Any]) -> None:
         worker = str(event.get("worker") or "")
-        if worker:
-            self._workers[worker] = time.time()
+        profile = str(event.get("profile") or "")
+        if worker and profile in self.director.tiers:
+            self._workers[(render_kind(self.director.tiers[profile]), worker)] = time.time()
         job = self._jobs_of.get(key)
         if job is not None:
-            self.scheduler.job_started(job, worker, profile=event.get("profile"))
+            self.scheduler.job_started(job, worker, profile=profile or None)
 
     def _count_slots(self) -> None:
+        """Each pool's slots: its workers seen at work lately, at least the configured number."""
         now = time.time()
-        for worker in [w for w, seen in self._workers.items() if now - seen > WORKER_SEEN_S]:
-            del self._workers[worker]
-        self.scheduler.resize(max(self._slots, len(self._workers)))
+        for seen in [s for s, at in self._workers.items() if now - at > WORKER_SEEN_S]:
+            del self._workers[seen]
+        for pool in {profile.pool for profile in self.scheduler.budget.profiles}:
+            workers = sum(1 for worker_pool, _ in self._workers if worker_pool == pool)
+            self.scheduler.resize(max(self._slots, workers), pool)
 
     async def _observe_again(self) -> None:
         """Observe the viewers a newly written scene is a choice away from, one at a time: when a scene

@@ -62,6 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from server.budget import Budget, Profile, Slots, pick_profile
 from server.wants import Child, Clip, Interest, Kind, QueuedJob, View, Want
 
 __all__ = [
@@ -74,26 +75,6 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds on a monotonic clock (wall time in the server, virtual time in the simulation)."""
         ...
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    rtf: float
-    """Real-time factor on one render slot: render seconds per second of clip."""
-    measured: bool = True
-    """Whether ``rtf`` is a measurement; a guess is replaced by the first timing reported, not averaged."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    render_slots: int
-    """GPUs (render workers) that run at once."""
-    profiles: tuple[Profile, ...]
-    """Best first; the last is the cheapest fallback."""
-    write_slots: int = 1
-    write_s: float = 3.0
-    """Estimated seconds to write one scene."""
 
 
 @dataclass(frozen=True)
@@ -178,14 +159,6 @@ def job_key(kind: Kind, node: str, clip: int = 0, upgrade: str = "") -> str:
     if kind == "write":
         return f"write:{node}"
     return f"render:{node}#{clip}@{upgrade}" if upgrade else f"render:{node}#{clip}"
-
-
-def pick_profile(profiles: Sequence[Profile], duration_s: float, start: float, deadline: float) -> Profile:
-    """The best profile that finishes a clip started at ``start`` by ``deadline``, else the cheapest."""
-    for profile in profiles:
-        if start + profile.rtf * duration_s <= deadline:
-            return profile
-    return profiles[-1]
 
 
 class Scheduler:
@@ -358,16 +331,20 @@ class Scheduler:
         whose viewer came closer is degraded (or no longer is) though nothing else changed."""
         self._replan = True
 
-    def resize(self, render_slots: int) -> None:
-        """The number of render slots changed (workers came or went)."""
-        if render_slots != self.budget.render_slots:
-            self.budget = replace(self.budget, render_slots=max(1, render_slots))
+    def resize(self, render_slots: int, pool: str | None = None) -> None:
+        """The number of render slots (of ``pool``, else of every pool not counted apart) changed."""
+        slots = max(1, render_slots)
+        if pool is None and slots != self.budget.render_slots:
+            self.budget = replace(self.budget, render_slots=slots)
+            self._replan = True
+        elif pool is not None and self.budget.pool_slots.get(pool) != slots:
+            self.budget = replace(self.budget, pool_slots={**self.budget.pool_slots, pool: slots})
             self._replan = True
 
     # -- internals ---------------------------------------------------------------------------
 
     def _profiles(self) -> list[Profile]:
-        return [Profile(p.name, self._rtf[p.name]) for p in self.budget.profiles]
+        return [replace(p, rtf=self._rtf[p.name]) for p in self.budget.profiles]
 
     def _default_profile(self, job: QueuedJob) -> str:
         return self.budget.profiles[0].name if job.kind == "render" else ""
@@ -392,21 +369,17 @@ class Scheduler:
         if not self._queued["render"]:
             return {}
         now = self.clock.now()
-        profiles = self._profiles()
-        free = [
-            max(now, j.started + self._rtf.get(j.profile, 0.0) * j.duration_s)
+        pools = {profile.name: profile.pool for profile in self.budget.profiles}
+        busy = [
+            (pools.get(j.profile, ""), j.started + self._rtf.get(j.profile, 0.0) * j.duration_s)
             for j in self._running.values()
             if j.kind == "render"
         ]
-        free += [now] * max(0, self.budget.render_slots - len(free))
-        heapq.heapify(free)
-        planned: dict[str, str] = {}
-        for job in self._head("render", self.tuning.plan_depth):
-            start = heapq.heappop(free)
-            profile = self._pick(job, start, profiles)
-            planned[job.key] = profile.name
-            heapq.heappush(free, start + profile.rtf * job.duration_s)
-        return planned
+        slots = Slots(self.budget, self._profiles(), now, busy)
+        return {
+            job.key: slots.place(job.duration_s, job.latest, best=job.upgrade).name
+            for job in self._head("render", self.tuning.plan_depth)
+        }
 
     def _head(self, kind: Kind, count: int) -> list[QueuedJob]:
         """The first ``count`` queued jobs of ``kind`` by score."""

@@ -402,6 +402,20 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         assert on_gpu["heiress"]["profile"] == "full"
         assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
         assert "boarding" not in on_gpu and "heiress" not in on_cpu
+
+        # Workers announce what they start: one GPU, three CPUs. Each queue's slots are counted apart.
+        lookahead.on_event({"topic": "started:x", "profile": "full", "worker": "gpu-0"})
+        for n in range(3):
+            lookahead.on_event({"topic": f"started:y{n}", "profile": "animatic", "worker": f"cpu-{n}"})
+        ticking = asyncio.create_task(lookahead.run())
+        try:
+            deadline = time.monotonic() + 10
+            while lookahead.scheduler.budget.slots("render") != 3:
+                assert time.monotonic() < deadline, "the CPU workers were never counted"
+                await asyncio.sleep(0.1)
+            assert lookahead.scheduler.budget.slots("diffuse") == 1
+        finally:
+            ticking.cancel()
     sync.close()
 
 

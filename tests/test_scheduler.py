@@ -320,6 +320,20 @@ def test_more_render_slots_stop_degrading() -> None:
     assert set(changed.values()) == {"full"}
 
 
+def test_each_pool_of_workers_has_its_own_slots() -> None:
+    gpu_and_cpu = (Profile("full", 0.4, pool="diffuse"), Profile("animatic", 0.02, pool="render"))
+    budget = Budget(render_slots=8, profiles=gpu_and_cpu, pool_slots={"diffuse": 1})
+    s = Scheduler(ManualClock(), budget, Tuning(decision_grace_s=0.0))
+    # Four viewers whose child's 8 s clip is due in 7 s: 3.2 s in full on the one GPU, so two make it.
+    for n in range(4):
+        s.viewer_at(f"v{n}", f"root{n}", 4.0, PLAYING, [child("only", f"C{n}", 8.0)])
+    profiles = sorted(d.profile for d in enqueued(s.decisions()).values())
+    assert profiles == ["animatic", "animatic", "full", "full"]  # not four full on nine "slots"
+    s.resize(2, "diffuse")
+    changed = {d.key: d.profile for d in s.decisions() if isinstance(d, Reprioritise)}
+    assert sorted(changed.values()) == ["full", "full"]
+
+
 def test_a_guessed_real_time_factor_is_replaced_by_the_first_timing() -> None:
     clock = ManualClock()
     guess = (Profile("full", 1.0, measured=False), Profile("fast", 0.5, measured=False))
