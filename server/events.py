@@ -69,15 +69,20 @@ class Events:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
-                    if pubsub.connection is not None:
-                        # redis-py reconnects a pub/sub connection and subscribes again by itself.
-                        pubsub.connection.register_connect_callback(self._reconnected)
-                    if self._ready.is_set():
-                        self._resume()
-                    self._ready.set()
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self._dispatch(json.loads(message["data"]))
+                    # redis-py reconnects a pub/sub connection and subscribes again by itself: hear of it.
+                    connection = pubsub.connection
+                    if connection is not None:
+                        connection.register_connect_callback(self._reconnected)
+                    try:
+                        if self._ready.is_set():
+                            self._resume()
+                        self._ready.set()
+                        async for message in pubsub.listen():
+                            if message["type"] == "message":
+                                self._dispatch(json.loads(message["data"]))
+                    finally:
+                        if connection is not None:  # it goes back to the pool, for other uses
+                            connection.deregister_connect_callback(self._reconnected)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a Redis restart: reconnect and go on
