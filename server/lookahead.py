@@ -21,9 +21,10 @@ Render profiles: the director's ladder, best first (``REELFORK_RENDER_PROFILE`` 
 ``REELFORK_RENDER_FALLBACKS``). The scheduler picks one per job from how busy the render slots are
 and how soon the clip is due; a job is queued under its clip key in that profile, so switching a
 job's profile withdraws one wish and makes another. Real-time factors start from a guess and are
-learned from the workers' timings. The slots are the render workers seen at work, counted apart for
-the CPU queue (``render``: the animatic tier) and the GPU one (``diffuse``), so a fleet of a few GPUs
-and many CPU workers degrades to the animatic rather than count the CPUs as GPUs.
+learned from the workers' timings. The slots are the render workers alive (they announce themselves
+every minute, idle or not), counted apart for the CPU queue (``render``: the animatic tier) and the
+GPU one (``diffuse``), so a fleet of a few GPUs and many CPU workers degrades to the animatic rather
+than count the CPUs as GPUs.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ DEPTH = 2
 """Levels of scenes below the current one that are looked at (and rendered ahead when likely)."""
 TICK_S = 1.0
 """How often the queue is laid out again as time passes."""
-WORKER_SEEN_S = 600.0
-"""A render worker counts as a slot for this long after it last started a job."""
+WORKER_SEEN_S = 200.0
+"""A render worker counts as a slot for this long after it last said it is alive (every
+``server.worker.ANNOUNCE_S``) or started a job."""
 RECOUNT_S = 300.0
 """How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
 MAX_TARGETS = 50_000
@@ -128,7 +130,7 @@ class Lookahead:
         """Queue key (a clip key in any profile, a scene id) → scheduler job key, to read the notices."""
         self._observed: dict[str, Observation] = {}
         self._workers: dict[tuple[str, str], float] = {}
-        """(pool, worker) → when it last started a render in that pool."""
+        """(pool, worker) → when it last said it serves that pool, or started a render there."""
         self._lock = asyncio.Lock()
         """Decisions reach Redis in the order the scheduler made them."""
         self._stories: dict[str, StoryVersion] = {}
@@ -188,6 +190,10 @@ class Lookahead:
                 self.scheduler.count(key, str(event.get("choice")))
         elif kind == "started":
             self._started(key, event)
+        elif kind == "worker":
+            for queue in event.get("kinds") or ():
+                if queue in ("render", "diffuse"):
+                    self._workers[(str(queue), key)] = time.time()
         elif kind == "clip":
             job = self._jobs_of.get(key)
             if job is not None:
@@ -236,7 +242,7 @@ class Lookahead:
             self.scheduler.job_started(job, worker, profile=profile or None)
 
     def _count_slots(self) -> None:
-        """Each pool's slots: its workers seen at work lately, at least the configured number."""
+        """Each pool's slots: its workers alive lately, at least the configured number."""
         now = time.time()
         for seen in [s for s, at in self._workers.items() if now - at > WORKER_SEEN_S]:
             del self._workers[seen]

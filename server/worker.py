@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+ANNOUNCE_S = 60.0
+"""How often a worker says it is alive (a ``worker:`` notice with its kinds), idle or at work: the
+servers' lookahead counts its render slots from these."""
+
+
 class Worker:
     """One loop taking jobs of some kinds; the heavy part of each runs in ``executor``."""
 
@@ -58,11 +63,13 @@ class Worker:
         self.director = director
         self.executor = executor
         self.name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self._announced = -ANNOUNCE_S
 
     async def run(self) -> None:
         last_reap = 0.0
         while True:
             try:
+                await self.announce()
                 if time.monotonic() - last_reap > self.queue.lease_s / 3:
                     await self.queue.reap()
                     last_reap = time.monotonic()
@@ -114,10 +121,17 @@ class Worker:
         finally:
             heartbeat.cancel()
 
+    async def announce(self) -> None:
+        """Tell the servers this worker is alive and which queues it serves, at most every ``ANNOUNCE_S``."""
+        if time.monotonic() - self._announced >= ANNOUNCE_S:
+            self._announced = time.monotonic()
+            await self.director.events.publish(f"worker:{self.name}", kinds=list(self.kinds))
+
     async def _keep_lease(self, job: Job) -> None:
         while True:
             await asyncio.sleep(self.queue.lease_s / 3)
             await self.queue.renew(job)
+            await self.announce()  # a long render must not make the worker look gone
 
     async def _write(self, job: Job) -> bool:
         """Write the scene for an open choice, or store its fallback. False if it was already written."""

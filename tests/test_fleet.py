@@ -24,7 +24,9 @@ LEASE_S = "6"
 
 
 class WorkerProcess:
-    def __init__(self, data_dir: Path, redis_url: str, log: Path) -> None:
+    def __init__(
+        self, data_dir: Path, redis_url: str, log: Path, kinds: str = "render,write", processes: int = 1
+    ) -> None:
         self.log = log.open("wb")
         environment = {
             **os.environ,
@@ -34,7 +36,7 @@ class WorkerProcess:
             "REELFORK_JOB_LEASE_S": LEASE_S,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "worker", "--kinds", "render,write"],
+            [sys.executable, "-m", "server", "worker", "--kinds", kinds, "--processes", str(processes)],
             env=environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -403,8 +403,8 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
         assert "boarding" not in on_gpu and "heiress" not in on_cpu
 
-        # Workers announce what they start: one GPU, three CPUs. Each queue's slots are counted apart.
-        lookahead.on_event({"topic": "started:x", "profile": "full", "worker": "gpu-0"})
+        # One GPU worker says it is alive; three CPU workers start renders. Each queue's slots are apart.
+        lookahead.on_event({"topic": "worker:gpu-0", "kinds": ["diffuse"]})
         for n in range(3):
             lookahead.on_event({"topic": f"started:y{n}", "profile": "animatic", "worker": f"cpu-{n}"})
         ticking = asyncio.create_task(lookahead.run())
@@ -417,6 +417,24 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         finally:
             ticking.cancel()
     sync.close()
+
+
+async def test_idle_workers_count_as_render_slots_once_they_announce_themselves(
+    redis_server: str, tmp_path: Path
+) -> None:
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1)
+        director.events.listen(lookahead.on_event)
+        ticking = asyncio.create_task(lookahead.run())
+        worker = WorkerProcess(tmp_path / "data", redis_server, tmp_path / "worker.log", kinds="render", processes=3)
+        try:
+            deadline = time.monotonic() + 90
+            while lookahead.scheduler.budget.slots("render") != 3:
+                assert time.monotonic() < deadline, "the idle worker's three render loops were never counted"
+                await asyncio.sleep(0.2)
+        finally:
+            worker.stop()
+            ticking.cancel()
 
 
 def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:
