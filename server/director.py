@@ -129,21 +129,22 @@ class Director:
     # -- waiting ---------------------------------------------------------------------------------
 
     async def wait_written(self, scene_id: str, timeout: float) -> bool:
+        written, resumed = self.events.subscribe(f"written:{scene_id}"), self.events.subscribe(RESUMED)
         deadline = time.monotonic() + timeout
-        while True:
-            notices = [self.events.subscribe(f"written:{scene_id}"), self.events.subscribe(RESUMED)]
-            try:
+        try:
+            while True:
                 if await self.store.written(scene_id) is not None:
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                done, _ = await asyncio.wait(notices, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                if notices[0] in done or not done:
+                done, _ = await asyncio.wait([written, resumed], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if resumed not in done:  # the notice came, or the time is up
                     return await self.store.written(scene_id) is not None
-            finally:
-                for future in notices:
-                    future.cancel()
+                resumed = self.events.subscribe(RESUMED)  # notices were lost: look at the store again
+        finally:
+            written.cancel()
+            resumed.cancel()
 
     async def wait_clip(self, keys: Sequence[str], timeout: float) -> StoredClip | None:
         """The best of ``keys`` (one clip in several profiles, best first) once any is rendered; ``None``
