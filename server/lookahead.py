@@ -67,8 +67,8 @@ DEPTH = 2
 TICK_S = 1.0
 """How often the queue is laid out again as time passes."""
 WORKER_SEEN_S = 200.0
-"""A render worker counts as a slot for this long after it last said it is alive (every
-``server.worker.ANNOUNCE_S``) or started a job."""
+"""A render worker counts as a slot for this long after it last said it is alive (it does every
+``server.worker.ANNOUNCE_S``, idle or busy)."""
 RECOUNT_S = 300.0
 """How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
 MAX_TARGETS = 50_000
@@ -130,7 +130,7 @@ class Lookahead:
         """Queue key (a clip key in any profile, a scene id) → scheduler job key, to read the notices."""
         self._observed: dict[str, Observation] = {}
         self._workers: dict[tuple[str, str], float] = {}
-        """(pool, worker) → when it last said it serves that pool, or started a render there."""
+        """(pool, worker) → when the worker last said it serves that pool (``worker:`` notices)."""
         self._lock = asyncio.Lock()
         """Decisions reach Redis in the order the scheduler made them."""
         self._stories: dict[str, StoryVersion] = {}
@@ -233,13 +233,9 @@ class Lookahead:
                 log.exception("lookahead tick failed")
 
     def _started(self, key: str, event: dict[str, Any]) -> None:
-        worker = str(event.get("worker") or "")
-        profile = str(event.get("profile") or "")
-        if worker and profile in self.director.tiers:
-            self._workers[(render_kind(self.director.tiers[profile]), worker)] = time.time()
         job = self._jobs_of.get(key)
         if job is not None:
-            self.scheduler.job_started(job, worker, profile=profile or None)
+            self.scheduler.job_started(job, str(event.get("worker") or ""), profile=event.get("profile"))
 
     def _count_slots(self) -> None:
         """Each pool's slots: its workers alive lately, at least the configured number."""

@@ -403,10 +403,10 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
         assert "boarding" not in on_gpu and "heiress" not in on_cpu
 
-        # One GPU worker says it is alive; three CPU workers start renders. Each queue's slots are apart.
+        # One GPU worker and three CPU workers say they are alive. Each queue's slots are counted apart.
         lookahead.on_event({"topic": "worker:gpu-0", "kinds": ["diffuse"]})
         for n in range(3):
-            lookahead.on_event({"topic": f"started:y{n}", "profile": "animatic", "worker": f"cpu-{n}"})
+            lookahead.on_event({"topic": f"worker:cpu-{n}", "kinds": ["render", "write"]})
         ticking = asyncio.create_task(lookahead.run())
         try:
             deadline = time.monotonic() + 10
