@@ -18,9 +18,11 @@ share of watched clips in a degraded profile, and viewers per GPU at <= 1% stall
 fewest GPUs (searched: doubling, then bisection) at which the stall rate is <= 1% and at most 5%
 of watched clips are degraded. Then the sharing factor: viewers per GPU with a 10,000-viewer
 audience on one story over viewers per GPU when every viewer is alone on their own story.
-Figures go to ``bench/results/simulate.json``, with each model's speculation floor: the render work,
-relative to the oracle's, that any policy without foresight does to show every clip in full and on
-time (it must render the chosen child's first clips before the choice is known, so every child's).
+Figures go to ``bench/results/simulate.json``, with reelfork's render work over the oracle's at the
+same GPUs, and each model's speculation floor: the render work, relative to the oracle's, that any
+policy without foresight does to show every clip in full and on time (it must render the chosen
+child's first clips before the choice is known, so every child's; with a slow model, some of the
+grandchildren's too: see ``speculation_floor`` in ``bench/simulation/policies.py``).
 
 ``--choice-window S`` is a what-if for the player's design: each scene's choices are offered S
 seconds before it ends while it plays on, so a viewer may choose before the scene is over (figures
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.simulation.engine import MAX_DEGRADED, MAX_STALL_RATE, Outcome, simulate  # noqa: E402
-from bench.simulation.policies import POLICIES  # noqa: E402
+from bench.simulation.policies import POLICIES, speculation_floor  # noqa: E402
 from bench.simulation.world import LTX, WAN, Model, Scenario, World, make_world  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "simulate.json"
@@ -90,32 +92,6 @@ def row(outcome: Outcome, per_gpu: float | None) -> str:
 HEADER = f"{'policy':<13}{'stalls':>8}{'p99 s':>9}{'GPU':>8}{'unwatched':>11}{'degraded':>10}{'viewers/GPU':>12}"
 
 
-def speculation_floor(world: World, model: Model) -> float:
-    """Clip-seconds that a policy without foresight renders to show every clip in full and on time,
-    over the oracle's (the watched clips). A viewer's choice is known only when made; a clip of the
-    chosen child that a full render started then would not finish before it is due (the first clip
-    always, a later one when ``rtf * duration`` exceeds its offset in the scene) must already be
-    rendered for every child, chosen or not. A policy may still do better by degrading a few."""
-    roots = set(world.roots)
-    watched: set[tuple[str, int]] = set()
-    speculated: set[tuple[str, int]] = set()
-    for viewer in world.viewers:
-        for node in viewer.path:
-            if node not in roots:
-                watched.update((node, index) for index in range(len(world.scenes[node].clips)))
-            for child in world.scenes[node].children:
-                offset = 0.0
-                for index, duration in enumerate(world.scenes[child].clips):
-                    if offset < model.rtf * duration:
-                        speculated.add((child, index))
-                    offset += duration
-
-    def seconds(clips: set[tuple[str, int]]) -> float:
-        return sum(world.scenes[node].clips[index] for node, index in clips)
-
-    return seconds(watched | speculated) / max(1e-9, seconds(watched))
-
-
 def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dict[str, object]:
     """Every policy's fewest GPUs for this audience, and all of them at reelfork's count."""
     world = make_world(scenario)
@@ -137,6 +113,9 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
     oracle, reelfork = per_gpu["oracle"], per_gpu["reelfork"]
     share = reelfork / oracle if oracle and reelfork else 0.0
     log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
+    work = at_gpus["reelfork"].gpu_busy_s / max(1e-9, at_gpus["oracle"].gpu_busy_s)
+    upgrades = at_gpus["reelfork"].upgrade_busy_s / max(1e-9, at_gpus["reelfork"].gpu_busy_s)
+    log(f"reelfork renders {work:.2f}x the oracle's GPU seconds ({upgrades:.0%} of them upgrading degraded clips)")
     if not scenario.choice_window_s:  # the floor assumes a choice is known only once the scene ended
         log(f"without foresight, every clip in full and on time takes >= {floor:.2f}x the oracle's render work")
     return {
@@ -148,6 +127,7 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
         "viewers_per_gpu": per_gpu,
         "fewest_gpus_runs": {p: o.summary() for p, (_, o) in searches.items()},
         "reelfork_share_of_oracle": round(share, 4),
+        "reelfork_work_over_oracle": round(work, 4),
         "speculation_floor": round(floor, 4),
     }
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bench.simulation.engine import simulate
-from bench.simulation.world import LTX, Scenario, make_world
+from bench.simulation.policies import speculation_floor
+from bench.simulation.world import LTX, Model, Scenario, Scene, Viewer, World, make_world
 from server.scheduler import (
     Budget,
     Cancel,
@@ -222,6 +223,22 @@ def test_simulation_invariants() -> None:
     assert outcomes["oracle"].unwatched_share == 0.0
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
+
+
+def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_their_renders() -> None:
+    scenes = {
+        "R": Scene("R", (5.0,), ("A", "B"), (0.5, 0.5)),
+        "A": Scene("A", (5.0,), ("AX", "AY"), (0.5, 0.5)),
+        "B": Scene("B", (5.0,), ("BX", "BY"), (0.5, 0.5)),
+        **{leaf: Scene(leaf, (10.0,), (), ()) for leaf in ("AX", "AY", "BX", "BY")},
+    }
+    viewer = Viewer("v", 0.0, ("R", "A", "AX"), (0, 0), (1.0, 1.0))
+    world = World(scenes, ("R",), (viewer,))
+    # Watched: A and AX, 15 s. A, B (due at 6 s) and AX, AY (due at 12 s) must be rendered before the
+    # choice that picks among them: 30 s. A 10 s leaf at rtf 1.5 takes 15 s, so it must start at -3 s,
+    # before anyone knows whether the viewer goes to A or B: BX and BY too, 50 s.
+    assert speculation_floor(world, Model("fast", 0.4)) == pytest.approx(30.0 / 15.0)
+    assert speculation_floor(world, Model("slow", 1.5)) == pytest.approx(50.0 / 15.0)
 
 
 def test_with_a_choice_window_viewers_choose_while_the_scene_plays_and_lose_no_time() -> None:

@@ -28,6 +28,8 @@ class Outcome:
     watched_unrendered: int = 0
     degraded: int = 0
     gpu_busy_s: float = 0.0
+    upgrade_busy_s: float = 0.0
+    """GPU seconds spent re-rendering degraded clips in full."""
     span_s: float = 0.0
     cancels: int = 0
     upgrades: int = 0
@@ -69,6 +71,8 @@ class Outcome:
             "renders": self.renders,
             "unwatched_share": round(self.unwatched_share, 4),
             "degraded_share": round(self.degraded_share, 4),
+            "gpu_busy_s": round(self.gpu_busy_s, 1),
+            "upgrade_busy_s": round(self.upgrade_busy_s, 1),
             "cancels": self.cancels,
             "upgrades": self.upgrades,
             "rendered_twice": self.rendered_twice,
@@ -259,6 +263,8 @@ class Simulation:
             self.running[worker] = job
             seconds = self.cost[job.profile] * job.duration_s * jitter(job.key)
             self.outcome.gpu_busy_s += seconds
+            if job.key != job_key("render", job.node, job.clip):
+                self.outcome.upgrade_busy_s += seconds
             self.at(self.clock.time + seconds, "done", worker)
 
     def on_done(self, worker: str) -> None:

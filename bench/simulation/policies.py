@@ -8,7 +8,12 @@
   below the current scene down to its ``render_depth``, ``viewer_chose``, ``viewer_left``,
   ``job_done``), its ``next_job`` as the queue, its ``decisions()`` drained;
 * ``oracle``: knows every viewer's path on arrival and renders exactly what will be watched,
-  earliest deadline first, with the same degrade rule (``pick_profile``). It bounds the others.
+  earliest deadline first, with the same degrade rule (``pick_profile``). It bounds what foresight
+  is worth, not everything: it never re-renders a clip it degraded, so later viewers of that clip
+  watch it degraded too (reelfork upgrades such clips when a full render fits).
+
+:func:`speculation_floor` is the render work, over the oracle's, that no policy without foresight
+can go below when it shows every clip in full and on time.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from bench.simulation.world import Model, World
+from bench.simulation.world import Model, Viewer, World
 from server.scheduler import Budget, Child, Clip, Decision, Job, Profile, Scheduler, job_key, pick_profile
 
 POLICIES = ("on-demand", "prefetch-all", "reelfork", "oracle")
@@ -152,3 +157,54 @@ def make_policy(name: str, clock: Clock, world: World, model: Model, gpus: int) 
     if name == "oracle":
         return Oracle(clock, profiles, world)
     return Fifo(profiles[0].name, prefetch=name == "prefetch-all")
+
+
+def speculation_floor(world: World, model: Model) -> float:
+    """Clip-seconds rendered to show every clip in full and on time without knowing the choices,
+    over the clip-seconds watched (the oracle's work; first scenes are rendered when published).
+
+    After a viewer's choice out of a scene is known, until their next one, the policy knows where
+    they are but not where they go. A clip of any continuation from there whose full render
+    (``rtf * duration``) must start before that next choice, to be ready when it is due, must be
+    rendered whichever way they go: the first clips of every child always, and for a slow model
+    some of every grandchild's when a scene is shorter than its children's renders. Due times take
+    the viewer's own decision times (the ones the simulation uses) down every continuation, and
+    nominal render times, so the floor is generous to the policy. Degrading a few clips (which the
+    report allows, up to ``MAX_DEGRADED``) can go below it.
+    """
+    roots = set(world.roots)
+    longest = max((duration for scene in world.scenes.values() for duration in scene.clips), default=0.0)
+    watched: set[tuple[str, int]] = set()
+    needed: set[tuple[str, int]] = set()
+    for viewer in world.viewers:
+        watched.update((n, i) for n in viewer.path if n not in roots for i in range(len(world.scenes[n].clips)))
+        chosen = choice_times(world, viewer)
+        for step, node in enumerate(viewer.path[:-1]):
+            known_until = chosen[step + 1]
+            # (scene, when the viewer would enter it, its step on their path)
+            ahead = [(child, known_until, step + 1) for child in world.scenes[node].children]
+            while ahead:
+                scene_id, entered, depth = ahead.pop()
+                scene = world.scenes[scene_id]
+                offset = 0.0
+                for index, duration in enumerate(scene.clips):
+                    if entered + offset - model.rtf * duration < known_until:
+                        needed.add((scene_id, index))
+                    offset += duration
+                if depth < len(viewer.decisions_s):
+                    after = entered + offset + viewer.decisions_s[depth]
+                    if after - model.rtf * longest < known_until:
+                        ahead.extend((child, after, depth + 1) for child in scene.children)
+
+    def seconds(clips: set[tuple[str, int]]) -> float:
+        return sum(world.scenes[node].clips[index] for node, index in clips)
+
+    return seconds(watched | needed) / max(1e-9, seconds(watched))
+
+
+def choice_times(world: World, viewer: Viewer) -> list[float]:
+    """When each scene on the viewer's path starts (when they chose it), if no clip ever stalls."""
+    times = [viewer.arrival]
+    for step, node in enumerate(viewer.path[:-1]):
+        times.append(times[-1] + sum(world.scenes[node].clips) + viewer.decisions_s[step])
+    return times
