@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 REGISTRY = CollectorRegistry()
 
@@ -44,3 +44,11 @@ def render(depth: dict[str, int]) -> bytes:
         kind, _, state = name.partition(":")
         QUEUE_DEPTH.labels(kind=kind, state=state).set(value)
     return generate_latest(REGISTRY)
+
+
+def serve(host: str, port: int) -> None:
+    """Serve the metrics over HTTP from a thread: for a worker host, which has no web server of its own."""
+    try:
+        start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as error:
+        raise ValueError(f"cannot serve metrics on {host}:{port} (REELFORK_METRICS_PORT): {error.strerror}") from None

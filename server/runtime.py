@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from generation.rendering import RenderProfile
 from narrative.formats import StoryError, load_story
+from server import metrics
 from server.director import Director
 from server.embedded import EmbeddedRedis
 from server.events import Events
@@ -87,6 +88,8 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
     """
     if settings.redis_url is None:
         raise ValueError("a separate worker needs the shared Redis: set REELFORK_REDIS_URL (redis://host:6379/0)")
+    if settings.metrics_port is not None:
+        metrics.serve(settings.host, settings.metrics_port)
     redis = connect(settings.redis_url)
     await redis.ping()
     store = Store(redis)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     """Writer processes started by this server (each loads the model); 0 when separate workers write."""
     produce_workers: int = Field(default=1, ge=0, le=8)
     """Linear-production processes started by this server (``POST /v1/productions``); 0 when separate workers do."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """``reelfork worker`` only: serve the host's Prometheus metrics (job durations, missed deadlines) on
+    this port at ``host``; unset: not served. A server's are at ``/metrics`` on its own port."""
     warm_authored: bool = True
     """Render every authored scene of a published story in the background, at low priority."""
 

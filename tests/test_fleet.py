@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import redis
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
 from tests.test_play import STORY, Viewer, ws_url
 
 LEASE_S = "6"
@@ -25,7 +29,13 @@ LEASE_S = "6"
 
 class WorkerProcess:
     def __init__(
-        self, data_dir: Path, redis_url: str, log: Path, kinds: str = "render,write", processes: int = 1
+        self,
+        data_dir: Path,
+        redis_url: str,
+        log: Path,
+        kinds: str = "render,write",
+        processes: int = 1,
+        **settings: str,
     ) -> None:
         self.log = log.open("wb")
         environment = {
@@ -34,6 +44,7 @@ class WorkerProcess:
             "REELFORK_REDIS_URL": redis_url,
             "REELFORK_RENDER_PROFILE": "preview",
             "REELFORK_JOB_LEASE_S": LEASE_S,
+            **settings,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "worker", "--kinds", kinds, "--processes", str(processes)],
@@ -67,6 +78,23 @@ def running_job_of(client: redis.Redis, pid: int) -> str | None:
     return None
 
 
+async def job_timings(http: httpx.AsyncClient, port: int) -> dict[str, int]:
+    """Jobs done, by kind, as a worker host's ``reelfork_job_seconds`` histogram counts them."""
+    exposition = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    return {
+        sample.labels["kind"]: int(sample.value)
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "reelfork_job_seconds_count" and sample.labels["outcome"] == "done" and sample.value
+    }
+
+
+def jobs_logged(log: Path) -> dict[str, int]:
+    """Jobs done, by kind, as a worker host's log tells them."""
+    kinds = re.findall(r"INFO server\.worker: (\w+) \S+ done in", log.read_text())
+    return {kind: kinds.count(kind) for kind in set(kinds)}
+
+
 async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_once(
     redis_server: str, tmp_path: Path
 ) -> None:
@@ -81,7 +109,11 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_onc
     }
     server_a = ServerProcess(data_dir, **common)
     server_b = ServerProcess(data_dir, **{**common, "REELFORK_WARM_AUTHORED": "false"})
-    workers = [WorkerProcess(data_dir, redis_server, tmp_path / f"worker-{i}.log") for i in range(2)]
+    metrics_port = free_port()
+    workers = [
+        WorkerProcess(data_dir, redis_server, tmp_path / "worker-0.log"),
+        WorkerProcess(data_dir, redis_server, tmp_path / "worker-1.log", REELFORK_METRICS_PORT=str(metrics_port)),
+    ]
     try:
 
         async def watch_and_kill() -> str:
@@ -126,8 +158,41 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_onc
         survivor_log = Path(workers[1].log.name).read_text()  # noqa: ASYNC240
         assert f"{killed_job} done in" in survivor_log or f"{killed_job.split(':')[-1]} done in" in survivor_log
         assert seen[-1].startswith("end-")
+
+        # The surviving worker host serves its own metrics: one timing per job it logged as done (the
+        # last job's log line follows its timing by a moment).
+        async with httpx.AsyncClient() as http:
+            for _ in range(20):
+                timed, logged = await job_timings(http, metrics_port), jobs_logged(Path(workers[1].log.name))
+                if timed == logged:
+                    break
+                await asyncio.sleep(0.5)
+        assert timed == logged
+        assert timed.get("render", 0) > 0
     finally:
         for worker in workers:
             worker.stop()
         server_a.stop()
         server_b.stop()
+
+
+def test_a_worker_host_whose_metrics_port_is_taken_says_so_and_exits(redis_server: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environment = {
+            **os.environ,
+            "REELFORK_DATA_DIR": str(tmp_path),
+            "REELFORK_REDIS_URL": redis_server,
+            "REELFORK_METRICS_PORT": str(port),
+        }
+        worker = subprocess.run(
+            [sys.executable, "-m", "server", "worker", "--kinds", "render"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert worker.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port} (REELFORK_METRICS_PORT)" in worker.stderr
