@@ -184,17 +184,17 @@ def speculation_floor(world: World, model: Model) -> float:
             # (scene, when the viewer would enter it, its step on their path)
             ahead = [(child, known_until, step + 1) for child in world.scenes[node].children]
             while ahead:
-                scene_id, entered, depth = ahead.pop()
+                scene_id, entered, scene_step = ahead.pop()
                 scene = world.scenes[scene_id]
                 offset = 0.0
                 for index, duration in enumerate(scene.clips):
                     if entered + offset - model.rtf * duration < known_until:
                         needed.add((scene_id, index))
                     offset += duration
-                if depth < len(viewer.decisions_s):
-                    after = entered + offset + viewer.decisions_s[depth]
+                if scene_step < len(viewer.decisions_s):
+                    after = entered + offset + viewer.decisions_s[scene_step]
                     if after - model.rtf * longest < known_until:
-                        ahead.extend((child, after, depth + 1) for child in scene.children)
+                        ahead.extend((child, after, scene_step + 1) for child in scene.children)
 
     def seconds(clips: set[tuple[str, int]]) -> float:
         return sum(world.scenes[node].clips[index] for node, index in clips)
