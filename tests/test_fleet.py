@@ -181,18 +181,10 @@ def test_a_worker_host_whose_metrics_port_is_taken_says_so_and_exits(redis_serve
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        environment = {
-            **os.environ,
-            "REELFORK_DATA_DIR": str(tmp_path),
-            "REELFORK_REDIS_URL": redis_server,
-            "REELFORK_METRICS_PORT": str(port),
-        }
-        worker = subprocess.run(
-            [sys.executable, "-m", "server", "worker", "--kinds", "render"],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert worker.returncode == 2
-    assert f"cannot serve metrics on 127.0.0.1:{port} (REELFORK_METRICS_PORT)" in worker.stderr
+        log = tmp_path / "worker.log"
+        worker = WorkerProcess(tmp_path, redis_server, log, kinds="render", REELFORK_METRICS_PORT=str(port))
+        try:
+            assert worker.process.wait(timeout=120) == 2
+        finally:
+            worker.stop()
+    assert f"cannot serve metrics on 127.0.0.1:{port} (REELFORK_METRICS_PORT)" in log.read_text()
