@@ -19,7 +19,8 @@ fewest GPUs (searched: doubling, then bisection) at which the stall rate is <= 1
 of watched clips are degraded. Then the sharing factor: viewers per GPU with a 10,000-viewer
 audience on one story over viewers per GPU when every viewer is alone on their own story.
 Figures go to ``bench/results/simulate.json``, with reelfork's render work over the oracle's at the
-same GPUs, and each model's speculation floor: the render work, relative to the oracle's, that any
+same GPUs (and the shares of it spent on upgrades, on clips nobody watched and on upgrades nobody
+watched afterwards), and each model's speculation floor: the render work, relative to the oracle's, that any
 policy without foresight does to show every clip in full and on time (it must render the chosen
 child's first clips before the choice is known, so every child's; with a slow model, some of the
 grandchildren's too: see ``speculation_floor`` in ``bench/simulation/policies.py``).
@@ -113,9 +114,16 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
     oracle, reelfork = per_gpu["oracle"], per_gpu["reelfork"]
     share = reelfork / oracle if oracle and reelfork else 0.0
     log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
-    work = at_gpus["reelfork"].gpu_busy_s / max(1e-9, at_gpus["oracle"].gpu_busy_s)
-    upgrades = at_gpus["reelfork"].upgrade_busy_s / max(1e-9, at_gpus["reelfork"].gpu_busy_s)
+    ours = at_gpus["reelfork"]
+    work = ours.gpu_busy_s / max(1e-9, at_gpus["oracle"].gpu_busy_s)
+    upgrades = ours.upgrade_busy_s / max(1e-9, ours.gpu_busy_s)
     log(f"reelfork renders {work:.2f}x the oracle's GPU seconds ({upgrades:.0%} of them upgrading degraded clips)")
+    unwatched = ours.unwatched_busy_s / max(1e-9, ours.gpu_busy_s)
+    unwatched_upgrades = ours.unwatched_upgrade_busy_s / max(1e-9, ours.gpu_busy_s)
+    log(
+        f"  of them, {unwatched:.0%} rendered clips nobody watched and {unwatched_upgrades:.0%} upgraded clips"
+        " nobody watched afterwards"
+    )
     if not scenario.choice_window_s:  # the floor assumes a choice is known only once the scene ended
         log(f"without foresight, every clip in full and on time takes >= {floor:.2f}x the oracle's render work")
     return {
@@ -128,6 +136,8 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
         "fewest_gpus_runs": {p: o.summary() for p, (_, o) in searches.items()},
         "reelfork_share_of_oracle": round(share, 4),
         "reelfork_work_over_oracle": round(work, 4),
+        "reelfork_work_unwatched": round(unwatched, 4),
+        "reelfork_work_upgrades_unwatched": round(unwatched_upgrades, 4),
         "speculation_floor": round(floor, 4),
     }
 

@@ -221,6 +221,10 @@ def test_simulation_invariants() -> None:
         assert outcome.watched_unrendered == 0
         assert len(outcome.stalls) == outcome.transitions
     assert outcomes["oracle"].unwatched_share == 0.0
+    assert outcomes["oracle"].unwatched_busy_s == 0.0
+    for outcome in outcomes.values():
+        assert outcome.unwatched_busy_s + outcome.unwatched_upgrade_busy_s <= outcome.gpu_busy_s
+        assert (outcome.unwatched_busy_s > 0) == (outcome.renders_unwatched > 0)
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
 

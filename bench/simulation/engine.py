@@ -30,6 +30,10 @@ class Outcome:
     gpu_busy_s: float = 0.0
     upgrade_busy_s: float = 0.0
     """GPU seconds spent re-rendering degraded clips in full."""
+    unwatched_busy_s: float = 0.0
+    """GPU seconds spent on first renders of clips that nobody watched."""
+    unwatched_upgrade_busy_s: float = 0.0
+    """GPU seconds spent on upgrades of clips that nobody watched after the upgrade started."""
     span_s: float = 0.0
     cancels: int = 0
     upgrades: int = 0
@@ -73,6 +77,8 @@ class Outcome:
             "degraded_share": round(self.degraded_share, 4),
             "gpu_busy_s": round(self.gpu_busy_s, 1),
             "upgrade_busy_s": round(self.upgrade_busy_s, 1),
+            "unwatched_busy_s": round(self.unwatched_busy_s, 1),
+            "unwatched_upgrade_busy_s": round(self.unwatched_upgrade_busy_s, 1),
             "cancels": self.cancels,
             "upgrades": self.upgrades,
             "rendered_twice": self.rendered_twice,
@@ -109,6 +115,9 @@ class Simulation:
         """What ``tell`` hands the policy, kept until the next render changes it."""
         self.running: dict[str, Job] = {}
         self.watched: set[str] = set()
+        self.last_played: dict[str, float] = {}
+        self.work: list[tuple[str, float, float, bool]] = []
+        """Each render: its clip's key, when it started, its GPU seconds, whether it was an upgrade."""
         self.waiting: dict[str, list[tuple[str, float]]] = {}
         self.idle = [f"gpu{i}" for i in range(gpus)]
         self.step: dict[str, int] = {}
@@ -141,6 +150,12 @@ class Simulation:
         self.outcome.renders_unwatched = sum(
             1 for key in self.rendered if key not in self.watched and not self.is_root(key)
         )
+        for key, started, seconds, upgrade in self.work:
+            if self.last_played.get(key, -1.0) < started:
+                if upgrade:
+                    self.outcome.unwatched_upgrade_busy_s += seconds
+                else:
+                    self.outcome.unwatched_busy_s += seconds
         return self.outcome
 
     def is_root(self, key: str) -> bool:
@@ -195,6 +210,7 @@ class Simulation:
         index = self.clip[viewer]
         key = job_key("render", scene.node, index)
         self.watched.add(key)
+        self.last_played[key] = self.clock.time
         if key not in self.rendered:
             self.outcome.watched_unrendered += 1
         elif self.rendered[key] != self.full:
@@ -263,8 +279,11 @@ class Simulation:
             self.running[worker] = job
             seconds = self.cost[job.profile] * job.duration_s * jitter(job.key)
             self.outcome.gpu_busy_s += seconds
-            if job.key != job_key("render", job.node, job.clip):
+            clip_key = job_key("render", job.node, job.clip)
+            upgrade = job.key != clip_key
+            if upgrade:
                 self.outcome.upgrade_busy_s += seconds
+            self.work.append((clip_key, self.clock.time, seconds, upgrade))
             self.at(self.clock.time + seconds, "done", worker)
 
     def on_done(self, worker: str) -> None:
