@@ -114,8 +114,8 @@ class Simulation:
         self.tree_cache: dict[tuple[str, int], tuple[Child, ...]] = {}
         """What ``tell`` hands the policy, kept until the next render changes it."""
         self.running: dict[str, Job] = {}
-        self.watched: set[str] = set()
         self.last_played: dict[str, float] = {}
+        """When each clip watched was last played."""
         self.work: list[tuple[str, float, float, bool]] = []
         """Each render: its clip's key, when it started, its GPU seconds, whether it was an upgrade."""
         self.waiting: dict[str, list[tuple[str, float]]] = {}
@@ -148,7 +148,7 @@ class Simulation:
             self.dispatch()
         self.outcome.span_s = self.clock.time - first
         self.outcome.renders_unwatched = sum(
-            1 for key in self.rendered if key not in self.watched and not self.is_root(key)
+            1 for key in self.rendered if key not in self.last_played and not self.is_root(key)
         )
         for key, started, seconds, upgrade in self.work:
             if self.last_played.get(key, -1.0) < started:
@@ -209,7 +209,6 @@ class Simulation:
         scene = self.scene_of(viewer)
         index = self.clip[viewer]
         key = job_key("render", scene.node, index)
-        self.watched.add(key)
         self.last_played[key] = self.clock.time
         if key not in self.rendered:
             self.outcome.watched_unrendered += 1
