@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from dataclasses import dataclass, field
 
 from bench.simulation.policies import Clock, make_policy
@@ -147,19 +148,15 @@ class Simulation:
             self.outcome.cancels += sum(1 for d in self.policy.decisions() if isinstance(d, Cancel))
             self.dispatch()
         self.outcome.span_s = self.clock.time - first
-        self.outcome.renders_unwatched = sum(
-            1 for key in self.rendered if key not in self.last_played and not self.is_root(key)
-        )
         for key, started, seconds, upgrade in self.work:
-            if self.last_played.get(key, -1.0) < started:
-                if upgrade:
-                    self.outcome.unwatched_upgrade_busy_s += seconds
-                else:
-                    self.outcome.unwatched_busy_s += seconds
+            if self.last_played.get(key, -math.inf) >= started:
+                continue
+            if upgrade:
+                self.outcome.unwatched_upgrade_busy_s += seconds
+            else:
+                self.outcome.renders_unwatched += 1
+                self.outcome.unwatched_busy_s += seconds
         return self.outcome
-
-    def is_root(self, key: str) -> bool:
-        return key.split("#")[0].endswith("/0.0")
 
     # viewers
 
