@@ -149,11 +149,13 @@ class Simulation:
             self.dispatch()
         self.outcome.span_s = self.clock.time - first
         for key, started, seconds, upgrade in self.work:
-            if self.last_played.get(key, -math.inf) >= started:
-                continue
+            watched = self.last_played.get(key, -math.inf) >= started
+            self.outcome.gpu_busy_s += seconds
             if upgrade:
-                self.outcome.unwatched_upgrade_busy_s += seconds
-            else:
+                self.outcome.upgrade_busy_s += seconds
+                if not watched:
+                    self.outcome.unwatched_upgrade_busy_s += seconds
+            elif not watched:
                 self.outcome.renders_unwatched += 1
                 self.outcome.unwatched_busy_s += seconds
         return self.outcome
@@ -274,12 +276,8 @@ class Simulation:
             self.taken.add(job.key)
             self.running[worker] = job
             seconds = self.cost[job.profile] * job.duration_s * jitter(job.key)
-            self.outcome.gpu_busy_s += seconds
             clip_key = job_key("render", job.node, job.clip)
-            upgrade = job.key != clip_key
-            if upgrade:
-                self.outcome.upgrade_busy_s += seconds
-            self.work.append((clip_key, self.clock.time, seconds, upgrade))
+            self.work.append((clip_key, self.clock.time, seconds, job.key != clip_key))
             self.at(self.clock.time + seconds, "done", worker)
 
     def on_done(self, worker: str) -> None:
