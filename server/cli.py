@@ -39,7 +39,10 @@ def _settings() -> Settings:
     except ValidationError as exc:
         for problem in exc.errors():
             field = ".".join(str(part) for part in problem["loc"])
-            typer.echo(f"configuration error: REELFORK_{field.upper()}: {problem['msg']}", err=True)
+            if field:
+                typer.echo(f"configuration error: REELFORK_{field.upper()}: {problem['msg']}", err=True)
+            else:  # a model validator's: the message names the variables itself
+                typer.echo(f"configuration error: {problem.get('ctx', {}).get('error', problem['msg'])}", err=True)
         raise typer.Exit(2) from None
 
 

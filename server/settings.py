@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from generation.rendering import FALLBACKS, PROFILES, RenderProfile
 
+PREFIX = "REELFORK_"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELFORK_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -81,6 +85,17 @@ class Settings(BaseSettings):
     """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_variables(cls, data: Any) -> Any:
+        """pydantic-settings ignores a variable with the prefix that names no field, so a typo would run
+        with a default (``REELFORK_REDIS_ULR``: an embedded Redis instead of the fleet's) without a word."""
+        known = [f"{PREFIX}{name}".upper() for name in cls.model_fields]
+        unknown = sorted(v for v in os.environ if v.upper().startswith(PREFIX) and v.upper() not in known)
+        if unknown:
+            raise ValueError("; ".join(_unknown(variable, known) for variable in unknown))
+        return data
+
     @model_validator(mode="after")
     def _signing_pair(self) -> Settings:
         if self.writer == "openai" and self.writer_url is None:
@@ -133,3 +148,8 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+
+def _unknown(variable: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(variable.upper(), known, n=1)
+    return f"{variable} is not a setting" + (f" (did you mean {close[0]}?)" if close else "")

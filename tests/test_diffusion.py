@@ -264,10 +264,10 @@ def test_imports_without_torch() -> None:
 
 
 @pytest.mark.skipif(
-    not os.environ.get("REELFORK_SLOW_TESTS"),
+    not os.environ.get("SLOW_TESTS"),
     reason=(
         "2-7 min of CPU diffusion; the 500-line path through the shared soundtrack and encoder runs in "
-        "test_render.py every time. Set REELFORK_SLOW_TESTS=1 to run it here too."
+        "test_render.py every time. Set SLOW_TESTS=1 to run it here too."
     ),
 )
 def test_a_500_line_scene_renders(run: Run, tmp_path: Path) -> None:
