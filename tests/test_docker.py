@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 
 from server.cli import app
 from server.jobs import KINDS
-from server.settings import Settings
+from server.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -58,10 +58,9 @@ def image_env(dockerfile: Path) -> dict[str, str]:
 def settings_of(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings a container of ``service`` starts with: its image's ENV, then its environment."""
     env = {**image_env(dockerfile_of(service)), **service.get("environment", {})}
-    for name in [name for name in env if not name.startswith("REELFORK_")]:
-        env.pop(name)
     for name, value in env.items():
-        monkeypatch.setenv(name, INTERPOLATION.sub("set-by-the-operator", str(value)))
+        if name.startswith(PREFIX):  # the others (NVIDIA_*, HF_HUB_OFFLINE) are not reelfork's
+            monkeypatch.setenv(name, INTERPOLATION.sub("set-by-the-operator", str(value)))
     return Settings()
 
 
