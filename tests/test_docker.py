@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 COMPOSE: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text())
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile*"))
-# Compose interpolation: ${NAME}, ${NAME:-default}, ${NAME:?error}; the operator sets NAME.
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+# Compose interpolation: ${NAME:-default} (or ${NAME-default}), else ${NAME} or ${NAME:?error}, which
+# the operator sets.
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*)|:?\?[^}]*)?\}")
 
 
 def reelfork_services() -> dict[str, dict[str, Any]]:
@@ -55,12 +56,20 @@ def image_env(dockerfile: Path) -> dict[str, str]:
     return env
 
 
-def settings_of(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The settings a container of ``service`` starts with: its image's ENV, then its environment."""
+def settings_of(
+    service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, operator: dict[str, str] | None = None
+) -> Settings:
+    """The settings a container of ``service`` starts with: its image's ENV, then its environment, as
+    compose fills it in from the ``operator``'s shell."""
+    shell = operator or {}
+
+    def fill(match: re.Match[str]) -> str:
+        return shell.get(match.group(1)) or match.group(2) or "set-by-the-operator"
+
     env = {**image_env(dockerfile_of(service)), **service.get("environment", {})}
     for name, value in env.items():
         if name.startswith(PREFIX):  # the others (NVIDIA_*, HF_HUB_OFFLINE) are not reelfork's
-            monkeypatch.setenv(name, INTERPOLATION.sub("set-by-the-operator", str(value)))
+            monkeypatch.setenv(name, INTERPOLATION.sub(fill, str(value)))
     return Settings()
 
 
@@ -105,10 +114,12 @@ def test_the_balancer_and_the_healthcheck_reach_the_servers_port(monkeypatch: py
     assert f"127.0.0.1:{port}/healthz" in " ".join(server["healthcheck"]["test"])
 
 
-def test_the_vllm_service_serves_the_model_name_the_writers_ask_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_of(COMPOSE["services"]["server"], monkeypatch)
-    vllm = COMPOSE["services"]["vllm"]["command"]
+def test_writers_run_with_the_default_writer_or_ask_vllm_for_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = COMPOSE["services"]["worker"]
+    assert settings_of(worker, monkeypatch).writer == "llama-cpp", "without the gpu profile there is no vLLM"
+    settings = settings_of(worker, monkeypatch, operator={"REELFORK_WRITER": "openai"})  # with --profile gpu
     assert settings.writer == "openai"
+    vllm = COMPOSE["services"]["vllm"]["command"]
     assert vllm[vllm.index("--served-model-name") + 1] == settings.writer_model
     assert settings.writer_url == f"http://vllm:{vllm[vllm.index('--port') + 1]}/v1"
 
