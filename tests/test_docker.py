@@ -29,6 +29,8 @@ COMPOSE: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text())
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile*"))
 # Compose interpolation: ${NAME:-default} (or ${NAME-default}), else ${NAME} or ${NAME:?error}, which
 # the operator sets.
+PIN = re.compile(r'"([\w.-]+)==([\w.*-]+)"')
+"""A quoted ``name==version`` requirement, as pip is given it in scripts/dev and the Dockerfiles."""
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*)|:?\?[^}]*)?\}")
 
 
@@ -45,7 +47,8 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1]) for line in lines]
+    steps = [line.partition(" ") for line in lines]
+    return [(instruction.upper(), arguments.strip()) for instruction, _, arguments in steps]
 
 
 def image_env(dockerfile: Path) -> dict[str, str]:
@@ -141,7 +144,7 @@ def test_images_copy_files_that_exist_and_run_a_supported_python(dockerfile: Pat
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_images_pin_what_the_setup_script_pins(dockerfile: Path) -> None:
-    pins = dict(re.findall(r'"([\w.-]+)==([\w.*-]+)"', (ROOT / "scripts" / "dev").read_text()))
+    pins = dict(PIN.findall((ROOT / "scripts" / "dev").read_text()))
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in [*project["dependencies"], *project["optional-dependencies"]["diffusion"]]:
         name, _, version = requirement.partition("==")
@@ -149,5 +152,5 @@ def test_images_pin_what_the_setup_script_pins(dockerfile: Path) -> None:
             pins[name.split("[")[0]] = version
     for instruction, arguments in instructions(dockerfile):
         if instruction == "RUN":
-            for name, version in re.findall(r'"([\w.-]+)==([\w.*-]+)"', arguments):
+            for name, version in PIN.findall(arguments):
                 assert pins.get(name) == version, f"{dockerfile.name}: {name}=={version}; the project: {pins.get(name)}"
