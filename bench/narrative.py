@@ -4,10 +4,10 @@
     .venv/bin/python -m bench.narrative --scenes 100000 --runs 3
 
 Builds a generated story (every scene has forward choices, a ``once`` choice back, conditions and
-effects on a variable, an ending every 50 scenes), then times :func:`narrative.graph.validate`
-(targets: under 1 s for 10,000 scenes) and :func:`narrative.state.choose` on a viewer state
+effects on a variable, an ending every 50 scenes), then times :func:`reelfork.narrative.graph.validate`
+(targets: under 1 s for 10,000 scenes) and :func:`reelfork.narrative.state.choose` on a viewer state
 (target: under 50 µs). Prints medians and writes ``bench/results/narrative.json``. Parsing JSON
-text (:func:`narrative.formats.parse_story`) is timed separately: it happens once per publish.
+text (:func:`reelfork.narrative.formats.parse_story`) is timed separately: it happens once per publish.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from narrative.formats import parse_story
-from narrative.graph import validate
-from narrative.state import begin, choose
-from narrative.story import Story
+from reelfork.narrative.formats import parse_story
+from reelfork.narrative.graph import validate
+from reelfork.narrative.state import begin, choose
+from reelfork.narrative.story import Story
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VALIDATE_TARGET_S = 1.0

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from generation.drafting import Premise
-from generation.production import STAGES, Production, check_locales
-from generation.rendering import PROFILES
-from narrative.formats import load_story
-from server.productions import components, options
-from server.settings import Settings
+from reelfork.generation.production.drafting import Premise
+from reelfork.generation.production.pipeline import STAGES, Production, check_locales
+from reelfork.generation.render.profiles import PROFILES
+from reelfork.narrative.formats import load_story
+from reelfork.server.productions import components, options
+from reelfork.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,7 +48,7 @@ def run(
     settings = Settings(data_dir=data, writer_threads=2)
     chosen = options(settings, "animatic")
     production = Production(
-        out or data / "out" / name, Path(chosen["cache"]), components(chosen, "animatic"), PROFILES["animatic"], locales
+        out or data / "out" / name, chosen.cache, components(chosen, "animatic"), PROFILES["animatic"], locales
     )
     story = load_story(story_file.read_bytes(), source=story_file.name)[0] if story_file is not None else None
     started = time.perf_counter()

@@ -46,11 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
-
-from generation.animatic import AnimaticRenderer  # noqa: E402
-from generation.provenance import ClipSigner  # noqa: E402
-from generation.rendering import PROFILES, Clip, RenderProfile, RenderRequest  # noqa: E402
-from narrative.story import Bible, Character, Choice, Line, Scene, Voice  # noqa: E402
+from reelfork.generation.render.animatic import AnimaticRenderer  # noqa: E402
+from reelfork.generation.render.c2pa import ClipSigner  # noqa: E402
+from reelfork.generation.render.profiles import PROFILES, RenderProfile  # noqa: E402
+from reelfork.generation.render.request import RenderedClip, RenderRequest  # noqa: E402
+from reelfork.narrative.story import Bible, Character, Choice, Line, Scene, Voice  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "render.json"
 STAGES = ("voice", "load", "generate", "draw", "encode", "labels", "sign")
@@ -110,7 +110,7 @@ class Run:
 
 
 class MeasuredRenderer(Protocol):
-    def render_measured(self, request: RenderRequest) -> tuple[Clip, dict[str, float]]: ...
+    def render_measured(self, request: RenderRequest) -> tuple[RenderedClip, dict[str, float]]: ...
 
 
 def pin_to_one_core() -> str:
@@ -176,9 +176,9 @@ def diffusion_results(names: list[str], runs: int, folder: Path, signer: ClipSig
     """The tests' tiny random-weight LTX pipeline, saved and loaded like a real model folder, per profile."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     import torch
+    from reelfork.generation.render.diffusion import DiffusionRenderer
 
-    from generation.diffusion import DiffusionRenderer
-    from tests.test_diffusion import TINY, build_tiny_ltx
+    from tests.generation.render.test_diffusion import TINY, build_tiny_ltx
 
     build_tiny_ltx(folder / "model")
     renderer = DiffusionRenderer(folder / "model", threads=1, signer=signer)

@@ -1,4 +1,5 @@
-"""Discrete-event simulation of rendering ahead of playback, driving the real ``server.scheduler.Scheduler``.
+"""Discrete-event simulation of rendering ahead of playback, driving the real scheduler
+(``reelfork.server.lookahead.scheduler.Scheduler``).
 
 Run from the repository root:
 
@@ -178,7 +179,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller audiences, under a minute")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--choice-window", type=float, default=0.0, metavar="S",
+        "--choice-window",
+        type=float,
+        default=0.0,
+        metavar="S",
         help="offer each scene's choices S seconds before it ends, while it plays on (default: at its end)",
     )
     args = parser.parse_args()

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from narrative.story import Choice, Scene, Story
+from reelfork.narrative.story import Choice, Scene, Story
 
 Counts = Mapping[tuple[str, str], int]
 """(scene id, choice id) → how many viewers took that choice."""
 
 
 @dataclass(frozen=True)
-class WrittenScene:
+class WrittenNode:
     """A scene the writer produced for an open choice, to draw under it."""
 
     parent: str
@@ -42,7 +42,7 @@ class _Edge:
     label: str
 
 
-def to_dot(story: Story, *, counts: Counts | None = None, written: Iterable[WrittenScene] = ()) -> str:
+def to_dot(story: Story, *, counts: Counts | None = None, written: Iterable[WrittenNode] = ()) -> str:
     """Graphviz DOT text; render with ``dot -Tsvg``."""
     nodes, edges = _layout(story, counts or {}, written)
     styles = {
@@ -61,7 +61,7 @@ def to_dot(story: Story, *, counts: Counts | None = None, written: Iterable[Writ
     return "\n".join(out) + "\n"
 
 
-def to_mermaid(story: Story, *, counts: Counts | None = None, written: Iterable[WrittenScene] = ()) -> str:
+def to_mermaid(story: Story, *, counts: Counts | None = None, written: Iterable[WrittenNode] = ()) -> str:
     """Mermaid flowchart text (renders in GitHub, GitLab and most Markdown editors)."""
     nodes, edges = _layout(story, counts or {}, written)
     ids = {node.key: f"n{index}" for index, node in enumerate(nodes)}
@@ -84,7 +84,7 @@ def to_mermaid(story: Story, *, counts: Counts | None = None, written: Iterable[
     return "\n".join(out) + "\n"
 
 
-def _layout(story: Story, counts: Counts, written: Iterable[WrittenScene]) -> tuple[list[_Node], list[_Edge]]:
+def _layout(story: Story, counts: Counts, written: Iterable[WrittenNode]) -> tuple[list[_Node], list[_Edge]]:
     nodes = [_scene_node(scene, story.start) for scene in story.scenes]
     known = {scene.id for scene in story.scenes}
     edges: list[_Edge] = []

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Tag, model_validator
-
-from narrative.ids import Identifier
+from reelfork.narrative.ids import Identifier
 
 Value = bool | int | str
 VarType = Literal["bool", "int", "string"]

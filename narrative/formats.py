@@ -13,21 +13,20 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
+from reelfork.narrative.graph import validate
+from reelfork.narrative.problems import Problem, StoryError, errors, from_validation
+from reelfork.narrative.story import Story, build_story
+from reelfork.narrative.twee import import_twee
+from reelfork.narrative.yarn import import_yarn
 
-from narrative.graph import validate
-from narrative.problems import Problem, StoryError, errors, from_validation
-from narrative.story import Story, build_story
-from narrative.twee import import_twee
-from narrative.yarn import import_yarn
-
-__all__ = ["MAX_STORY_BYTES", "Kind", "StoryError", "kind_of", "load_story", "parse_story", "read_story"]
+__all__ = ["MAX_STORY_BYTES", "StoryError", "StoryFormat", "kind_of", "load_story", "parse_story", "read_story"]
 
 MAX_STORY_BYTES = 10 * 1024 * 1024
 
-Kind = Literal["story", "twee", "yarn"]
+StoryFormat = Literal["story", "twee", "yarn"]
 """``story``: the project's YAML or JSON; ``twee``: Twine's Twee 3; ``yarn``: Yarn Spinner."""
 
-EXTENSIONS: dict[str, Kind] = {
+EXTENSIONS: dict[str, StoryFormat] = {
     ".yaml": "story", ".yml": "story", ".json": "story", ".twee": "twee", ".tw": "twee", ".yarn": "yarn",
 }
 
@@ -35,7 +34,7 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALIAS = re.compile(r"(^|[\s,\[{:-])\*[^\s,\[\]{}]")
 
 
-def kind_of(name: str) -> Kind:
+def kind_of(name: str) -> StoryFormat:
     """The kind of story a file holds, by its extension; unknown extensions raise :class:`StoryError`."""
     suffix = PurePath(name).suffix.lower()
     kind = EXTENSIONS.get(suffix)
@@ -73,7 +72,7 @@ def parse_story(text: str | bytes, *, source: str = "story") -> Story:
         raise StoryError([Problem("error", source, "nested too deeply")]) from None
 
 
-def read_story(text: str | bytes, *, source: str = "story", kind: Kind = "story") -> tuple[Story, list[Problem]]:
+def read_story(text: str | bytes, *, source: str = "story", kind: StoryFormat = "story") -> tuple[Story, list[Problem]]:
     """Parse or import a story without checking its graph; the warnings list what an import dropped."""
     if kind == "story":
         return parse_story(text, source=source), []
@@ -81,7 +80,7 @@ def read_story(text: str | bytes, *, source: str = "story", kind: Kind = "story"
     return import_twee(decoded, source=source) if kind == "twee" else import_yarn(decoded, source=source)
 
 
-def load_story(text: str | bytes, *, source: str = "story", kind: Kind = "story") -> tuple[Story, list[Problem]]:
+def load_story(text: str | bytes, *, source: str = "story", kind: StoryFormat = "story") -> tuple[Story, list[Problem]]:
     """Parse (or import) and validate a story; raise :class:`StoryError` on any error, return the warnings."""
     story, warnings = read_story(text, source=source, kind=kind)
     problems = validate(story)

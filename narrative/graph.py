@@ -6,10 +6,19 @@ from collections import deque
 from collections.abc import Iterable
 
 import networkx as nx
-
-from narrative.expressions import Expr, Names, Var, Visits, always_one, check, check_effect, fold, written_variables
-from narrative.problems import Problem, Severity, errors, ordered
-from narrative.story import NARRATOR, Choice, Line, Scene, Story
+from reelfork.narrative.expressions import (
+    Expr,
+    Names,
+    Var,
+    Visits,
+    always_one,
+    check,
+    check_effect,
+    fold,
+    written_variables,
+)
+from reelfork.narrative.problems import Problem, Severity, errors, ordered
+from reelfork.narrative.story import NARRATOR, Choice, Line, Scene, Story
 
 __all__ = ["GENERATED_PREFIX", "Problem", "Severity", "build_graph", "errors", "validate"]
 

@@ -2,7 +2,7 @@
 
 An importer reads its format into a :class:`Draft` (plain dicts in the project's format), noting
 a warning for every feature it drops; :meth:`Draft.story` then builds a structurally valid
-:class:`Story`. Graph problems (a link to a missing passage) are left to :func:`narrative.graph.validate`.
+:class:`Story`. Graph problems (a link to a missing passage) are left to :func:`reelfork.narrative.graph.validate`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from pathlib import PurePath
 from typing import Any
 
 from pydantic import ValidationError
-
-from narrative.ids import Namer, slug
-from narrative.problems import Problem, StoryError, from_validation
-from narrative.story import NARRATOR, Story, build_story
+from reelfork.narrative.ids import Namer, slug
+from reelfork.narrative.problems import Problem, StoryError, from_validation
+from reelfork.narrative.story import NARRATOR, Story, build_story
 
 MAX_LINE = 2000
 MAX_LABEL = 200

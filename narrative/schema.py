@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from narrative.story import Story
+from reelfork.narrative.story import Story
 
 SCHEMA_ID = "https://reelfork.dev/schemas/story.schema.json"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from narrative.story import Scene, Story
+from reelfork.narrative.story import Scene, Story
 
 CLIFFHANGER = "cliffhanger"
 """The scene tag that closes an episode."""

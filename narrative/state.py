@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-
-from narrative.expressions import Value, apply_effect, evaluate
-from narrative.graph import GENERATED_PREFIX
-from narrative.story import DEFAULT_TIMEOUT_S, Choice, Scene, Story
+from reelfork.narrative.expressions import Value, apply_effect, evaluate
+from reelfork.narrative.graph import GENERATED_PREFIX
+from reelfork.narrative.story import DEFAULT_TIMEOUT_S, Choice, Scene, Story
 
 
 class UnknownChoice(LookupError):

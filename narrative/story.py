@@ -1,9 +1,9 @@
 """The story format: a bible, typed variables, scenes with stable line IDs, and choices.
 
 A story is pure data. It is validated structurally here (pydantic) and as a
-graph in :mod:`narrative.graph`. Scene and choice IDs are the creator's; line
+graph in :mod:`reelfork.narrative.graph`. Scene and choice IDs are the creator's; line
 IDs are stable so dubbing and subtitles survive edits: a line without an ``id``
-gets one derived from its scene, text and occurrence (:func:`narrative.ids.line_id`).
+gets one derived from its scene, text and occurrence (:func:`reelfork.narrative.ids.line_id`).
 
 Fields added after the first format (variables, conditions, effects, once, sticky,
 default, timeout_s, tags) are left out of dumps while they hold their defaults, so a
@@ -37,9 +37,8 @@ import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-
-from narrative.expressions import Effect, Expr, Variable
-from narrative.ids import Identifier, line_id
+from reelfork.narrative.expressions import Effect, Expr, Variable
+from reelfork.narrative.ids import Identifier, line_id
 
 __all__ = [
     "NARRATOR", "Bible", "Character", "Choice", "Effect", "Expr", "Identifier", "Line", "OpenNode", "Scene",

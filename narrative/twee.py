@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from narrative.ids import Namer
-from narrative.importing import MAX_CHOICES, MAX_LABEL, MAX_LINES, Draft, located
-from narrative.problems import Problem
-from narrative.story import NARRATOR, Story
+from reelfork.narrative.ids import Namer
+from reelfork.narrative.importing import MAX_CHOICES, MAX_LABEL, MAX_LINES, Draft, located
+from reelfork.narrative.problems import Problem
+from reelfork.narrative.story import NARRATOR, Story
 
 CODE_TAGS = {"script", "stylesheet", "widget", "Twine.private"}
 SPECIAL = {

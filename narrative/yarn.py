@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from narrative.expressions import ZERO, Expr, Op, SetEffect, Variable, VarType, apply_effect, type_of
-from narrative.ids import Namer
-from narrative.importing import MAX_CHOICES, MAX_LABEL, Draft, located
-from narrative.problems import Problem
-from narrative.story import NARRATOR, Story
-from narrative.yarn_expressions import Unsupported, parse_expression, tokens, variable_name
+from reelfork.narrative.expressions import ZERO, Expr, Op, SetEffect, Variable, VarType, apply_effect, type_of
+from reelfork.narrative.ids import Namer
+from reelfork.narrative.importing import MAX_CHOICES, MAX_LABEL, Draft, located
+from reelfork.narrative.problems import Problem
+from reelfork.narrative.story import NARRATOR, Story
+from reelfork.narrative.yarn_expressions import Unsupported, parse_expression, tokens, variable_name
 
 COMMAND = re.compile(r"^<<\s*(\w+)\s*(.*?)\s*>>$")
 TRAILING_IF = re.compile(r"\s*<<\s*if\s+(.*?)\s*>>\s*$")

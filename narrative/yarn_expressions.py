@@ -1,4 +1,5 @@
-"""Yarn Spinner expressions (``$gold >= 10 and not visited("Cave")``) read into :mod:`narrative.expressions` trees.
+"""Yarn Spinner expressions (``$gold >= 10 and not visited("Cave")``) read into
+:mod:`reelfork.narrative.expressions` trees.
 
 Supported: ``$variables``, whole numbers, strings, ``true``/``false``; ``and or not && || !``;
 ``== != < <= > >=`` and their word forms (``is eq neq lt gt lte gte``); ``+ -``; parentheses;
@@ -11,14 +12,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from narrative.expressions import Expr, Op, Var, Visits
+from reelfork.narrative.expressions import Expr, Op, Var, Visits
 
 TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?)|(?P<string>\"(?:\\.|[^\"\\])*\")|(?P<var>\$[A-Za-z_]\w*)"
     r"|(?P<word>[A-Za-z_]\w*)|(?P<op>==|!=|<=|>=|&&|\|\||[<>!+\-*/%(),=]))"
 )
-WORDS = {"is": "==", "eq": "==", "neq": "!=", "lt": "<", "gt": ">", "lte": "<=", "gte": ">=", "&&": "and",
-         "||": "or", "!": "not", "=": "=="}
+WORDS = {
+    "is": "==",
+    "eq": "==",
+    "neq": "!=",
+    "lt": "<",
+    "gt": ">",
+    "lte": "<=",
+    "gte": ">=",
+    "&&": "and",
+    "||": "or",
+    "!": "not",
+    "=": "==",
+}
 BINARY = [{"or"}, {"and"}, {"==", "!="}, {"<", "<=", ">", ">="}, {"+", "-"}]
 
 
@@ -33,7 +45,7 @@ def tokens(text: str) -> list[str]:
     while position < len(text):
         match = TOKEN.match(text, position)
         if match is None or match.end() == position:
-            raise Unsupported(f"cannot read {text[position:position + 20]!r}")
+            raise Unsupported(f"cannot read {text[position : position + 20]!r}")
         found.append(match.group().strip())
         position = match.end()
     return [WORDS.get(token, token) for token in found]
@@ -114,5 +126,7 @@ class _Parser:
                 raise Unsupported(f"{token}() needs a node title in quotes")
             visits = Visits(visits=self.name_of_node(node[1:-1]))
             return Op(op=">", args=[visits, 0]) if token == "visited" else visits
-        raise Unsupported(f"{token!r} is not supported (functions other than visited and visited_count, "
-                          "'*', '/', '%' and 'xor' have no equivalent)")
+        raise Unsupported(
+            f"{token!r} is not supported (functions other than visited and visited_count, "
+            "'*', '/', '%' and 'xor' have no equivalent)"
+        )

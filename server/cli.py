@@ -14,14 +14,13 @@ import typer
 import uvicorn
 import yaml
 from pydantic import ValidationError
-
-from narrative.export import to_dot, to_mermaid
-from narrative.formats import StoryError, kind_of, load_story, read_story
-from narrative.graph import validate
-from narrative.problems import Problem, errors
-from narrative.schema import schema_text
-from narrative.story import Story
-from server.settings import Settings
+from reelfork.narrative.export import to_dot, to_mermaid
+from reelfork.narrative.formats import StoryError, kind_of, load_story, read_story
+from reelfork.narrative.graph import validate
+from reelfork.narrative.problems import Problem, errors
+from reelfork.narrative.schema import schema_text
+from reelfork.narrative.story import Story
+from reelfork.server.settings import Settings
 
 StoryFile = Annotated[
     Path,
@@ -52,8 +51,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Overrides REELFORK_PORT.")] = None,
 ) -> None:
     """Run the server: API, play websocket, web player, and (by default) an in-process worker."""
-    from server.app import create_app
-    from server.runtime import creator_token
+    from reelfork.server.runtime import creator_token
+    from reelfork.server.web.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings().model_copy(update=overrides)
@@ -88,13 +87,13 @@ def worker(
     """Run a worker host: takes write, render, diffuse and produce jobs from the shared Redis (REELFORK_REDIS_URL)."""
     import asyncio
 
-    from server.jobs import KINDS
-    from server.runtime import run_workers
+    from reelfork.server.queue.jobs import JOB_KINDS
+    from reelfork.server.runtime import run_workers
 
-    chosen = tuple(k for k in KINDS if k in {part.strip() for part in kinds.split(",")})
-    unknown = {part.strip() for part in kinds.split(",")} - set(KINDS)
+    chosen = tuple(k for k in JOB_KINDS if k in {part.strip() for part in kinds.split(",")})
+    unknown = {part.strip() for part in kinds.split(",")} - set(JOB_KINDS)
     if unknown or not chosen:
-        typer.echo(f"unknown job kinds {sorted(unknown)}; use {', '.join(KINDS)}", err=True)
+        typer.echo(f"unknown job kinds {sorted(unknown)}; use {', '.join(JOB_KINDS)}", err=True)
         raise typer.Exit(2)
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -127,10 +126,10 @@ def produce(
     Run the same command again after an interruption: finished work is reused, not redone.
     Exit status: 0 produced, 1 the input or the run failed (the message says why), 2 usage error.
     """
-    from generation.production import Production, ProductionError, check_locales
-    from generation.rendering import PROFILES
-    from narrative.ids import slug
-    from server.productions import PRODUCTIONS, components, options, parse_source
+    from reelfork.generation.production.pipeline import Production, ProductionError, check_locales
+    from reelfork.generation.render.profiles import PROFILES
+    from reelfork.narrative.ids import slug
+    from reelfork.server.productions import PRODUCTIONS, components, options, parse_source
 
     settings = _settings()
     if "writer_threads" not in settings.model_fields_set:
@@ -144,7 +143,7 @@ def produce(
         folder = out or settings.data_dir / PRODUCTIONS / slug(parsed.title)
         with _RichProgress() as progress:
             production = Production(
-                folder, Path(chosen["cache"]), components(chosen, profile), PROFILES[profile], chosen_locales, progress
+                folder, chosen.cache, components(chosen, profile), PROFILES[profile], chosen_locales, progress
             )
             story, premise = (parsed, None) if isinstance(parsed, Story) else (None, parsed)
             manifest = production.run(story=story, premise=premise)

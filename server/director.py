@@ -1,6 +1,6 @@
 """The director: which scene comes next, the content addresses of what to write or render, and waiting for it.
 
-What to queue ahead of each viewer, and when, is the lookahead scheduler's (``server/lookahead.py``);
+What to queue ahead of each viewer, and when, is the lookahead scheduler's (``server/lookahead/engine.py``);
 the director queues what is needed now (a scene to write for a choice just made, a clip just
 written) and warms authored scenes at low priority. It never changes a viewer's state itself.
 """
@@ -11,12 +11,12 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
-from generation.rendering import PROFILES
-from narrative.state import ViewerState, generated_scene_id, is_generated
-from narrative.story import Choice, Scene
-from server.events import RESUMED, Events
-from server.jobs import JobQueue, render_kind
-from server.store import Store, StoredClip, StoryVersion, clip_key
+from reelfork.generation.render.profiles import PROFILES
+from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
+from reelfork.narrative.story import Choice, Scene
+from reelfork.server.queue.events import RESUMED, Events
+from reelfork.server.queue.jobs import JobQueue, render_kind
+from reelfork.server.store import Store, StoredClip, StoryVersion, clip_key
 
 CLIP_KEYS_CACHED = 100_000
 WARM_DELAY_S = 10_000_000.0

@@ -18,15 +18,33 @@ from typing import Any
 import redis.asyncio as aioredis
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from generation.drafting import Premise
-from generation.production import Components, Production, ProductionError, check_locales, digest, write_json
-from generation.rendering import PROFILES
-from narrative.formats import StoryError, load_story
-from narrative.ids import Identifier
-from narrative.series import SeriesError, series_of
-from narrative.story import Story
-from server.settings import Settings
+from reelfork.generation.production.drafting import Premise
+from reelfork.generation.production.pipeline import (
+    Components,
+    Production,
+    ProductionError,
+    check_locales,
+    digest,
+    write_json,
+)
+from reelfork.generation.render.profiles import PROFILES
+from reelfork.generation.render.voice import EspeakSynthesizer
+from reelfork.narrative.formats import StoryError, load_story
+from reelfork.narrative.ids import Identifier
+from reelfork.narrative.series import SeriesError, series_of
+from reelfork.narrative.story import Story
+from reelfork.server.components import (
+    RendererOptions,
+    WriterOptions,
+    make_renderer,
+    make_signer,
+    make_writer,
+    renderer_name,
+    renderer_options,
+    writer_model_name,
+    writer_options,
+)
+from reelfork.server.settings import Settings
 
 PRODUCTIONS = "productions"
 
@@ -150,41 +168,39 @@ def premise_from(data: Any, source: str) -> Premise:
         raise ProductionError("\n".join(problems)) from None
 
 
-def options(settings: Settings, profile: str) -> dict[str, Any]:
-    """Everything a pool process needs to build the components: plain data, so it pickles (secrets too)."""
-    from server.runtime import renderer_name
-    from server.worker import _renderer_options, _writer_options
+class ProductionOptions(BaseModel):
+    """Everything a pool process needs to build a production's components: it pickles (secrets too)."""
 
+    model_config = ConfigDict(frozen=True)
+
+    writer: WriterOptions
+    renderer: RendererOptions
+    renderer_name: str
+    cache: Path
+
+
+def options(settings: Settings, profile: str) -> ProductionOptions:
     if profile not in PROFILES:
         raise ProductionError(f"unknown render profile {profile!r}; use one of {', '.join(PROFILES)}")
-    return {
-        "writer": _writer_options(settings),
-        "renderer": _renderer_options(settings),
-        "renderer_name": renderer_name(settings, PROFILES[profile]),
-        "cache": str(settings.data_dir / "cache" / PRODUCTIONS),
-    }
+    return ProductionOptions(
+        writer=writer_options(settings),
+        renderer=renderer_options(settings),
+        renderer_name=renderer_name(settings, PROFILES[profile]),
+        cache=settings.data_dir / "cache" / PRODUCTIONS,
+    )
 
 
-def components(chosen: dict[str, Any], profile: str) -> Components:
+def components(chosen: ProductionOptions, profile: str) -> Components:
     """The renderer, voices, writer and signer the interactive mode uses, built from the same settings."""
-    from generation.renderers import renderer_for
-    from generation.voice import EspeakSynthesizer
-    from server.worker import _make_writer, make_signer
-
-    rendering = chosen["renderer"]
-    signer = make_signer(rendering)
-    model_dir = Path(rendering["model_dir"]) if rendering["model_dir"] else None
-    renderer = renderer_for(PROFILES[profile], model_dir=model_dir, signer=signer, threads=rendering["threads"])
-    writing = chosen["writer"]
-    writer = _make_writer(writing)
-    model = writing["model"] if writing["writer"] == "openai" else Path(str(writer.model_path)).name
+    signer = make_signer(chosen.renderer)
+    writer = make_writer(chosen.writer)
     return Components(
-        renderer=renderer,
-        renderer_name=chosen["renderer_name"],
+        renderer=make_renderer(profile, chosen.renderer, signer),
+        renderer_name=chosen.renderer_name,
         synthesizer=EspeakSynthesizer(),
         writer=writer,
         completer=writer,
-        writer_model=f"{writing['writer']}:{model}",
+        writer_model=writer_model_name(chosen.writer, writer),
         signer=signer,
     )
 
@@ -225,7 +241,7 @@ def production_folder(settings: Settings, production_id: str) -> Path:
     return settings.data_dir / PRODUCTIONS / production_id
 
 
-def produce(spec_json: str, folder: str, chosen: dict[str, Any]) -> dict[str, Any]:
+def produce(spec_json: str, folder: str, chosen: ProductionOptions) -> dict[str, Any]:
     """Run one production to the end (in a worker's pool process); returns the manifest."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     spec = ProductionSpec.model_validate_json(spec_json)
@@ -233,7 +249,7 @@ def produce(spec_json: str, folder: str, chosen: dict[str, Any]) -> dict[str, An
     target.mkdir(parents=True, exist_ok=True)
     production = Production(
         target,
-        Path(chosen["cache"]),
+        chosen.cache,
         components(chosen, spec.profile),
         PROFILES[spec.profile],
         check_locales(spec.locales),

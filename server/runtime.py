@@ -17,24 +17,23 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from generation.rendering import RenderProfile
-from narrative.formats import StoryError, load_story
-from server import metrics
-from server.director import Director
-from server.embedded import EmbeddedRedis
-from server.events import Events
-from server.jobs import JobQueue, Kind
-from server.lookahead import Lookahead
-from server.settings import Settings
-from server.store import Store
-from server.worker import Worker, process_pool, stop_pool
+from reelfork.narrative.formats import StoryError, load_story
+from reelfork.server import metrics
+from reelfork.server.components import renderer_names
+from reelfork.server.director import Director
+from reelfork.server.embedded import EmbeddedRedis
+from reelfork.server.lookahead.engine import Lookahead
+from reelfork.server.queue.events import Events
+from reelfork.server.queue.jobs import JobKind, JobQueue
+from reelfork.server.settings import Settings
+from reelfork.server.store import Store
+from reelfork.server.worker import Worker, process_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
 
 def seed_story_files() -> list[Path]:
-    folder = resources.files("narrative") / "stories"
+    folder = resources.files("reelfork.narrative") / "stories"
     return sorted(Path(str(item)) for item in folder.iterdir() if item.name.endswith((".yaml", ".yml", ".json")))
 
 
@@ -50,19 +49,6 @@ def creator_token(settings: Settings) -> tuple[str, bool]:
     path.touch(mode=0o600)
     path.write_text(token + "\n")
     return token, True
-
-
-def renderer_name(settings: Settings, profile: RenderProfile | None = None) -> str:
-    """Which renderer and model draw ``profile`` (default: the settings' own), as named in clip keys."""
-    profile = profile or settings.profile
-    if profile.tier == "animatic" or settings.render_model_dir is None:
-        return "animatic"
-    return f"{profile.tier}:{settings.render_model_dir.name}"
-
-
-def renderers(settings: Settings) -> dict[str, str]:
-    """The render profiles a deployment shows, best first, each with its renderer's name."""
-    return {profile.name: renderer_name(settings, profile) for profile in settings.ladder}
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -81,7 +67,7 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: int) -> None:
+async def run_workers(settings: Settings, kinds: tuple[JobKind, ...], processes: int) -> None:
     """A worker host: ``processes`` loops per kind, on the shared Redis, until cancelled or killed.
 
     A killed worker loses nothing: its leases expire and another worker takes the jobs over.
@@ -94,7 +80,7 @@ async def run_workers(settings: Settings, kinds: tuple[Kind, ...], processes: in
     await redis.ping()
     store = Store(redis)
     queue = JobQueue(redis, lease_s=settings.job_lease_s)
-    director = Director(store, queue, Events(redis), renderers(settings))
+    director = Director(store, queue, Events(redis), renderer_names(settings))
     tasks = []
     executors = []
     for kind in kinds:
@@ -132,7 +118,7 @@ class Runtime:
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
-        self.director = Director(self.store, self.queue, self.events, renderers(self.settings))
+        self.director = Director(self.store, self.queue, self.events, renderer_names(self.settings))
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
         self.events.listen(self.lookahead.on_event)
@@ -143,7 +129,7 @@ class Runtime:
         self.start_workers(("write",), self.settings.write_workers)
         self.start_workers(("produce",), self.settings.produce_workers)
 
-    def start_workers(self, kinds: tuple[Kind, ...], count: int) -> None:
+    def start_workers(self, kinds: tuple[JobKind, ...], count: int) -> None:
         """``count`` worker loops taking jobs of ``kinds``, sharing a pool of as many processes."""
         if count == 0:
             return

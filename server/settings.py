@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from generation.rendering import FALLBACKS, PROFILES, RenderProfile
+from reelfork.generation.render.profiles import FALLBACKS, PROFILES, RenderProfile
 
 PREFIX = "REELFORK_"
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
-
-from narrative.state import ViewerState
-from narrative.story import Scene, Story
+from reelfork.narrative.state import ViewerState
+from reelfork.narrative.story import Scene, Story
 
 SESSION_TTL_S = 30 * 24 * 3600
 
@@ -29,7 +28,7 @@ class StoredClip(BaseModel):
     last_frame: str | None = None
 
 
-class WrittenScene(BaseModel):
+class StoredScene(BaseModel):
     """What the writer produced for an open choice: a scene, or a redirect to an authored fallback."""
 
     scene: Scene | None = None
@@ -127,7 +126,7 @@ class Store:
     # -- written scenes ------------------------------------------------------------------------
 
     async def save_written(
-        self, scene_id: str, written: WrittenScene, story: StoryVersion, parent: str, choice: str
+        self, scene_id: str, written: StoredScene, story: StoryVersion, parent: str, choice: str
     ) -> None:
         title = written.scene.title if written.scene is not None else f"fallback: {written.redirect}"
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -149,9 +148,9 @@ class Store:
             found.append((parent, choice, entry["scene"], entry["title"]))
         return sorted(found)
 
-    async def written(self, scene_id: str) -> WrittenScene | None:
+    async def written(self, scene_id: str) -> StoredScene | None:
         raw = await self.redis.get(f"rf:written:{scene_id}")
-        return WrittenScene.model_validate_json(raw) if raw is not None else None
+        return StoredScene.model_validate_json(raw) if raw is not None else None
 
     # -- clips -----------------------------------------------------------------------------------
 

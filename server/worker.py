@@ -17,24 +17,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
-
-from generation.checks import WordListPolicy, policy_rejections, read_word_list
-from generation.production import ProductionError
-from generation.rendering import PROFILES, RenderRequest
-from generation.report import WriteFailed
-from generation.writing import WriteError, WriteRequest
-from narrative.graph import bridge_to_ending
-from narrative.state import find_choice, is_generated
-from narrative.story import Choice
-from server.director import Director
-from server.jobs import Job, JobQueue, Kind
-from server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
-from server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
-from server.settings import Settings
-from server.store import Store, StoredClip, StoryVersion, WrittenScene
+from reelfork.generation.production.pipeline import ProductionError
+from reelfork.generation.render.profiles import PROFILES
+from reelfork.generation.render.request import Renderer, RenderRequest
+from reelfork.generation.writer.checks import policy_rejections
+from reelfork.generation.writer.report import WriteFailed
+from reelfork.generation.writer.request import WriteError, WriteRequest
+from reelfork.narrative.graph import bridge_to_ending
+from reelfork.narrative.state import find_choice, is_generated
+from reelfork.narrative.story import Choice
+from reelfork.server.components import (
+    RendererOptions,
+    WriterOptions,
+    make_renderer,
+    make_writer,
+    renderer_options,
+    writer_options,
+)
+from reelfork.server.director import Director
+from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
+from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
+from reelfork.server.queue.jobs import ClaimedJob, JobKind, JobQueue
+from reelfork.server.settings import Settings
+from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion
 
 if TYPE_CHECKING:
-    from generation.provenance import ClipSigner
+    from reelfork.generation.writer.llama import LlamaCppWriter
+    from reelfork.generation.writer.openai import OpenAIWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,7 @@ class Worker:
         queue: JobQueue,
         director: Director,
         executor: Executor,
-        kinds: tuple[Kind, ...],
+        kinds: tuple[JobKind, ...],
     ) -> None:
         self.settings = settings
         self.kinds = kinds
@@ -64,6 +73,8 @@ class Worker:
         self.executor = executor
         self.name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._announced = -ANNOUNCE_S
+        self.writer_options = writer_options(settings)
+        self.renderer_options = renderer_options(settings)
 
     async def run(self) -> None:
         last_reap = 0.0
@@ -82,7 +93,7 @@ class Worker:
                 log.warning("worker %s lost Redis; retrying in 1 s", self.name, exc_info=True)
                 await asyncio.sleep(1.0)
 
-    async def handle(self, job: Job) -> None:
+    async def handle(self, job: ClaimedJob) -> None:
         started = time.perf_counter()
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
@@ -127,13 +138,13 @@ class Worker:
             self._announced = time.monotonic()
             await self.director.events.publish(f"worker:{self.name}", kinds=list(self.kinds))
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_lease(self, job: ClaimedJob) -> None:
         while True:
             await asyncio.sleep(self.queue.lease_s / 3)
             await self.queue.renew(job)
             await self.announce()  # a long render must not make the worker look gone
 
-    async def _write(self, job: Job) -> bool:
+    async def _write(self, job: ClaimedJob) -> bool:
         """Write the scene for an open choice, or store its fallback. False if it was already written."""
         payload = job.payload
         target: str = payload["scene"]
@@ -157,12 +168,12 @@ class Worker:
         )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        written: WrittenScene
+        written: StoredScene
         try:
             scene_json, provenance = await loop.run_in_executor(
-                self.executor, write_scene, request.model_dump_json(), _writer_options(self.settings)
+                self.executor, write_scene, request.model_dump_json(), self.writer_options
             )
-            written = WrittenScene.model_validate({"scene": scene_json, "provenance": provenance})
+            written = StoredScene.model_validate({"scene": scene_json, "provenance": provenance})
             count_rejections(target, [p for a in provenance.get("attempts", []) for p in a.get("problems", [])])
         except WriteError as exc:
             if isinstance(exc, WriteFailed):
@@ -180,7 +191,7 @@ class Worker:
         await self.director.events.publish(f"written:{target}", seconds=round(time.perf_counter() - started, 3))
         return True
 
-    async def _render(self, job: Job) -> bool:
+    async def _render(self, job: ClaimedJob) -> bool:
         """Render a scene's clip. False if it was already rendered."""
         payload = job.payload
         key: str = payload["clip"]
@@ -207,7 +218,7 @@ class Worker:
         started = time.perf_counter()
         await self.director.events.publish(f"started:{key}", profile=profile.name, worker=self.name)
         duration, last_frame = await loop.run_in_executor(
-            self.executor, render_clip, request.model_dump_json(), _renderer_options(self.settings)
+            self.executor, render_clip, request.model_dump_json(), self.renderer_options
         )
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
         await self.store.save_clip(clip)
@@ -217,7 +228,7 @@ class Worker:
         )
         return True
 
-    async def _produce(self, job: Job) -> bool:
+    async def _produce(self, job: ClaimedJob) -> bool:
         """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
         production_id: str = job.payload["production"]
         records = ProductionRecords(self.store.redis)
@@ -260,13 +271,13 @@ def count_rejections(scene_id: str, problems: list[str]) -> None:
         )
 
 
-def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, reason: str) -> WrittenScene:
+def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, reason: str) -> StoredScene:
     """The creator's fallback scene for an open choice, else a bridge to the nearest ending."""
     provenance = {"fallback": reason[:500]}
     if choice.open is not None and choice.open.fallback is not None:
-        return WrittenScene(redirect=choice.open.fallback, provenance=provenance)
+        return StoredScene(redirect=choice.open.fallback, provenance=provenance)
     anchor = next(scene_id for scene_id in reversed(path) if not is_generated(scene_id))
-    return WrittenScene(scene=bridge_to_ending(story.story, target, anchor), provenance=provenance)
+    return StoredScene(scene=bridge_to_ending(story.story, target, anchor), provenance=provenance)
 
 
 def process_pool(processes: int) -> ProcessPoolExecutor:
@@ -284,109 +295,28 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
-def _renderer_options(settings: Settings) -> dict[str, Any]:
-    def text(path: Path | None) -> str | None:
-        return str(path) if path is not None else None
-
-    return {
-        "threads": settings.render_threads,
-        "model_dir": text(settings.render_model_dir),
-        "c2pa_dir": str(settings.c2pa_dir or settings.data_dir / "c2pa"),
-        "certificate": text(settings.c2pa_certificate),
-        "key": text(settings.c2pa_key),
-        "timestamp_url": settings.c2pa_timestamp_url,
-    }
-
-
-def _writer_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "writer": settings.writer,
-        "url": settings.writer_url,
-        "model": settings.writer_model,
-        "api_key": settings.writer_api_key.get_secret_value() if settings.writer_api_key else None,
-        "dialect": settings.writer_dialect,
-        "timeout_s": settings.writer_timeout_s,
-        "model_path": str(settings.writer_model_path) if settings.writer_model_path else None,
-        "n_threads": settings.writer_threads,
-        "max_attempts": settings.writer_attempts,
-        "blocked_words": (
-            read_word_list(settings.writer_blocked_words.read_text(encoding="utf-8"))
-            if settings.writer_blocked_words is not None
-            else None
-        ),
-    }
-
-
 # -- what runs inside the pool's processes -------------------------------------------------------
 
-_writer: Any = None
-_renderers: dict[str, Any] = {}
+_writer: LlamaCppWriter | OpenAIWriter | None = None
+_renderers: dict[str, Renderer] = {}
 """One renderer per family (the animatic; diffusion, whose pipeline draws ``full`` and ``fast``)."""
 
 
-def write_scene(request_json: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def write_scene(request_json: str, options: WriterOptions) -> tuple[dict[str, Any], dict[str, Any]]:
     global _writer
     if _writer is None:
-        _writer = _make_writer(options)
+        _writer = make_writer(options)
     request = WriteRequest.model_validate_json(request_json)
     written = _writer.write_reported(request)
     return written.scene.model_dump(mode="json"), written.report.to_dict()
 
 
-def make_signer(options: dict[str, Any]) -> ClipSigner:
-    """The C2PA signer ``_renderer_options`` describes: the production chain if configured, else the development one."""
-    from generation.provenance import ClipSigner
-
-    if options["certificate"] is not None:
-        return ClipSigner.production(
-            Path(options["certificate"]), Path(options["key"]), timestamp_url=options["timestamp_url"]
-        )
-    return ClipSigner.development(Path(options["c2pa_dir"]))
-
-
-def _make_writer(options: dict[str, Any]) -> Any:
-    words = options.get("blocked_words")
-    policy = WordListPolicy(words) if words is not None else WordListPolicy()
-    if options["writer"] == "openai":
-        from generation.openai import OpenAIWriter
-
-        return OpenAIWriter(
-            options["url"],
-            options["model"],
-            api_key=options["api_key"],
-            dialect=options["dialect"],
-            timeout_s=options["timeout_s"],
-            max_attempts=options["max_attempts"],
-            policy=policy,
-        )
-    # llama.cpp's OpenMP threads spin while waiting; beside a busy renderer that wastes the core it needs.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from generation.llama import LlamaCppWriter
-
-    model_path = Path(options["model_path"]) if options["model_path"] else None
-    return LlamaCppWriter(
-        model_path=model_path, n_threads=options["n_threads"], max_attempts=options["max_attempts"], policy=policy
-    )
-
-
-def render_clip(request_json: str, options: dict[str, Any]) -> tuple[float, str]:
-    from generation.renderers import renderer_for
-
+def render_clip(request_json: str, options: RendererOptions) -> tuple[float, str]:
     request = RenderRequest.model_validate_json(request_json)
     family = "animatic" if request.profile.tier == "animatic" else "diffusion"
     renderer = _renderers.get(family)
     if renderer is None:
-        _set_threads(options["threads"])
-        # Built here, in the pool process: a c2pa signer holds a native handle that cannot be pickled.
-        signer = make_signer(options)
-        model_dir = Path(options["model_dir"]) if options["model_dir"] else None
-        renderer = renderer_for(request.profile, model_dir=model_dir, signer=signer, threads=options["threads"])
-        _renderers[family] = renderer
+        renderer = _renderers[family] = make_renderer(request.profile, options)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     clip = renderer.render(request)
     return clip.duration, str(clip.last_frame)
-
-
-def _set_threads(threads: int) -> None:
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, str(threads))

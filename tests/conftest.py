@@ -47,7 +47,10 @@ class ServerProcess:
         }
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], env=environment, stdout=self._log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "reelfork.server", "serve"],
+            env=environment,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
         )
         self._wait_healthy()
 

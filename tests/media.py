@@ -34,8 +34,8 @@ def assert_vertical_h264_aac(path: Path) -> float:
 
 def assert_labelled(path: Path) -> None:
     """The implicit AIGC label parses and the C2PA manifest validates as AI-created."""
-    from generation.labels import read_aigc
-    from generation.provenance import read_provenance
+    from reelfork.generation.render.c2pa import read_provenance
+    from reelfork.generation.render.labels import read_aigc
 
     assert read_aigc(path) is not None, f"{path.name} has no AIGC label"
     provenance = read_provenance(path)

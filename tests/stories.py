@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from narrative.state import available_choices, begin, choose
-from narrative.story import Story
+from reelfork.narrative.state import available_choices, begin, choose
+from reelfork.narrative.story import Story
 
 BIBLE = {
     "logline": "A test story.",

@@ -18,10 +18,9 @@ import pytest
 import typer
 import yaml
 from packaging.specifiers import SpecifierSet
-
-from server.cli import app
-from server.jobs import KINDS
-from server.settings import PREFIX, Settings
+from reelfork.server.cli import app
+from reelfork.server.queue.jobs import JOB_KINDS
+from reelfork.server.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -100,7 +99,7 @@ def test_every_service_command_is_a_reelfork_command(name: str, monkeypatch: pyt
     settings = settings_of(service, monkeypatch)
     if context.info_name == "worker":
         kinds = {kind.strip() for kind in context.params["kinds"].split(",")}
-        assert kinds <= set(KINDS), f"unknown job kinds {sorted(kinds - set(KINDS))}"
+        assert kinds <= set(JOB_KINDS), f"unknown job kinds {sorted(kinds - set(JOB_KINDS))}"
         if "diffuse" in kinds:
             assert settings.render_model_dir is not None, "a diffuse worker needs REELFORK_RENDER_MODEL_DIR"
         if settings.metrics_port is not None:

@@ -8,9 +8,10 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
+from reelfork.server.lookahead.scheduler import Cancel, Child, Clip, Job, Tuning, job_key
+
 from bench.simulation.policies import Clock, make_policy
 from bench.simulation.world import Model, Scene, World
-from server.scheduler import Cancel, Child, Clip, Job, Tuning, job_key
 
 MAX_STALL_RATE = 0.01
 MAX_DEGRADED = 0.05

@@ -3,7 +3,7 @@
 * ``on-demand``: render a scene's clips when a viewer chooses it (first come, first served);
 * ``prefetch-all``: when a viewer enters a scene, render every clip of it and of every child,
   the way interactive titles pre-buffer all their segments (first come, first served);
-* ``reelfork``: the ``Scheduler`` class of ``server/scheduler.py``, fed the same observations the
+* ``reelfork``: the ``Scheduler`` class of ``server/lookahead/scheduler.py``, fed the same observations the
   server sends it (``viewer_at`` at each clip start and at the end of a scene, with the choices
   below the current scene down to its ``render_depth``, ``viewer_chose``, ``viewer_left``,
   ``job_done``), its ``next_job`` as the queue, its ``decisions()`` drained;
@@ -23,8 +23,19 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
+from reelfork.server.lookahead.scheduler import (
+    Budget,
+    Child,
+    Clip,
+    Decision,
+    Job,
+    Profile,
+    Scheduler,
+    job_key,
+    pick_profile,
+)
+
 from bench.simulation.world import Model, Viewer, World
-from server.scheduler import Budget, Child, Clip, Decision, Job, Profile, Scheduler, job_key, pick_profile
 
 POLICIES = ("on-demand", "prefetch-all", "reelfork", "oracle")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from server.scheduler import Profile
+from reelfork.server.lookahead.scheduler import Profile
 
 FAST_COST = 0.35
 ANIMATIC_COST = 0.05

@@ -1,0 +1,1 @@
+"""The web player and creator view: static files served at ``/``, shipped as package data."""

@@ -1,0 +1,1 @@
+"""Linear production: premise to drafted series, then rendered, dubbed, subtitled and labelled episodes."""

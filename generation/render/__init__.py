@@ -1,0 +1,2 @@
+"""The clip renderer: the Renderer protocol, profiles, the animatic and diffusion backends, voice, captions,
+encoding and labels."""

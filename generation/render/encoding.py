@@ -1,0 +1,174 @@
+"""MP4 encoding with PyAV: H.264 + AAC, fast start, container metadata, atomic output.
+
+The file is written under a temporary name in the output's folder and renamed
+into place on success, so a reader never sees a half-written clip. A
+:class:`FileSigner` (C2PA) signs that temporary file into a second temporary
+one before the rename: a reader never sees an unsigned or half-signed clip either.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import av
+import numpy as np
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
+from av.video.stream import VideoStream
+from numpy.typing import NDArray
+from reelfork.generation.render.drawing import Frame, Picture
+
+SAMPLE_RATE = 24_000
+PRESET = "ultrafast"
+
+
+class FileSigner(Protocol):
+    def sign(self, source: Path, destination: Path, title: str) -> None:
+        """Write ``source`` with a signed manifest embedded to ``destination``; ``title`` is the published name."""
+        ...
+
+
+class Encoder:
+    """Frames and audio in, an MP4 at ``path`` out. Use as a context manager.
+
+    Audio is interleaved with video as it goes (``write_frame`` pushes the audio
+    up to that frame's end time), so players can start before the whole file
+    has downloaded.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: int,
+        metadata: dict[str, str] | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        preset: str = PRESET,
+        threads: int = 1,
+        signer: FileSigner | None = None,
+    ) -> None:
+        self.path = path
+        self.fps = fps
+        self.sample_rate = sample_rate
+        self.signer = signer
+        self.signing_seconds = 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Same folder, so the final rename is atomic; a unique name, so concurrent renders never collide.
+        self.temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
+        self.signed = self.temporary.with_suffix(".signed.mp4")
+        try:
+            self._open(width, height, metadata or {}, preset, threads)
+        except BaseException:
+            self.temporary.unlink(missing_ok=True)
+            raise
+        self.frames = 0
+        self.pending: list[NDArray[np.float32]] = []
+        self.pending_samples = 0
+        self.samples_written = 0
+        self.last: av.VideoFrame | None = None
+        self.closed = False
+
+    def _open(self, width: int, height: int, metadata: dict[str, str], preset: str, threads: int) -> None:
+        # use_metadata_tags: custom keys (AIGC) go to moov/udta/meta as mdta items instead of being dropped.
+        self.container: OutputContainer = av.open(
+            str(self.temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
+        )
+        for key, value in metadata.items():
+            self.container.metadata[key] = value
+        self.video: VideoStream = self.container.add_stream(
+            "libx264",
+            rate=self.fps,
+            # A fixed GOP (2 s, no scene-cut keyframes) so the clip can be cut into regular HLS segments.
+            options={"preset": preset, "g": str(2 * self.fps), "sc_threshold": "0", "threads": str(threads)},
+        )
+        self.video.width, self.video.height, self.video.pix_fmt = width, height, "yuv420p"
+        self.audio: AudioStream = self.container.add_stream("aac", rate=self.sample_rate, layout="mono")
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self.closed:
+            return
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def add_audio(self, samples: NDArray[np.float32]) -> None:
+        """Queue mono samples in [-1, 1]; they are encoded as the video catches up."""
+        if len(samples):
+            self.pending.append(samples.astype(np.float32, copy=False))
+            self.pending_samples += len(samples)
+
+    def write_frame(self, frame: Frame | Picture | None) -> None:
+        """Encode one frame: RGB (``h x w x 3``, converted here) or yuv420p (``h * 3 / 2 x w``,
+        as is); ``None`` repeats the previous frame."""
+        if frame is not None and frame.ndim == 3:
+            self.last = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+        elif frame is not None:
+            self.last = av.VideoFrame.from_ndarray(frame, format="yuv420p")
+        if self.last is None:
+            raise ValueError("the first frame cannot be a repeat")
+        self.last.pts = self.frames
+        self.frames += 1
+        for packet in self.video.encode(self.last):
+            self.container.mux(packet)
+        self._flush_audio(self.frames * self.sample_rate // self.fps)
+
+    def close(self) -> Path:
+        """Finish the file (audio padded or cut to the video's length) and move it into place."""
+        target = self.frames * self.sample_rate // self.fps
+        missing = target - self.samples_written - self.pending_samples
+        if missing > 0:
+            self.add_audio(np.zeros(missing, dtype=np.float32))
+        self._flush_audio(target)
+        for packet in self.audio.encode(None):
+            self.container.mux(packet)
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+        self.closed = True
+        if self.signer is None:
+            os.replace(self.temporary, self.path)
+            return self.path
+        start = time.perf_counter()
+        try:
+            self.signer.sign(self.temporary, self.signed, title=self.path.name)
+            os.replace(self.signed, self.path)
+        finally:
+            self.temporary.unlink(missing_ok=True)
+            self.signed.unlink(missing_ok=True)
+            self.signing_seconds = time.perf_counter() - start
+        return self.path
+
+    def abort(self) -> None:
+        self.closed = True
+        try:
+            self.container.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
+            self.signed.unlink(missing_ok=True)
+
+    def _flush_audio(self, until: int) -> None:
+        count = until - self.samples_written
+        if count <= 0 or self.pending_samples == 0:
+            return
+        queued = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        chunk, rest = queued[:count], queued[count:]
+        self.pending = [rest] if len(rest) else []
+        self.pending_samples = len(rest)
+        audio = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
+        audio.sample_rate = self.sample_rate
+        audio.pts = self.samples_written
+        self.samples_written += len(chunk)
+        for packet in self.audio.encode(audio):
+            self.container.mux(packet)

@@ -1,0 +1,56 @@
+"""The renderer interface: a scene in, an encoded, labelled clip out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+from reelfork.generation.render.profiles import RenderProfile
+from reelfork.narrative.story import Bible, Scene
+
+
+class RenderRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scene: Scene
+    bible: Bible
+    language: str = "en"
+    profile: RenderProfile
+    output: Path
+    """Where the MP4 goes; the last frame is written beside it as ``<stem>.last.png``."""
+    previous_frame: Path | None = None
+    """The previous clip's last frame, for visual continuity."""
+    line_seconds: dict[str, float] | None = None
+    """Seconds each line holds the screen, by line ID, at least its speech. Dubbing sets it to the longest
+    locale's speech, so one picture fits every locale's voice; None: each line lasts as long as its speech."""
+    captions: bool = True
+    """Burn the title and the subtitles into the picture. Productions in several locales turn it off and ship
+    subtitles per locale instead, so the picture is shared."""
+
+
+class LineTiming(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    line_id: str
+    start: float
+    end: float
+
+
+class RenderedClip(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    duration: float
+    width: int
+    height: int
+    last_frame: Path
+    timings: list[LineTiming]
+
+
+class RenderError(Exception):
+    """A scene that cannot be rendered; the message says why and what to change."""
+
+
+class Renderer(Protocol):
+    def render(self, request: RenderRequest) -> RenderedClip: ...

@@ -1,0 +1,413 @@
+"""The lookahead scheduler in the server: viewers' positions and choices in, queue changes out.
+
+One :class:`Lookahead` per replica wraps a :class:`reelfork.server.lookahead.scheduler.Scheduler` (the policy
+``bench/simulate.py`` measures) on the wall clock. The play connections tell it where each viewer
+is (a scene presented, a ``progress`` message), what they chose and when they left; the workers'
+notices tell it what started (``started:``, with the profile and the worker), what is done
+(``clip:``, ``written:``) and what was given up (``failed:``); the other replicas' ``chose:`` notices
+keep its choice probabilities those of the whole audience (the stored tallies are read again when
+the notices resume after Redis was away, and every few minutes). It applies the scheduler's decisions
+to the shared Redis queue as this replica's wishes (:meth:`JobQueue.want` / :meth:`JobQueue.unwant`),
+so a job another replica still wants is never dropped or delayed by this one: it leaves the queue
+only when nobody wants it, and a leased job always finishes.
+
+What the scheduler sees of a story: a node per scene (a written scene's id, or an authored one's
+within its story version), one clip per scene, and the choices the viewer will be offered, two levels
+down, with conditions evaluated on the state each path leads to. A newly written scene makes the
+viewers who were waiting for it observed again, so its clip is queued by the scheduler (and can be
+cancelled) like any other.
+
+Render profiles: the director's ladder, best first (``REELFORK_RENDER_PROFILE`` then
+``REELFORK_RENDER_FALLBACKS``). The scheduler picks one per job from how busy the render slots are
+and how soon the clip is due; a job is queued under its clip key in that profile, so switching a
+job's profile withdraws one wish and makes another. Real-time factors start from a guess and are
+learned from the workers' timings. The slots are the render workers alive (they announce themselves
+every minute, idle or not), counted apart for the CPU queue (``render``: the animatic tier) and the
+GPU one (``diffuse``), so a fleet of a few GPUs and many CPU workers degrades to the animatic rather
+than count the CPUs as GPUs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+from reelfork.narrative.state import (
+    UnknownChoice,
+    ViewerState,
+    available_choices,
+    choose,
+    generated_scene_id,
+    is_generated,
+)
+from reelfork.narrative.story import Scene
+from reelfork.server.director import Director
+from reelfork.server.lookahead.scheduler import (
+    Budget,
+    Cancel,
+    Child,
+    Clip,
+    Decision,
+    Profile,
+    Scheduler,
+    Tuning,
+    job_key,
+)
+from reelfork.server.queue.events import RESUMED
+from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
+from reelfork.server.store import StoryVersion
+
+log = logging.getLogger(__name__)
+
+CLIP_ESTIMATE_S = 8.0
+"""A clip's duration before it is rendered."""
+RENDER_RTF = 1.0
+"""Render seconds per clip second assumed for the best profile until workers report their timings."""
+FALLBACK_COST = 0.5
+"""Each fallback profile is assumed to cost this much of the one above it, until measured."""
+DEPTH = 2
+"""Levels of scenes below the current one that are looked at (and rendered ahead when likely)."""
+TICK_S = 1.0
+"""How often the queue is laid out again as time passes."""
+WORKER_SEEN_S = 200.0
+"""A render worker counts as a slot for this long after it last said it is alive (it does every
+``reelfork.server.worker.ANNOUNCE_S``, idle or busy)."""
+RECOUNT_S = 300.0
+"""How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
+MAX_TARGETS = 50_000
+
+
+class WallClock:
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a scheduler job is in the shared queue: its kind, its key per render profile, its payload."""
+
+    kind: JobKind
+    keys: dict[str, str]
+    """Render profile → clip key; for a write, ``""`` → the scene id."""
+    payload: dict[str, Any]
+
+
+@dataclass
+class Observation:
+    """A viewer's last position, kept to observe them again when a scene they may reach is written."""
+
+    story: StoryVersion
+    state: ViewerState
+    scene: Scene
+    position_s: float
+    at: float
+    writes: set[str] = field(default_factory=set)
+    """The scheduler's write jobs for the scenes the viewer's choices lead to."""
+
+
+def node_of(story: StoryVersion, scene_id: str) -> str:
+    """A scene's name in the scheduler: written scene ids are global, authored ones per story version."""
+    return scene_id if is_generated(scene_id) else f"{story.digest[:16]}:{scene_id}"
+
+
+class Lookahead:
+    def __init__(self, director: Director, queue: JobQueue, replica: str, render_slots: int) -> None:
+        self.director = director
+        self.store = director.store
+        self.queue = queue
+        self.replica = replica
+        ladder = enumerate(director.profiles)
+        profiles = tuple(
+            Profile(name, RENDER_RTF * FALLBACK_COST**rank, measured=False, pool=render_kind(director.tiers[name]))
+            for rank, name in ladder
+        )
+        self._slots = max(1, render_slots)
+        budget = Budget(render_slots=self._slots, profiles=profiles)
+        # The workers retry failed jobs themselves: their ``failed:`` notice is final.
+        self.scheduler = Scheduler(WallClock(), budget, Tuning(max_attempts=1, render_depth=DEPTH))
+        self._targets: OrderedDict[str, Target] = OrderedDict()
+        """Scheduler job key → where it goes in the queue."""
+        self._queued_as: dict[str, tuple[JobKind, str]] = {}
+        """Scheduler job key → the queue and key this replica wants it under (the profile it was told)."""
+        self._jobs_of: dict[str, str] = {}
+        """Queue key (a clip key in any profile, a scene id) → scheduler job key, to read the notices."""
+        self._observed: dict[str, Observation] = {}
+        self._workers: dict[tuple[str, str], float] = {}
+        """(pool, worker) → when the worker last said it serves that pool (``worker:`` notices)."""
+        self._lock = asyncio.Lock()
+        """Decisions reach Redis in the order the scheduler made them."""
+        self._stories: dict[str, StoryVersion] = {}
+        """The story versions whose stored choice tallies were read, by digest."""
+        self._recounted = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._to_observe: dict[str, None] = {}
+        self._observing: asyncio.Task[None] | None = None
+
+    # -- observations ------------------------------------------------------------------------
+
+    async def viewer_at(
+        self,
+        viewer: str,
+        story: StoryVersion,
+        state: ViewerState,
+        scene: Scene,
+        position_s: float,
+        *,
+        unless_moved: Observation | None = None,
+    ) -> None:
+        """``viewer`` is ``position_s`` seconds into ``scene``'s clip (0 when it is presented)."""
+        await self._load_counts(story)
+        writes: set[str] = set()
+        children = await self._children(story, state, scene, DEPTH, writes)
+        (clip,) = await self._clips(story, [scene])
+        if not clip.rendered:
+            position_s = 0.0  # nothing to play yet: the viewer waits at the start, whatever the client says
+        async with self._lock:
+            if unless_moved is not None and self._observed.get(viewer) is not unless_moved:
+                return  # observed again meanwhile, from a newer position
+            self._observed[viewer] = Observation(story, state, scene, position_s, time.time(), writes)
+            self.scheduler.viewer_at(viewer, node_of(story, scene.id), position_s, (clip,), children)
+            await self._apply(self.scheduler.decisions())
+
+    async def viewer_chose(self, viewer: str, story: StoryVersion, scene_id: str, choice_id: str) -> None:
+        """Counted here, and told to the other replicas, whose probabilities follow the whole audience."""
+        node = node_of(story, scene_id)
+        self._background(self.director.events.publish(f"chose:{node}", choice=choice_id, replica=self.replica))
+        async with self._lock:
+            self.scheduler.viewer_chose(viewer, node, choice_id)
+            await self._apply(self.scheduler.decisions())
+
+    async def viewer_left(self, viewer: str) -> None:
+        async with self._lock:
+            self._observed.pop(viewer, None)
+            self.scheduler.viewer_left(viewer)
+            await self._apply(self.scheduler.decisions())
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """A worker's notice (see :class:`reelfork.server.queue.events.Events`)."""
+        kind, _, key = str(event.get("topic", "")).partition(":")
+        if kind == RESUMED:
+            self._background(self.recount())
+        elif kind == "chose":
+            if event.get("replica") != self.replica:
+                self.scheduler.count(key, str(event.get("choice")))
+        elif kind == "started":
+            self._started(key, event)
+        elif kind == "worker":
+            for queue in event.get("kinds") or ():
+                if queue in ("render", "diffuse"):
+                    self._workers[(str(queue), key)] = time.time()
+        elif kind == "clip":
+            job = self._jobs_of.get(key)
+            if job is not None:
+                duration = float(event.get("duration") or CLIP_ESTIMATE_S)
+                seconds = float(event.get("seconds") or RENDER_RTF * duration)
+                self.scheduler.job_done(job, seconds, profile=event.get("profile"), duration_s=duration)
+                self._queued_as.pop(job, None)
+                self._background(self._settle())
+        elif kind == "written":
+            job = job_key("write", key)
+            self.scheduler.job_done(job, float(event.get("seconds") or self.scheduler.budget.write_s))
+            self._queued_as.pop(job, None)
+            waiting = [viewer for viewer, seen in self._observed.items() if job in seen.writes]
+            self._to_observe.update(dict.fromkeys(waiting))
+            if waiting and self._observing is None:
+                self._observing = asyncio.get_running_loop().create_task(self._observe_again())
+        elif kind == "failed":
+            job = self._jobs_of.get(key, job_key("write", key))
+            self.scheduler.job_failed(job)
+            self._queued_as.pop(job, None)
+            self._background(self._settle())
+
+    async def run(self) -> None:
+        """Lay the queue out again every ``TICK_S`` as time passes (profiles follow the deadlines)."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self._count_slots()
+                if time.monotonic() - self._recounted > RECOUNT_S:
+                    await self.recount()
+                async with self._lock:
+                    self.scheduler.tick()
+                    await self._apply(self.scheduler.decisions())
+            except RedisError:
+                log.warning("lookahead could not reach Redis; trying again", exc_info=True)
+            except Exception:  # a bug must not stop the lookahead for every viewer of this replica
+                log.exception("lookahead tick failed")
+
+    def _started(self, key: str, event: dict[str, Any]) -> None:
+        job = self._jobs_of.get(key)
+        if job is not None:
+            self.scheduler.job_started(job, str(event.get("worker") or ""), profile=event.get("profile"))
+
+    def _count_slots(self) -> None:
+        """Each pool's slots: its workers alive lately, at least the configured number."""
+        now = time.time()
+        for seen in [s for s, at in self._workers.items() if now - at > WORKER_SEEN_S]:
+            del self._workers[seen]
+        for pool in {profile.pool for profile in self.scheduler.budget.profiles}:
+            workers = sum(1 for worker_pool, _ in self._workers if worker_pool == pool)
+            self.scheduler.resize(max(self._slots, workers), pool)
+
+    async def _observe_again(self) -> None:
+        """Observe the viewers a newly written scene is a choice away from, one at a time: when a scene
+        hundreds of viewers are heading for is written, their observations do not all land at once."""
+        try:
+            while self._to_observe:
+                viewer = next(iter(self._to_observe))
+                del self._to_observe[viewer]
+                seen = self._observed.get(viewer)
+                if seen is not None:
+                    position = seen.position_s + time.time() - seen.at
+                    await self._quietly(
+                        self.viewer_at(viewer, seen.story, seen.state, seen.scene, position, unless_moved=seen)
+                    )
+        finally:
+            self._observing = None
+
+    async def _settle(self) -> None:
+        async with self._lock:
+            await self._apply(self.scheduler.decisions())
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._quietly(coroutine))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _quietly(coroutine: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coroutine
+        except RedisError:  # Redis away: the next observation or tick catches up
+            pass
+        except Exception:
+            log.exception("lookahead background work failed")
+
+    # -- the story as the scheduler sees it --------------------------------------------------
+
+    async def _load_counts(self, story: StoryVersion) -> None:
+        """The audience's choices so far (all replicas, before this one started), once per story version;
+        later ones arrive as ``chose:`` notices, and :meth:`recount` catches up on any that were missed."""
+        if story.digest in self._stories:
+            return
+        self._stories[story.digest] = story
+        await self._read_counts(story)
+
+    async def recount(self) -> None:
+        """Read the stored choice tallies again: a ``chose:`` notice is lost while this replica's
+        subscription is down, or when the replica that chose dies before telling."""
+        self._recounted = time.monotonic()
+        for story in list(self._stories.values()):
+            await self._read_counts(story)
+
+    async def _read_counts(self, story: StoryVersion) -> None:
+        for (scene_id, choice_id), times in (await self.store.choice_counts(story)).items():
+            self.scheduler.count_total(node_of(story, scene_id), choice_id, times)
+
+    async def _children(
+        self, story: StoryVersion, state: ViewerState, scene: Scene, depth: int, writes: set[str]
+    ) -> tuple[Child, ...]:
+        """The scenes the choices offered in ``scene`` lead to, written or not, with the choices each will
+        offer (on the state that path leads to) ``depth - 1`` levels further down."""
+        if scene.ending:
+            return ()
+        found: list[tuple[str, str, Scene | None]] = []
+        for choice in available_choices(scene, state):
+            target = choice.target or generated_scene_id(story.digest, scene.id, choice.id)
+            child = await self.director.scene(story, target)
+            if child is not None or is_generated(target):
+                found.append((choice.id, target, child))
+        clips = iter(await self._clips(story, [child for _, _, child in found if child is not None]))
+        children: list[Child] = []
+        for choice_id, target, child in found:
+            if child is None:
+                job = job_key("write", target)
+                payload = {
+                    "story": story.story.id,
+                    "version": story.version,
+                    "path": state.path,
+                    "choice": choice_id,
+                    "scene": target,
+                    "must_end": state.generated_depth + 1 >= story.story.open_depth,
+                }
+                self._remember(job, Target("write", {"": target}, payload))
+                if depth == DEPTH:  # a choice away: its clip is wanted as soon as it is written
+                    writes.add(job)
+                children.append(Child(choice_id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
+                continue
+            below: tuple[Child, ...] = ()
+            if depth > 1:
+                try:
+                    after = choose(state, scene, choice_id, child.id, story=story.story)
+                except (UnknownChoice, ValueError):
+                    after = None  # its effects cannot apply on this path (say, a variable the session lacks)
+                if after is not None:
+                    below = await self._children(story, after, child, depth - 1, writes)
+            children.append(Child(choice_id, node_of(story, child.id), (next(clips),), True, below))
+        return tuple(children)
+
+    async def _clips(self, story: StoryVersion, scenes: list[Scene]) -> list[Clip]:
+        """Each scene's one clip as the scheduler sees it (rendered in the best profile there is, if any);
+        remembers how to queue its render in each profile."""
+        ladder = self.director.profiles
+        keys = [self.director.clip_keys(story, scene) for scene in scenes]
+        stored = await self.store.clips([key for scene_keys in keys for key in scene_keys]) if scenes else []
+        clips: list[Clip] = []
+        for number, (scene, scene_keys) in enumerate(zip(scenes, keys, strict=True)):
+            job = job_key("render", node_of(story, scene.id))
+            payload = {"story": story.story.id, "version": story.version, "scene": scene.id}
+            self._remember(job, Target("render", dict(zip(ladder, scene_keys, strict=True)), payload))
+            upgrade = job_key("render", node_of(story, scene.id), upgrade=ladder[0])
+            self._remember(upgrade, Target("render", {ladder[0]: scene_keys[0]}, payload))
+            for key in scene_keys:
+                self._jobs_of.setdefault(key, job)
+            found = stored[number * len(ladder) : (number + 1) * len(ladder)]
+            rendered = next(((p, c) for p, c in zip(ladder, found, strict=True) if c is not None), None)
+            if rendered is None:
+                clips.append(Clip(CLIP_ESTIMATE_S))
+            else:
+                clips.append(Clip(rendered[1].duration, rendered=True, profile=rendered[0]))
+        return clips
+
+    def _remember(self, job: str, target: Target) -> None:
+        self._targets[job] = target
+        self._targets.move_to_end(job)
+        while len(self._targets) > MAX_TARGETS:
+            old_job, old = self._targets.popitem(last=False)
+            self._queued_as.pop(old_job, None)
+            for key in old.keys.values():
+                if self._jobs_of.get(key) == old_job:
+                    del self._jobs_of[key]
+
+    # -- decisions to the queue --------------------------------------------------------------
+
+    async def _apply(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            target = self._targets.get(decision.key)
+            if target is None:
+                log.warning("scheduler decided on %s, which this replica no longer knows", decision.key)
+                continue
+            # One wish per scheduler job: two scenes sharing one clip are two wishes, withdrawn apart.
+            wanter = f"{self.replica}/{decision.key}"
+            told = self._queued_as.get(decision.key)
+            if isinstance(decision, Cancel):
+                if told is not None:
+                    del self._queued_as[decision.key]
+                    await self.queue.unwant(*told, wanter)
+                continue
+            kind, payload = target.kind, target.payload
+            key = target.keys.get(decision.profile) or next(iter(target.keys.values()))
+            if target.kind == "render":
+                kind = render_kind(self.director.tiers[decision.profile])
+                payload = {**payload, "clip": key, "profile": decision.profile}
+            if told is not None and told != (kind, key):
+                await self.queue.unwant(*told, wanter)
+            self._queued_as[decision.key] = (kind, key)
+            self._jobs_of[key] = decision.key
+            await self.queue.want(kind, key, payload, decision.score, wanter)

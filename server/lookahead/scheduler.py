@@ -1,0 +1,586 @@
+"""The lookahead scheduler: which scene to write and which clip to render next, and how well.
+
+Pure policy (no Redis, no asyncio, no I/O), so the server and ``bench/simulate.py`` run the same
+class. The shell feeds observations in (``viewer_at``, ``viewer_chose``, ``viewer_left``,
+``job_started``, ``job_done``, ``job_failed``) and applies the :data:`Decision` values that
+``decisions()`` hands back to its queue (a Redis sorted set: ``Enqueue``/``Reprioritise`` are a
+ZADD of ``score``, ``Cancel`` a ZREM). For an in-process queue, ``next_job`` pops by score itself.
+Time passing is ``tick()``; workers coming and going is ``resize()``. Who wants which job, and how
+badly, is kept in :mod:`reelfork.server.lookahead.wants`.
+
+The policy
+----------
+* **Deadline.** A viewer ``position_s`` into a scene whose clips last ``d_0..d_n`` needs the scene's
+  clip ``j`` at ``now + offset_j - position`` and the first clip of whichever child they choose at
+  the end of the scene, ``now + total - position``; a child's later clips follow at their offsets.
+  Later clips of the current scene are thus rendered while its first plays.
+* **Depth.** Clips are rendered ahead ``render_depth`` levels down (children, grandchildren, ...), as
+  far as the shell's ``Child.children`` reach, each level due after the one before it plus the
+  shortest time to choose; a level's probability is the product of the choices leading to it, and
+  a viewer stops wanting a branch where that falls below ``min_probability``. One level is not
+  enough for a slow model: a child's first clip can take longer to render than its parent lasts.
+* **Probability.** A child's probability is how earlier viewers chose at that node with a
+  Dirichlet prior: ``(n_choice + prior) / (n_node + prior * k)``; a new node is uniform. Once a
+  viewer has chosen, the chosen child is certain for them and its siblings unreachable.
+* **Sharing.** A job is keyed by content (node and clip), so the same clip is one job however
+  many viewers wait for it. Its deadline is the earliest interested viewer's; its probability is
+  that of anyone needing it, ``1 - prod(1 - p_viewer)``.
+* **Order.** ``score = deadline + probability_weight_s * (1 - probability)``, lower is sooner: earliest
+  deadline first, a certain job ahead of a likely one due at the same time, and a long shot behind
+  a sure thing due up to ``probability_weight_s`` later. Scores are absolute clock seconds, so they
+  stay comparable in a sorted set as time passes.
+* **Waiting for the choice.** Speculative work (probability below 1 for every interested viewer)
+  that a full render started ``defer_margin_s`` after the viewer's next choice would still deliver
+  in time gains nothing by running before it, and may be wasted: its score is raised by ``defer_s``,
+  behind all other work, so it runs only on a slot that would otherwise idle (rendering ahead for
+  free) and is cancelled or promoted once the choice is known. Under load only the first clips of
+  the children, which cannot wait, are speculated; with a fast model, later clips mostly wait.
+* **Unreachable work.** When every viewer interested in a queued job has chosen elsewhere, moved on
+  or left, the job is cancelled; when some remain, it is re-scored (demoted).
+* **Writing ahead.** An unwritten child gets a write job due early enough to render it in time;
+  an unwritten scene further down (grandchildren, and so on to one level past ``render_depth``) is
+  written only while the writers' queued work drains within ``lookahead_backlog_s``, i.e. when the
+  budget allows. Nothing below an unwritten scene is known, so nothing below it is wanted.
+* **Degrading.** Render profiles are ordered best first, each with a real-time factor (render
+  seconds per clip second) on one slot. The queued jobs are laid out in score order over the
+  ``render_slots`` (the budget: GPUs); a job that would finish after its deadline in its best
+  profile gets the best one that does not, or the cheapest if none does: a worse clip rather
+  than a stall. A degraded clip is re-rendered in the best profile (an upgrade, keyed with that
+  profile, queued ``probability_weight_s`` behind fresh work) when a later viewer needs it and a
+  full render fits before then, so one bad minute does not stay shared by every later viewer.
+  Real-time factors are learned from ``job_done`` timings (a guessed one, ``measured=False``, is
+  replaced by the first timing; then a running average), and the profile a worker reports it used
+  wins over the planned one.
+* **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
+from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, WorkKind
+
+__all__ = [
+    "Budget",
+    "Cancel",
+    "Child",
+    "Clip",
+    "Clock",
+    "Decision",
+    "Enqueue",
+    "Job",
+    "Profile",
+    "Reprioritise",
+    "Scheduler",
+    "Tuning",
+    "WorkKind",
+    "job_key",
+    "pick_profile",
+]
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on a monotonic clock (wall time in the server, virtual time in the simulation)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tuning:
+    prior: float = 1.0
+    """Dirichlet pseudo-count per choice: how many viewers' worth of doubt a new node starts with."""
+    probability_weight_s: float = 10.0
+    """How many seconds of deadline a job gives up for being unlikely (see the module docstring)."""
+    lookahead_backlog_s: float = 6.0
+    """Write grandchildren only while the queued writes drain within this many seconds."""
+    render_depth: int = 3
+    """How many levels of descendants' clips are rendered ahead (1: children only), as far as the
+    shell's ``Child.children`` reach."""
+    min_probability: float = 0.05
+    """A viewer's interest in a descendant below the children ends where their chance of reaching it
+    falls below this."""
+    defer_margin_s: float = 2.0
+    """Speculative work that a full render started this long after the viewer's choice still delivers
+    in time waits for the choice (see ``defer_s``)."""
+    defer_s: float = 100_000.0
+    """Score offset of work that can wait for a choice: behind everything else, run only by a slot
+    that would otherwise idle."""
+    max_attempts: int = 3
+    plan_depth: int = 16
+    """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
+    are planned when they get there; a worker re-checks with ``pick_profile`` when it starts one)."""
+    choice_s: float = 1.0
+    """Seconds a viewer takes at least to choose once a scene ends: children are due that much later."""
+    decision_grace_s: float = 2.0
+    """Further seconds a viewer usually takes to choose: a child's clip is degraded only if even that
+    late it would not be ready (a stall that short is less likely than a worse clip is certain)."""
+    learning_rate: float = 0.2
+    """Weight of each finished job's timing in the running real-time factor estimate."""
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    key: str
+    kind: WorkKind
+    node: str
+    clip: int
+    """Index of the clip within the scene; 0 for a write."""
+    duration_s: float
+    score: float
+    """Lower is sooner; absolute clock seconds."""
+    profile: str
+    """Render profile name; empty for a write."""
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Reprioritise:
+    key: str
+    score: float
+    profile: str
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Cancel:
+    key: str
+
+
+Decision = Enqueue | Reprioritise | Cancel
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    kind: WorkKind
+    node: str
+    clip: int
+    duration_s: float
+    profile: str
+    deadline: float
+    score: float
+
+
+def job_key(kind: WorkKind, node: str, clip: int = 0, upgrade: str = "") -> str:
+    """The content key of a job: the node is already content-addressed; the profile is chosen late, so
+    it is part of the key only for ``upgrade``, the re-render of a degraded clip in that profile."""
+    if kind == "write":
+        return f"write:{node}"
+    return f"render:{node}#{clip}@{upgrade}" if upgrade else f"render:{node}#{clip}"
+
+
+class Scheduler:
+    def __init__(self, clock: Clock, budget: Budget, tuning: Tuning | None = None) -> None:
+        self.clock = clock
+        self.budget = budget
+        self.tuning = tuning or Tuning()
+        self._rtf = {profile.name: profile.rtf for profile in budget.profiles}
+        self._guessed = {profile.name for profile in budget.profiles if not profile.measured}
+        self._write_s = budget.write_s
+        self._counts: dict[str, dict[str, int]] = {}
+        self._views: dict[str, View] = {}
+        self._jobs: dict[str, QueuedJob] = {}
+        self._queued: dict[WorkKind, set[str]] = {"write": set(), "render": set()}
+        self._heaps: dict[WorkKind, list[tuple[float, int, str]]] = {"write": [], "render": []}
+        self._running: dict[str, QueuedJob] = {}
+        self._done: dict[str, str] = {}
+        self._failed: set[str] = set()
+        self._told: dict[str, tuple[float, str]] = {}
+        self._changed: dict[str, None] = {}
+        self._replan = False
+        """Whether the queue or the running jobs changed since the last plan."""
+        self._versions = 0
+
+    # -- observations ------------------------------------------------------------------------
+
+    def viewer_at(
+        self, viewer: str, node: str, position_s: float, clips: Sequence[Clip], children: Sequence[Child]
+    ) -> None:
+        """``viewer`` is ``position_s`` seconds into ``node``'s scene, made of ``clips`` in order."""
+        view = self._views.get(viewer)
+        chosen = view.chosen if view is not None and view.node == node else None
+        wants = view.wants if view is not None else {}
+        self._views[viewer] = View(node, position_s, self.clock.now(), tuple(clips), tuple(children), chosen, wants)
+        self._refresh(viewer)
+
+    def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
+        """Counts the choice; for this viewer the chosen child becomes certain and its siblings unreachable."""
+        self.count(node, choice)
+        view = self._views.get(viewer)
+        if view is not None and view.node == node:
+            view.chosen = choice
+            self._refresh(viewer)
+
+    def count(self, node: str, choice: str, times: int = 1) -> None:
+        """Earlier viewers took ``choice`` at ``node`` ``times`` more times."""
+        choices = self._counts.setdefault(node, {})
+        choices[choice] = choices.get(choice, 0) + times
+
+    def count_total(self, node: str, choice: str, total: int) -> None:
+        """The audience took ``choice`` at ``node`` at least ``total`` times (a stored tally). A count never
+        goes down: a tally read before some choices were counted here does not undo them."""
+        choices = self._counts.setdefault(node, {})
+        choices[choice] = max(choices.get(choice, 0), total)
+
+    def viewer_left(self, viewer: str) -> None:
+        view = self._views.pop(viewer, None)
+        if view is not None:
+            self._apply(viewer, view.wants, {})
+
+    def job_started(self, key: str, worker: str, profile: str | None = None) -> Job | None:
+        """A worker took ``key`` off the shared queue (rendering in ``profile``, when it says); returns
+        it as the scheduler sees it (None if unknown)."""
+        job = self._jobs.get(key)
+        if job is None or job.running:
+            return None
+        return self._start(job, self.clock.now(), profile)
+
+    def job_done(self, key: str, seconds: float, profile: str | None = None, duration_s: float | None = None) -> None:
+        """``key`` finished in ``seconds`` (rendered in ``profile``, ``duration_s`` long, when known); the
+        timing refines the real-time factor of that profile."""
+        job = self._jobs.pop(key, None)
+        self._told.pop(key, None)
+        self._running.pop(key, None)
+        self._replan = True
+        if job is None:
+            return
+        self._queued[job.kind].discard(key)
+        profile = profile or job.profile
+        duration_s = duration_s or job.duration_s
+        self._done[key] = profile
+        if job.upgrade:
+            self._done[job_key("render", job.node, job.clip)] = profile
+        rate = self.tuning.learning_rate
+        if job.kind == "write":
+            self._write_s += rate * (seconds - self._write_s)
+        elif profile in self._rtf and duration_s > 0:
+            if profile in self._guessed:
+                self._guessed.discard(profile)
+                rate = 1.0
+            self._rtf[profile] += rate * (seconds / duration_s - self._rtf[profile])
+        for viewer in job.interests:
+            view = self._views.get(viewer)
+            if view is not None:
+                view.wants.pop(key, None)
+
+    def job_failed(self, key: str) -> None:
+        """Requeue ``key`` (a new ``Enqueue``) until ``max_attempts``; then give up on it for good."""
+        job = self._jobs.get(key)
+        if job is None:
+            return
+        job.running = False
+        self._running.pop(key, None)
+        job.attempts += 1
+        self._told.pop(key, None)
+        if job.attempts >= self.tuning.max_attempts or not job.interests:
+            if job.interests:
+                self._failed.add(key)
+            self._drop(job)
+            return
+        self._queue(job)
+
+    # -- what the policy says ----------------------------------------------------------------
+
+    def probability(self, node: str, choice: str, choices: Sequence[str]) -> float:
+        """How likely a viewer at ``node`` picks ``choice`` among ``choices``, from earlier viewers and the prior."""
+        counts = self._counts.get(node, {})
+        prior = self.tuning.prior
+        total = sum(counts.get(c, 0) for c in choices)
+        return (counts.get(choice, 0) + prior) / (total + prior * len(choices))
+
+    def decisions(self) -> list[Decision]:
+        """What changed in the queue since the last call, for the shell to apply in order."""
+        out: list[Decision] = []
+        planned = self._plan() if self._replan else {}
+        self._replan = False
+        for key in self._changed:
+            job = self._jobs.get(key)
+            if job is None or job.running:
+                if job is None and self._told.pop(key, None) is not None:
+                    out.append(Cancel(key))
+                continue
+            job.profile = planned.get(key, job.profile or self._default_profile(job))
+            told = self._told.get(key)
+            if told is None:
+                out.append(
+                    Enqueue(key, job.kind, job.node, job.clip, job.duration_s, job.score, job.profile, job.deadline)
+                )
+            elif told != (job.score, job.profile):
+                out.append(Reprioritise(key, job.score, job.profile, job.deadline))
+            self._told[key] = (job.score, job.profile)
+        self._changed.clear()
+        for key, profile in planned.items():
+            told = self._told.get(key)
+            if told is not None and told[1] != profile:
+                job = self._jobs[key]
+                job.profile = profile
+                out.append(Reprioritise(key, job.score, profile, job.deadline))
+                self._told[key] = (job.score, profile)
+        return out
+
+    def next_job(self, worker: str, kind: WorkKind = "render") -> Job | None:
+        """For an in-process queue: pop the lowest score of ``kind``, profile chosen for now."""
+        heap = self._heaps[kind]
+        while heap:
+            entry = heapq.heappop(heap)
+            if self._current(entry):
+                return self._start(self._jobs[entry[2]], self.clock.now())
+        return None
+
+    def queued(self, kind: WorkKind = "render") -> int:
+        return len(self._queued[kind])
+
+    def rtf(self, profile: str) -> float:
+        """The current estimate of ``profile``'s real-time factor (render seconds per clip second)."""
+        return self._rtf[profile]
+
+    def tick(self) -> None:
+        """Time has passed: lay the queue out over the slots again at the next ``decisions()``, so a job
+        whose viewer came closer is degraded (or no longer is) though nothing else changed."""
+        self._replan = True
+
+    def resize(self, render_slots: int, pool: str | None = None) -> None:
+        """The number of render slots (of ``pool``, else of every pool not counted apart) changed."""
+        slots = max(1, render_slots)
+        if pool is None and slots != self.budget.render_slots:
+            self.budget = replace(self.budget, render_slots=slots)
+            self._replan = True
+        elif pool is not None and self.budget.pool_slots.get(pool) != slots:
+            self.budget = replace(self.budget, pool_slots={**self.budget.pool_slots, pool: slots})
+            self._replan = True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _profiles(self) -> list[Profile]:
+        return [replace(p, rtf=self._rtf[p.name]) for p in self.budget.profiles]
+
+    def _default_profile(self, job: QueuedJob) -> str:
+        return self.budget.profiles[0].name if job.kind == "render" else ""
+
+    def _start(self, job: QueuedJob, now: float, profile: str | None = None) -> Job:
+        job.running = True
+        job.started = now
+        self._running[job.key] = job
+        self._replan = True
+        self._queued[job.kind].discard(job.key)
+        self._told.pop(job.key, None)
+        if profile in self._rtf:
+            job.profile = str(profile)
+        elif job.upgrade:
+            job.profile = self.budget.profiles[0].name
+        elif job.kind == "render":
+            job.profile = self._pick(job, now).name
+        return Job(job.key, job.kind, job.node, job.clip, job.duration_s, job.profile, job.deadline, job.score)
+
+    def _plan(self) -> dict[str, str]:
+        """Lay the head of the render queue out over the slots; the profile each job should use."""
+        if not self._queued["render"]:
+            return {}
+        now = self.clock.now()
+        pools = {profile.name: profile.pool for profile in self.budget.profiles}
+        busy = [
+            (pools.get(j.profile, ""), j.started + self._rtf.get(j.profile, 0.0) * j.duration_s)
+            for j in self._running.values()
+            if j.kind == "render"
+        ]
+        slots = Slots(self.budget, self._profiles(), now, busy)
+        return {
+            job.key: slots.place(job.duration_s, job.latest, best=job.upgrade).name
+            for job in self._head("render", self.tuning.plan_depth)
+        }
+
+    def _head(self, kind: WorkKind, count: int) -> list[QueuedJob]:
+        """The first ``count`` queued jobs of ``kind`` by score."""
+        heap = self._heaps[kind]
+        if len(heap) > 4 * len(self._queued[kind]) + 256:
+            heap[:] = [entry for entry in heap if self._current(entry)]
+            heapq.heapify(heap)
+        head: list[QueuedJob] = []
+        for entry in heapq.nsmallest(count * 2, heap):
+            if self._current(entry):
+                head.append(self._jobs[entry[2]])
+        return head[:count]
+
+    def _current(self, entry: tuple[float, int, str]) -> bool:
+        job = self._jobs.get(entry[2])
+        return job is not None and not job.running and job.version == entry[1]
+
+    def _pick(self, job: QueuedJob, start: float, profiles: list[Profile] | None = None) -> Profile:
+        """The profile for a render started at ``start``; an upgrade is always in the best one."""
+        profiles = profiles or self._profiles()
+        if job.upgrade:
+            return profiles[0]
+        return pick_profile(profiles, job.duration_s, start, job.latest)
+
+    def _write_backlog_s(self) -> float:
+        return len(self._queued["write"]) * self._write_s / max(1, self.budget.write_slots)
+
+    def _refresh(self, viewer: str) -> None:
+        view = self._views[viewer]
+        self._apply(viewer, view.wants, self._wanted(view))
+
+    def _wanted(self, view: View) -> dict[str, Want]:
+        """Every job this viewer's next minutes depend on, with when and how likely they need it."""
+        now = self.clock.now()
+        total = sum(clip.duration_s for clip in view.clips)
+        played = min(total, view.position_s + (now - view.seen_at))
+        wants: dict[str, Want] = {}
+        offset = 0.0
+        for index, clip in enumerate(view.clips):
+            if offset + clip.duration_s > played:
+                self._want_clip(wants, view.node, index, clip, now + max(0.0, offset - played), 1.0)
+            offset += clip.duration_s
+        end = now + total - played
+        choices = [child.choice for child in view.children]
+        for child in view.children:
+            if view.chosen is None:
+                at = end + self.tuning.choice_s
+                chance = self.probability(view.node, child.choice, choices)
+                self._want_scene(wants, child, at, chance, self.tuning.decision_grace_s, 1, at)
+            elif child.choice == view.chosen:
+                decided = end + sum(clip.duration_s for clip in child.clips) + self.tuning.choice_s
+                self._want_scene(wants, child, end, 1.0, 0.0, 1, decided)
+        return wants
+
+    def _want_scene(
+        self,
+        wants: dict[str, Want],
+        child: Child,
+        at: float,
+        probability: float,
+        grace_s: float,
+        depth: int,
+        decided: float,
+    ) -> None:
+        """The text of a scene ``depth`` levels ahead if unwritten, else its clips from ``at`` on, then
+        its own children's, while within ``render_depth`` and ``min_probability``. ``decided`` is when
+        the viewer's next choice tells more."""
+        first = child.clips[0].duration_s if child.clips else 0.0
+        if not child.written:
+            if depth == 1 or self._write_backlog_s() <= self.tuning.lookahead_backlog_s:
+                deadline = at - self._rtf[self.budget.profiles[0].name] * first
+                self._want(wants, "write", child.node, 0, first, deadline, probability)
+            return
+        if depth > self.tuning.render_depth:
+            return
+        offset = 0.0
+        for index, clip in enumerate(child.clips):
+            self._want_clip(wants, child.node, index, clip, at + offset, probability, grace_s, decided)
+            offset += clip.duration_s
+        choices = [grandchild.choice for grandchild in child.children]
+        for grandchild in child.children:
+            chance = probability * self.probability(child.node, grandchild.choice, choices)
+            if chance >= self.tuning.min_probability:
+                at_next = at + offset + self.tuning.choice_s
+                self._want_scene(wants, grandchild, at_next, chance, self.tuning.decision_grace_s, depth + 1, decided)
+
+    def _want_clip(
+        self,
+        wants: dict[str, Want],
+        node: str,
+        index: int,
+        clip: Clip,
+        deadline: float,
+        p: float,
+        grace_s: float = 0.0,
+        decided: float = -math.inf,
+    ) -> None:
+        """A clip's render; or, if it was degraded and a full render fits before ``deadline``, its upgrade."""
+        key = job_key("render", node, index)
+        if not clip.rendered and key not in self._done:
+            full = self._rtf[self.budget.profiles[0].name] * clip.duration_s
+            deferrable = p < 1.0 and deadline - decided >= full + self.tuning.defer_margin_s
+            self._want(
+                wants, "render", node, index, clip.duration_s, deadline, p, grace_s=grace_s, deferrable=deferrable
+            )
+            return
+        best = self.budget.profiles[0].name
+        have = clip.profile or self._done.get(key, best)
+        if have != best and deadline - self.clock.now() >= self._rtf[best] * clip.duration_s:
+            self._want(wants, "render", node, index, clip.duration_s, deadline, p, upgrade=True)
+
+    def _want(
+        self,
+        wants: dict[str, Want],
+        kind: WorkKind,
+        node: str,
+        clip: int,
+        duration_s: float,
+        deadline: float,
+        p: float,
+        upgrade: bool = False,
+        grace_s: float = 0.0,
+        deferrable: bool = False,
+    ) -> None:
+        key = job_key(kind, node, clip, self.budget.profiles[0].name if upgrade else "")
+        if key in self._done or key in self._failed:
+            return
+        known = wants.get(key)
+        if known is not None:
+            deadline = min(deadline, known.interest.deadline)
+            p = max(p, known.interest.probability)
+            grace_s = min(grace_s, known.interest.grace_s)
+            deferrable = deferrable and known.interest.deferrable
+        wants[key] = Want(kind, node, clip, duration_s, Interest(deadline, p, grace_s, deferrable), upgrade)
+
+    def _apply(self, viewer: str, old: dict[str, Interest], new: dict[str, Want]) -> None:
+        """Move this viewer's interests from ``old`` to ``new``, touching only the jobs that changed."""
+        for key in [k for k in old if k not in new]:
+            del old[key]
+            job = self._jobs.get(key)
+            if job is not None:
+                job.interest(viewer, None)
+                self._touch(job)
+        for key, want in new.items():
+            if old.get(key) == want.interest:
+                continue
+            old[key] = want.interest
+            job = self._jobs.get(key)
+            if job is None:
+                job = QueuedJob(key, want.kind, want.node, want.clip, want.duration_s, want.upgrade)
+                self._jobs[key] = job
+                self._queued[job.kind].add(key)
+            job.interest(viewer, want.interest)
+            self._touch(job)
+
+    def _touch(self, job: QueuedJob) -> None:
+        """Recompute a job's deadline, probability and score from its interests; cancel it if none is left."""
+        if not job.interests:
+            if not job.running:
+                self._drop(job)
+            return
+        if job.stale:
+            job.deadline = min(i.deadline for i in job.interests.values())
+            job.latest = min(i.deadline + i.grace_s for i in job.interests.values())
+            job.stale = False
+        job.probability = 1.0 if job.certain else 1.0 - math.exp(job.log_miss)
+        weight = self.tuning.probability_weight_s
+        score = job.deadline + weight * (1.0 - job.probability) + (weight if job.upgrade else 0.0)
+        if not job.eager:
+            score += self.tuning.defer_s
+        if job.running or score == job.score:
+            return
+        job.score = score
+        self._queue(job)
+
+    def _queue(self, job: QueuedJob) -> None:
+        self._versions += 1
+        job.version = self._versions
+        self._queued[job.kind].add(job.key)
+        heapq.heappush(self._heaps[job.kind], (job.score, job.version, job.key))
+        self._changed[job.key] = None
+        self._replan = True
+
+    def _drop(self, job: QueuedJob) -> None:
+        del self._jobs[job.key]
+        self._queued[job.kind].discard(job.key)
+        for viewer in job.interests:
+            view = self._views.get(viewer)
+            if view is not None:
+                view.wants.pop(job.key, None)
+        self._changed[job.key] = None

@@ -1,0 +1,123 @@
+"""Who wants a job and how badly: what a viewer sees ahead (clips, children), one viewer's interest
+in a job, and a queued job's aggregate of them.
+
+The scheduler's bookkeeping (see :mod:`reelfork.server.lookahead.scheduler`): a popular job has thousands of interested
+viewers, so its deadline, probability and eagerness are kept up to date as interests come and go
+rather than recomputed from all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+WorkKind = Literal["write", "render"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    duration_s: float
+    """Known once written; an estimate before."""
+    rendered: bool = False
+    profile: str = ""
+    """The profile it was rendered in, when known: a degraded clip is re-rendered in the best one for
+    later viewers when there is time."""
+
+
+@dataclass(frozen=True)
+class Child:
+    """One choice out of a scene, as the shell knows it now."""
+
+    choice: str
+    node: str
+    clips: tuple[Clip, ...]
+    written: bool = True
+    children: tuple[Child, ...] = ()
+    """The child's own choices (grandchildren), once it is written; for writing two levels ahead."""
+
+
+@dataclass(frozen=True)
+class Interest:
+    deadline: float
+    probability: float
+    grace_s: float = 0.0
+    """How late the clip may probably still be, for this viewer, before they wait: their time to decide."""
+    deferrable: bool = False
+    """Whether a full render started after this viewer's next choice would still be in time."""
+
+
+@dataclass(frozen=True)
+class Want:
+    kind: WorkKind
+    node: str
+    clip: int
+    duration_s: float
+    interest: Interest
+    upgrade: bool = False
+
+
+@dataclass
+class QueuedJob:
+    key: str
+    kind: WorkKind
+    node: str
+    clip: int
+    duration_s: float
+    upgrade: bool = False
+    interests: dict[str, Interest] = field(default_factory=dict)
+    running: bool = False
+    deadline: float = math.inf
+    latest: float = math.inf
+    """The deadline plus the interested viewers' likely time to decide: what degrading aims for."""
+    probability: float = 0.0
+    score: float = math.inf
+    profile: str = ""
+    started: float = 0.0
+    attempts: int = 0
+    version: int = 0
+    certain: int = 0
+    """Interested viewers who surely need it."""
+    log_miss: float = 0.0
+    """Sum of ``log(1 - p)`` over the others: the chance that none of them needs it, in logs."""
+    eager: int = 0
+    """Interested viewers for whom it cannot wait for their choice."""
+    stale: bool = False
+    """Whether ``deadline`` or ``latest`` may have risen: the interest that set it went."""
+
+    # Aggregates are kept up to date as interests come and go: a popular job has thousands.
+    def interest(self, viewer: str, interest: Interest | None) -> None:
+        """Set (or with ``None``, withdraw) one viewer's interest."""
+        old = self.interests.pop(viewer, None)
+        if old is not None:
+            self._fold(old, -1)
+        if interest is not None:
+            self.interests[viewer] = interest
+            self._fold(interest, 1)
+
+    def _fold(self, interest: Interest, sign: int) -> None:
+        if interest.probability >= 1.0:
+            self.certain += sign
+        else:
+            self.log_miss += sign * math.log1p(-interest.probability)
+        if not interest.deferrable:
+            self.eager += sign
+        latest = interest.deadline + interest.grace_s
+        if sign > 0:
+            self.deadline = min(self.deadline, interest.deadline)
+            self.latest = min(self.latest, latest)
+        elif interest.deadline <= self.deadline or latest <= self.latest:
+            self.stale = True
+
+
+@dataclass
+class View:
+    """A viewer's last observation, kept to recompute their wants when they choose."""
+
+    node: str
+    position_s: float
+    seen_at: float
+    clips: tuple[Clip, ...]
+    children: tuple[Child, ...]
+    chosen: str | None = None
+    wants: dict[str, Interest] = field(default_factory=dict)

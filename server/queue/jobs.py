@@ -1,0 +1,264 @@
+"""A crash-safe job queue on Redis with priorities and leases, small enough to read in one sitting.
+
+Per job kind (``write``, ``render``, ``diffuse``, ``produce``) there is a sorted set of queued job
+keys scored by priority (lower runs sooner: the scheduler scores by deadline), a sorted set of
+leases scored by expiry, and a sorted set of retries waiting out their back-off. A job's key is its
+content address, so the same work asked for by many viewers is one job, and a job that runs twice
+writes the same result.
+
+A worker claims a job atomically (queue → lease), renews the lease while it works, and removes it
+when the result is stored. A worker that dies (SIGKILL included) stops renewing; once its lease
+expires, :meth:`JobQueue.reap` puts the job back in the queue for another worker.
+
+Several server replicas may want the same job at different priorities. Each wish is a field of the
+job's wants hash (``rf:want:<key>``: wanter → score) and the queued score is the lowest wish, so
+one replica demoting or dropping a job never delays it for another. :meth:`JobQueue.want` and
+:meth:`JobQueue.unwant` are the lookahead scheduler's; :meth:`JobQueue.enqueue` records a pinned
+wish (``*``) that nothing withdraws. A job leaves the queue unrun only when its last wish is
+withdrawn while it is still queued: a leased job always finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+JobKind = Literal["write", "render", "diffuse", "produce"]
+JOB_KINDS: tuple[JobKind, ...] = ("write", "render", "diffuse", "produce")
+"""``render`` draws animatic-tier clips (any CPU); ``diffuse`` renders with a diffusion model (a GPU
+worker with the model folder): a render job goes to the queue its profile's renderer needs."""
+
+
+def render_kind(tier: str) -> JobKind:
+    """The queue of a clip rendered in a profile of ``tier``."""
+    return "render" if tier == "animatic" else "diffuse"
+
+_ENQUEUE = """
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl
+local pinned = tonumber(redis.call('HGET', KEYS[4], '*') or ARGV[1])
+redis.call('HSET', KEYS[4], '*', math.min(pinned, tonumber(ARGV[1])))
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- already queued or running: only ever move it earlier
+  redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], ARGV[4])
+  redis.call('HSET', KEYS[2], 'score', math.min(tonumber(redis.call('HGET', KEYS[2], 'score')), tonumber(ARGV[1])))
+  return 0
+end
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+
+_LOWEST = """
+local function lowest(wants)
+  local best = nil
+  for _, score in ipairs(redis.call('HVALS', wants)) do
+    if best == nil or tonumber(score) < best then best = tonumber(score) end
+  end
+  return best
+end
+"""
+
+_WANT = (
+    _LOWEST
+    + """
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, wanter, ttl
+local exists = redis.call('EXISTS', KEYS[2]) == 1
+if exists and redis.call('EXISTS', KEYS[4]) == 0 then
+  -- queued before wishes were recorded: keep its score as a pinned wish
+  redis.call('HSET', KEYS[4], '*', redis.call('HGET', KEYS[2], 'score'))
+end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+local best = lowest(KEYS[4])
+if exists then
+  redis.call('HSET', KEYS[2], 'score', best)
+  redis.call('ZADD', KEYS[1], 'XX', best, ARGV[4])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', best)
+redis.call('ZADD', KEYS[1], best, ARGV[4])
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 1
+"""
+)
+
+_UNWANT = (
+    _LOWEST
+    + """
+-- KEYS: queue, job, wants   ARGV: key, wanter
+if redis.call('HDEL', KEYS[3], ARGV[2]) == 0 then return 0 end
+local best = lowest(KEYS[3])
+if best == nil then
+  -- nobody wants it any more: drop it if still queued; a leased job finishes
+  if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+    redis.call('DEL', KEYS[2])
+    return 1
+  end
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'score', best)
+  redis.call('ZADD', KEYS[1], 'XX', best, ARGV[1])
+end
+return 0
+"""
+)
+
+WANT_TTL_S = 3600
+"""How long a job's wishes outlive their last update: a replica that died never withdraws its own."""
+
+_CLAIM = """
+-- KEYS: queue, leases   ARGV: lease expiry (ms), job key prefix, worker name
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+redis.call('ZADD', KEYS[2], ARGV[1], popped[1])
+if redis.call('EXISTS', ARGV[2] .. popped[1]) == 1 then
+  redis.call('HSET', ARGV[2] .. popped[1], 'worker', ARGV[3])
+end
+return popped[1]
+"""
+
+_REAP = """
+-- KEYS: queue, leases, delayed   ARGV: now (ms), job key prefix
+local moved = 0
+for _, set in ipairs({KEYS[2], KEYS[3]}) do
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[1], 'LIMIT', 0, 100)
+  for _, key in ipairs(due) do
+    redis.call('ZREM', set, key)
+    local score = redis.call('HGET', ARGV[2] .. key, 'score')
+    if score then
+      redis.call('ZADD', KEYS[1], score, key)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    key: str
+    """Content key: equal keys are the same work."""
+    kind: JobKind
+    payload: dict[str, Any]
+    attempt: int
+    due: float
+    """When the job's result is needed (epoch seconds): its priority score."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JobQueue:
+    def __init__(self, redis: aioredis.Redis, lease_s: float = 30.0) -> None:
+        self.redis = redis
+        self.lease_s = lease_s
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._want = redis.register_script(_WANT)
+        self._unwant = redis.register_script(_UNWANT)
+        self._claim = redis.register_script(_CLAIM)
+        self._reap = redis.register_script(_REAP)
+
+    async def enqueue(self, kind: JobKind, key: str, payload: dict[str, Any], score: float) -> bool:
+        """Queue a job, or move an already queued one earlier. Returns whether it is new."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
+        return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key, WANT_TTL_S]))
+
+    async def want(self, kind: JobKind, key: str, payload: dict[str, Any], score: float, wanter: str) -> bool:
+        """Set ``wanter``'s score for a job, queueing it if new; it runs at the lowest score anyone wants.
+        Returns whether it is new."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
+        args = [score, kind, json.dumps(payload), key, wanter, WANT_TTL_S]
+        return bool(await self._want(keys=keys, args=args))
+
+    async def unwant(self, kind: JobKind, key: str, wanter: str) -> bool:
+        """Withdraw ``wanter``'s wish; returns whether that dropped the job (queued and wanted by nobody else)."""
+        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:want:{key}"]
+        return bool(await self._unwant(keys=keys, args=[key, wanter]))
+
+    async def claim(self, kind: JobKind, wait_s: float = 1.0, worker: str = "") -> ClaimedJob | None:
+        """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none."""
+        keys = [f"rf:q:{kind}", f"rf:lease:{kind}"]
+        key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
+        if key is None and wait_s > 0:
+            await self.redis.blpop([f"rf:wake:{kind}"], timeout=wait_s)
+            key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
+        if key is None:
+            return None
+        key = _text(key)
+        fields = await self.redis.hgetall(f"rf:job:{key}")
+        if not fields:  # finished by a worker whose lease had expired; nothing left to do
+            await self.redis.zrem(f"rf:lease:{kind}", key)
+            return None
+        data = {_text(k): _text(v) for k, v in fields.items()}
+        return ClaimedJob(
+            key=key,
+            kind=kind,
+            payload=json.loads(data["payload"]),
+            attempt=int(data["attempt"]),
+            due=float(data["score"]),
+        )
+
+    async def renew(self, job: ClaimedJob) -> None:
+        await self.redis.zadd(f"rf:lease:{job.kind}", {job.key: self._expiry()}, xx=True)
+
+    async def done(self, job: ClaimedJob) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(f"rf:lease:{job.kind}", job.key)
+            pipe.delete(f"rf:job:{job.key}", f"rf:want:{job.key}")
+            await pipe.execute()
+
+    async def retry(self, job: ClaimedJob, delay_s: float) -> None:
+        """Back off, then queue the job again with its priority."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(f"rf:lease:{job.kind}", job.key)
+            pipe.hincrby(f"rf:job:{job.key}", "attempt", 1)
+            pipe.zadd(f"rf:delayed:{job.kind}", {job.key: _now_ms() + int(delay_s * 1000)})
+            await pipe.execute()
+
+    async def cancel(self, kind: JobKind, key: str) -> bool:
+        """Drop a queued job nobody needs any more; a running one is left to finish."""
+        removed = await self.redis.zrem(f"rf:q:{kind}", key)
+        if removed:
+            await self.redis.delete(f"rf:job:{key}", f"rf:want:{key}")
+        return bool(removed)
+
+    async def reap(self) -> int:
+        """Requeue jobs whose lease expired (their worker died) and retries whose back-off ended."""
+        moved = 0
+        for kind in JOB_KINDS:
+            keys = [f"rf:q:{kind}", f"rf:lease:{kind}", f"rf:delayed:{kind}"]
+            moved += int(await self._reap(keys=keys, args=[_now_ms(), "rf:job:"]))
+        return moved
+
+    async def is_queued(self, key: str) -> bool:
+        return bool(await self.redis.exists(f"rf:job:{key}"))
+
+    async def depth(self) -> dict[str, int]:
+        """Jobs waiting, running and backing off, per kind."""
+        depth: dict[str, int] = {}
+        for kind in JOB_KINDS:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(f"rf:q:{kind}")
+                pipe.zcard(f"rf:lease:{kind}")
+                pipe.zcard(f"rf:delayed:{kind}")
+                queued, running, delayed = await pipe.execute()
+            depth[f"{kind}:queued"], depth[f"{kind}:running"], depth[f"{kind}:retrying"] = queued, running, delayed
+        return depth
+
+    def _expiry(self) -> int:
+        return _now_ms() + int(self.lease_s * 1000)

@@ -1,0 +1,285 @@
+"""The diffusion renderer on CPU, through the real loading code: a tiny random-weight LTX pipeline is
+built here (as diffusers' own tests build theirs), saved with ``save_pretrained``, and loaded back by
+the renderer from that folder. Nothing is downloaded. The footage is noise; everything around it
+(length, encode, labels, signature, continuity) is checked from the outside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+from reelfork.generation.render.animatic import AnimaticRenderer
+from reelfork.generation.render.backends import renderer_for
+from reelfork.generation.render.c2pa import ClipSigner, read_provenance
+from reelfork.generation.render.diffusion import DiffusionRenderer, crop_to, frame_counts
+from reelfork.generation.render.labels import read_aigc
+from reelfork.generation.render.profiles import PROFILES, RenderProfile
+from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
+from reelfork.generation.render.voice import UnknownVoiceError
+from reelfork.narrative.story import Line, Scene
+
+from tests.generation.render.test_render import (
+    AIGC_FIELDS,
+    assert_badge_shown,
+    frames_at,
+    last_decoded_frame,
+    make_bible,
+)
+from tests.media import probe as ffprobe
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the network fails instead
+# diffusers 0.42.1's scheduler calls np.array(tensor, copy=False), which numpy 2 deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers.*")
+
+TINY = RenderProfile(
+    name="tiny", width=144, height=256, fps=8, tier="fast", steps=2, segment_frames=17, device="cpu", dtype="float32"
+)
+"""Generated at 160x256 (multiples of 32) and cropped to 9:16; 17 frames (~2 s) per pipeline call."""
+
+
+def build_tiny_ltx(folder: Path) -> None:
+    """A random-weight ``LTXConditionPipeline`` with LTX-Video's compression (32x spatial, 8x temporal)
+    in ~150k parameters. Every ``decoder_*`` VAE argument is given: left out, the decoder silently
+    takes a 237M-parameter default. The T5 tokenizer is made from a word list, with no download."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    transformer = diffusers.LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    scaling = (True, True, True, False)
+    vae = diffusers.AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=scaling,
+        decoder_spatio_temporal_scaling=scaling,
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=4,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    words = "a the of in rain rooftop night garden mei lin jun red jacket coat says narration vertical cinematic"
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [
+        (f"▁{w}", -float(i)) for i, w in enumerate(words.split())
+    ]
+    tokenizer = transformers.T5Tokenizer(vocab=vocab, extra_ids=0)
+    config = transformers.T5Config(
+        vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=4, relative_attention_num_buckets=8
+    )
+    pipeline = diffusers.LTXConditionPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
+        text_encoder=transformers.T5EncoderModel(config),
+        tokenizer=tokenizer,
+    )
+    pipeline.save_pretrained(folder)
+
+
+def two_line_scene(scene_id: str = "rooftop", place: str = "rooftop garden at night") -> Scene:
+    return Scene(
+        id=scene_id,
+        title="The Package",
+        place=place,
+        lines=[
+            Line(id="l1", speaker="mei", text="You said it would be simple."),
+            Line(id="l2", speaker="jun", text="Nothing about you is simple. Open it."),
+        ],
+        ending=True,
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    clip: RenderedClip
+    conditioning: list[Image.Image | None]
+
+
+@dataclass(frozen=True)
+class Run:
+    model: Path
+    renderer: DiffusionRenderer
+    signer: ClipSigner
+    first: Rendered
+    second: Rendered
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Two consecutive clips of a scene, the second starting from the first one's last frame."""
+    folder = tmp_path_factory.mktemp("diffusion")
+    build_tiny_ltx(folder / "model")
+    signer = ClipSigner.development(folder / "c2pa")
+    renderer = DiffusionRenderer(folder / "model", signer=signer)
+    rendered = []
+    previous = None
+    for name in ("first", "second"):
+        request = RenderRequest(
+            scene=two_line_scene(),
+            bible=make_bible(),
+            profile=TINY,
+            output=folder / f"{name}.mp4",
+            previous_frame=previous,
+        )
+        clip = renderer.render(request)
+        rendered.append(Rendered(clip, list(renderer.last_conditioning)))
+        previous = clip.last_frame
+    return Run(folder / "model", renderer, signer, rendered[0], rendered[1])
+
+
+def test_clip_is_h264_aac_9_16_as_long_as_the_voice(run: Run) -> None:
+    clip = run.second.clip
+    probe = ffprobe(clip.path)
+    video = next(stream for stream in probe["streams"] if stream["codec_type"] == "video")
+    sound = next(stream for stream in probe["streams"] if stream["codec_type"] == "audio")
+    assert video["codec_name"] == "h264" and sound["codec_name"] == "aac"
+    assert (video["width"], video["height"]) == (TINY.width, TINY.height)
+    assert video["width"] * 16 == video["height"] * 9
+    assert video["r_frame_rate"] == f"{TINY.fps}/1"
+    assert [timing.line_id for timing in clip.timings] == ["l1", "l2"]
+    assert clip.timings[-1].end < clip.duration <= clip.timings[-1].end + 1.0
+    assert abs(float(video["duration"]) - float(sound["duration"])) < 0.15
+    assert int(video["nb_frames"]) > TINY.segment_frames, "the clip should need several chained segments"
+
+
+def test_aigc_label_parses(run: Run) -> None:
+    label = read_aigc(run.first.clip.path)
+    assert label is not None and set(label.model_dump()) == AIGC_FIELDS
+    assert label.Label == "1" and label.ContentProducer and label.ProduceID
+
+
+def test_c2pa_manifest_validates(run: Run) -> None:
+    trusted = read_provenance(run.first.clip.path, run.signer.credentials.trust_anchor)
+    assert trusted is not None and trusted.state == "Trusted", trusted
+    assert trusted.created_by_ai and trusted.failures == []
+    unknown_signer = read_provenance(run.second.clip.path)
+    assert unknown_signer is not None and unknown_signer.valid
+    assert unknown_signer.failures == ["signingCredential.untrusted"]
+
+
+def test_visible_mark_on_the_first_frames(run: Run) -> None:
+    for frame in frames_at(run.first.clip.path, [0.0, 1.0, 2.0]):
+        assert_badge_shown(frame)
+
+
+def test_next_clip_is_conditioned_on_the_previous_clips_last_frame(run: Run) -> None:
+    with Image.open(run.first.clip.last_frame) as image:
+        end_of_first = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    first_input = run.second.conditioning[0]
+    assert first_input is not None and first_input.size == (160, 256), "conditioned at the model's size"
+    assert np.array_equal(crop_to(np.asarray(first_input), TINY.width, TINY.height), end_of_first)
+    assert run.first.conditioning[0] is None, "the first clip of a story starts from text alone"
+    assert len(run.first.conditioning) > 1 and all(image is not None for image in run.first.conditioning[1:])
+    # The last frame saved for the next clip is the footage the clip ends on. Random weights make noise,
+    # which H.264 cannot keep pixel for pixel: compare 8x8 block means.
+    assert np.abs(blocks(end_of_first) - blocks(last_decoded_frame(run.first.clip.path))).mean() < 6
+
+
+def blocks(frame: NDArray[np.uint8], size: int = 8) -> NDArray[np.float64]:
+    height, width = frame.shape[0] // size * size, frame.shape[1] // size * size
+    cells = frame[:height, :width].reshape(height // size, size, width // size, size, 3).astype(np.float64)
+    means: NDArray[np.float64] = cells.mean(axis=(1, 3))
+    return means
+
+
+def test_frame_counts_cover_the_clip_with_valid_segment_lengths() -> None:
+    for total in (1, 9, 17, 18, 65, 200):
+        counts = frame_counts(total, segment_frames=17, step=8)
+        assert all(count % 8 == 1 and count <= 17 for count in counts)
+        shown = counts[0] + sum(count - 1 for count in counts[1:])
+        assert total <= shown < total + 8
+    with pytest.raises(RenderError, match="segment_frames"):
+        frame_counts(50, segment_frames=5, step=8)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RenderError) as raised:
+        DiffusionRenderer(tmp_path / "no-such-model")
+    assert str(tmp_path / "no-such-model") in str(raised.value) and "does not exist" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("removed", "named"),
+    [
+        ("model_index.json", "model_index.json"),
+        ("vae/diffusion_pytorch_model.safetensors", "vae/*.safetensors"),
+        ("scheduler/scheduler_config.json", "scheduler/scheduler_config.json"),
+        ("text_encoder", "text_encoder/"),
+    ],
+)
+def test_incomplete_model_folder_names_the_missing_file(run: Run, tmp_path: Path, removed: str, named: str) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(run.model, copy)
+    target = copy / removed
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with pytest.raises(RenderError) as raised:
+        DiffusionRenderer(copy)
+    assert str(copy) in str(raised.value) and named in str(raised.value), raised.value
+
+
+def test_unknown_voice_fails_before_anything_is_written(run: Run, tmp_path: Path) -> None:
+    request = RenderRequest(
+        scene=two_line_scene(), bible=make_bible("xx-nosuchvoice"), profile=TINY, output=tmp_path / "clip.mp4"
+    )
+    with pytest.raises(UnknownVoiceError, match="xx-nosuchvoice"):
+        run.renderer.render(request)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_renderer_for_picks_the_backend_by_tier(run: Run) -> None:
+    assert isinstance(renderer_for(PROFILES["preview"], model_dir=None, signer=None), AnimaticRenderer)
+    assert isinstance(renderer_for(PROFILES["fast"], model_dir=run.model, signer=run.signer), DiffusionRenderer)
+    with pytest.raises(RenderError, match="REELFORK_RENDER_MODEL_DIR"):
+        renderer_for(PROFILES["full"], model_dir=None, signer=None)
+
+
+def test_imports_without_torch() -> None:
+    """Animatic-only hosts import the diffusion module and the factory without torch or diffusers."""
+    code = (
+        "import sys; sys.modules.update(torch=None, diffusers=None, transformers=None); "
+        "import reelfork.generation.render.diffusion, reelfork.generation.render.backends; print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SLOW_TESTS"),
+    reason=(
+        "2-7 min of CPU diffusion; the 500-line path through the shared soundtrack and encoder runs in "
+        "test_render.py every time. Set SLOW_TESTS=1 to run it here too."
+    ),
+)
+def test_a_500_line_scene_renders(run: Run, tmp_path: Path) -> None:
+    lines = [Line(id=f"l{index}", speaker=("mei", "jun", "narrator")[index % 3], text="Yes.") for index in range(500)]
+    scene = two_line_scene().model_copy(update={"lines": lines})
+    request = RenderRequest(scene=scene, bible=make_bible(), profile=TINY, output=tmp_path / "long.mp4")
+    clip = run.renderer.render(request)
+    assert len(clip.timings) == 500 and clip.duration > 500 * 0.25

@@ -1,0 +1,490 @@
+"""The embedded scene writer, against real inference with SmolLM2-135M (2 threads, a few seconds per scene)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from reelfork.generation.writer import checks, prompts, schema
+from reelfork.generation.writer.attempts import Completion, judge
+from reelfork.generation.writer.grammar import gbnf, grammar
+from reelfork.generation.writer.llama import LlamaCppWriter
+from reelfork.generation.writer.report import WriteFailed
+from reelfork.generation.writer.request import WriteError, WriteRequest
+from reelfork.generation.writer.schema import Draft, DraftChoice, DraftLine
+from reelfork.generation.writer.tidy import tidy
+from reelfork.narrative.story import NARRATOR, Scene, Story
+
+STORY = Story.model_validate(
+    {
+        "id": "night-shift",
+        "title": "Night Shift",
+        "bible": {
+            "logline": "A night nurse discovers that the charming new doctor is not who he says he is.",
+            "setting": "St. Agnes Hospital in a rainy city at night: long corridors, a quiet ward, a rooftop.",
+            "tone": "tense romantic thriller",
+            "style_rules": ["Short spoken lines.", "Every scene ends on a cliffhanger."],
+            "characters": [
+                {"id": "mia", "name": "Mia", "look": "Young nurse, dark ponytail, blue scrubs, tired eyes."},
+                {"id": "adrian", "name": "Dr. Adrian Cole", "look": "Tall man, white coat, silver watch."},
+            ],
+        },
+        "start": "s1",
+        "scenes": [
+            {
+                "id": "s1",
+                "title": "The New Doctor",
+                "place": "hospital corridor",
+                "lines": [
+                    {"id": "l1", "speaker": "narrator", "text": "Midnight. A stranger in a white coat walks in."},
+                    {"id": "l2", "speaker": "adrian", "text": "I'm Dr. Cole. I was told you need help tonight."},
+                    {"id": "l3", "speaker": "mia", "text": "Nobody told me about a new doctor."},
+                    {"id": "l4", "speaker": "adrian", "text": "Then let's keep it our little secret."},
+                ],
+                "choices": [
+                    {
+                        "id": "c1",
+                        "label": "Check his badge",
+                        "open": {"hint": "Mia checks his badge: the photo belongs to someone else."},
+                    },
+                    {
+                        "id": "c2",
+                        "label": "Follow him to the ward",
+                        "open": {"hint": "Mia follows him and sees him open the locked drug cabinet."},
+                    },
+                ],
+            },
+            {
+                "id": "s2",
+                "title": "Rooftop",
+                "place": "hospital rooftop",
+                "lines": [{"id": "l1", "speaker": "mia", "text": "It's over."}],
+                "ending": True,
+            },
+        ],
+    }
+)
+PARENT = STORY.scene("s1")
+
+
+def request(choice_id: str = "c1", *, must_end: bool = False, seed: int = 1) -> WriteRequest:
+    return WriteRequest(
+        story=STORY,
+        path=[PARENT],
+        choice=PARENT.choice(choice_id),
+        scene_id="g-test",
+        must_end=must_end,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def writer() -> LlamaCppWriter:
+    return LlamaCppWriter(n_threads=2, max_attempts=4)
+
+
+def assert_valid(scene: Scene, must_end: bool) -> None:
+    assert scene.id == "g-test"
+    assert [line.id for line in scene.lines] == [f"l{i}" for i in range(1, len(scene.lines) + 1)]
+    assert {line.speaker for line in scene.lines} <= {"mia", "adrian", NARRATOR}
+    assert scene.place in {"hospital corridor", "hospital rooftop"}
+    assert scene.mood == PARENT.mood
+    if must_end:
+        assert scene.ending and scene.choices == []
+    else:
+        assert not scene.ending and 2 <= len(scene.choices) <= 3
+        assert [c.id for c in scene.choices] == [f"c{i}" for i in range(1, len(scene.choices) + 1)]
+        for choice in scene.choices:
+            assert choice.open is not None and choice.open.hint == choice.label and choice.target is None
+
+
+def as_draft(scene: Scene) -> Draft:
+    return Draft(
+        title=scene.title,
+        place=scene.place,
+        lines=[DraftLine(speaker=line.speaker, text=line.text) for line in scene.lines],
+        choices=[DraftChoice(label=choice.label) for choice in scene.choices],
+        ending=scene.ending,
+    )
+
+
+# Real inference
+
+
+def test_write_returns_a_checked_open_scene(writer: LlamaCppWriter) -> None:
+    written = writer.write_reported(request("c1"))
+    assert_valid(written.scene, must_end=False)
+    assert checks.problems(as_draft(written.scene), STORY, PARENT, False, checks.WordListPolicy()) == []
+    assert 1 <= len(written.scene.title.split()) <= schema.TITLE_WORDS
+    report = written.report
+    assert report is writer.last_report and report.accepted
+    assert 1 <= len(report.attempts) <= 4
+    assert report.prompt_tokens > 100 and report.completion_tokens > 20
+    assert report.provenance.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert report.provenance.prompt_sha256 == prompts.prompt_digest(prompts.build_messages(request("c1")))
+    assert report.provenance.seed == 1 + len(report.attempts) - 1
+    json.dumps(report.to_dict())
+
+
+def test_must_end_yields_an_ending_without_choices(writer: LlamaCppWriter) -> None:
+    scene = writer.write(request("c2", must_end=True))
+    assert_valid(scene, must_end=True)
+
+
+def test_the_longest_scene_the_schema_allows_fits_max_tokens(writer: LlamaCppWriter) -> None:
+    words = ["the", "ferry", "horn", "sounds", "twice", "and", "nobody", "on", "deck", "moves,", "because", "they"]
+
+    def text(limit: int) -> str:
+        out = words[0]
+        for word in words[1:] * 9:
+            if len(out) + 1 + len(word) > limit:
+                break
+            out += " " + word
+        return out
+
+    longest = {
+        "title": "Nobody Moves On Deck Tonight",
+        "place": max(schema.places(STORY) or ["x"], key=len),
+        "lines": [{"speaker": "adrian", "text": text(schema.TEXT_MAX - 1)}] * schema.LINES_MAX,
+        "choices": [{"label": text(55).capitalize()}] * schema.CHOICES_MAX,
+        "ending": False,
+    }
+    # Spaces around the JSON punctuation, as the model writes it.
+    answer = json.dumps(longest, separators=(" , ", " : "))
+    assert len(writer.tokenize(answer)) < schema.MAX_TOKENS
+    assert writer.max_tokens == schema.MAX_TOKENS
+
+
+def test_sibling_prompts_share_most_tokens(writer: LlamaCppWriter) -> None:
+    first = writer.tokenize(prompts.chatml(prompts.build_messages(request("c1"))))
+    second = writer.tokenize(prompts.chatml(prompts.build_messages(request("c2"))))
+    shared = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        shared += 1
+    assert shared / max(len(first), len(second)) >= 0.8
+
+
+class RejectEverythingPolicy:
+    """Test fake for the failure path: a content policy that refuses every text."""
+
+    def check(self, texts: Sequence[str]) -> list[str]:
+        return ["test fake: rejects everything"]
+
+
+def test_write_error_after_max_attempts() -> None:
+    failing = LlamaCppWriter(n_threads=2, max_attempts=2, policy=RejectEverythingPolicy())
+    with pytest.raises(WriteError) as caught:
+        failing.write(request("c2", must_end=True, seed=5))
+    assert isinstance(caught.value, WriteFailed)
+    report = caught.value.report
+    assert not report.accepted
+    assert [a.seed for a in report.attempts] == [5, 6]
+    # The policy is consulted on every attempt that parsed; an attempt cut at max_tokens fails before it.
+    assert all(a.problems for a in report.attempts)
+    assert any("test fake: rejects everything" in a.problems for a in report.attempts), report.problems
+    assert "attempt 2" in str(caught.value)
+
+
+# Checks on hand-written candidates
+
+
+def draft(**changes: Any) -> Draft:
+    base: dict[str, Any] = {
+        "title": "The Fake Badge",
+        "place": "hospital corridor",
+        "lines": [
+            {"speaker": "mia", "text": "This photo is not you."},
+            {"speaker": "adrian", "text": "You should not have looked."},
+        ],
+        "choices": [{"label": "Run to security"}, {"label": "Take the badge"}],
+        "ending": False,
+    }
+    base.update(changes)
+    return Draft.model_validate(base)
+
+
+def found(candidate: Draft, must_end: bool = False) -> list[str]:
+    return checks.problems(candidate, STORY, PARENT, must_end, checks.WordListPolicy())
+
+
+def test_a_good_candidate_has_no_problems() -> None:
+    assert found(draft()) == []
+
+
+def test_unknown_speaker() -> None:
+    bad = draft(lines=[{"speaker": "28", "text": "Who are you?"}, {"speaker": "mia", "text": "Leave now."}])
+    assert found(bad) == ["lines[0].speaker '28' is not a bible character or 'narrator'"]
+
+
+def test_duplicate_labels_ignore_case_and_spaces() -> None:
+    bad = draft(choices=[{"label": "Run to security"}, {"label": "  run to   SECURITY "}])
+    assert found(bad) == ["choices[1].label duplicates choices[0].label: '  run to   SECURITY '"]
+
+
+def test_empty_label() -> None:
+    assert found(draft(choices=[{"label": "   "}, {"label": "Take the badge"}])) == ["choices[0].label is empty"]
+
+
+def test_line_repeated_from_the_parent_scene() -> None:
+    repeated = {"speaker": "mia", "text": "nobody told me about a NEW doctor"}
+    bad = draft(lines=[repeated, {"speaker": "adrian", "text": "Run."}])
+    assert found(bad) == ["lines[0].text repeats a line of the previous scene: 'nobody told me about a NEW doctor'"]
+
+
+def test_identical_lines() -> None:
+    same = {"speaker": "mia", "text": "Help!"}
+    assert found(draft(lines=[same, same, same])) == ["all lines are identical"]
+
+
+def test_label_identical_to_a_line() -> None:
+    bad = draft(choices=[{"label": "You should not have looked"}, {"label": "Take the badge"}])
+    assert found(bad) == ["choices[0].label is identical to a line: 'You should not have looked'"]
+
+
+def test_empty_title() -> None:
+    assert found(draft(title="  ")) == ["title is empty"]
+
+
+def test_speaker_tag_inside_text() -> None:
+    bad = draft(lines=[{"speaker": "mia", "text": "Adrian: I lied."}, {"speaker": "mia", "text": "Why?"}])
+    assert found(bad) == ["lines[0].text starts with a speaker tag 'adrian': 'Adrian: I lied.'"]
+
+
+def test_ending_inconsistent_with_choices() -> None:
+    assert found(draft(ending=True)) == [
+        "ending is true but the scene has 2 choice(s)",
+        "the scene must not be an ending yet but ending is true",
+    ]
+    assert found(draft(choices=[]), must_end=True) == [
+        "ending is false but the scene has 0 choice(s); it needs at least 2",
+        "the scene must be an ending but ending is false",
+    ]
+    assert found(draft(choices=[], ending=True), must_end=True) == []
+
+
+def test_a_variable_named_in_text_is_a_contradiction() -> None:
+    tracked = Story.model_validate({**STORY.model_dump(mode="json"), "variables": {"gold": {"type": "int"}}})
+    lines = [
+        {"speaker": "mia", "text": "You still owe me $gold coins."},
+        {"speaker": "adrian", "text": "And you owe me $silver, {var: trust} and {$gold}."},
+        {"speaker": "narrator", "text": "The badge cost $5 and a favour."},
+    ]
+    assert checks.variable_problems(draft(lines=lines), tracked) == [
+        "lines[0].text prints the story variable 'gold' (int): written text is not interpolated, and viewers "
+        "who reach this scene may hold different values: 'You still owe me $gold coins.'",
+        "lines[1].text refers to a variable 'silver' the story does not declare: "
+        "'And you owe me $silver, {var: trust} and {$gold}.'",
+        "lines[1].text refers to a variable 'trust' the story does not declare: "
+        "'And you owe me $silver, {var: trust} and {$gold}.'",
+        "lines[1].text prints the story variable 'gold' (int): written text is not interpolated, and viewers "
+        "who reach this scene may hold different values: 'And you owe me $silver, {var: trust} and {$gold}.'",
+    ]
+    assert len(checks.problems(draft(lines=lines), tracked, PARENT, False)) == 4
+    assert checks.variable_problems(draft(), tracked) == []
+
+
+def test_policy_word_is_a_reason() -> None:
+    line = {"speaker": "mia", "text": "This is PORN, not medicine."}
+    bad = draft(lines=[line, {"speaker": "adrian", "text": "Quiet."}])
+    assert found(bad) == ["content policy: text 1 contains blocked word(s) porn"]
+
+
+def test_word_list_policy_matches_whole_words_only() -> None:
+    policy = checks.WordListPolicy(["cab"])
+    assert policy.check(["Call a cab", "the cabinet"]) == ["content policy: text 0 contains blocked word(s) cab"]
+    assert checks.WordListPolicy([]).check(["anything"]) == []
+
+
+# Repairs before the checks
+
+
+def tidied(candidate: Draft) -> Draft:
+    return tidy(candidate, STORY, PARENT)
+
+
+def test_a_cut_title_is_trimmed_to_a_whole_phrase() -> None:
+    cut = ("The Heiress. Celeste Harrow. The last ferry to Harrow Island and the night that " * 2)[: schema.TITLE_MAX]
+    assert found(draft(title=cut)) == [f"title is cut off at {schema.TITLE_MAX} characters: {cut!r}"]
+    assert tidied(draft(title=cut)).title == "The Heiress"
+    sentence = ("The last ferry to Harrow Island and the night that the sea took her sister " * 2)[: schema.TITLE_MAX]
+    assert tidied(draft(title=sentence)).title == "The last ferry to Harrow Island and the night that the sea took her"
+    # At the English pattern's word limit: the words a title cannot end on go.
+    assert tidied(draft(title="A last farewell to the")).title == "A last farewell"
+    assert tidied(draft(title="Mara Finds The Red Coat.")).title == "Mara Finds The Red Coat"
+    assert tidied(draft(title="The Fake Badge")).title == "The Fake Badge"
+    # Without the English pattern, only the length limit cuts a title.
+    german = Story.model_validate({**STORY.model_dump(mode="json"), "language": "de"})
+    assert tidy(draft(title="Das Ende. Und dann kam er nach Hause"), german, PARENT).title == (
+        "Das Ende. Und dann kam er nach Hause"
+    )
+    # Nothing whole to keep: the checks still reject it.
+    unbroken = "x" * schema.TITLE_MAX
+    assert found(tidied(draft(title=unbroken))) == [f"title is cut off at {schema.TITLE_MAX} characters: {unbroken!r}"]
+
+
+def test_repeated_empty_and_runaway_lines_are_dropped_when_enough_remain() -> None:
+    runaway = "and then " * 20
+    lines = [
+        {"speaker": "narrator", "text": "Midnight. A stranger in a white coat walks in."},
+        {"speaker": "mia", "text": "This photo is not you."},
+        {"speaker": "adrian", "text": "You should not have looked."},
+        {"speaker": "mia", "text": "this photo is NOT you"},
+        {"speaker": "narrator", "text": "..."},
+        {"speaker": "adrian", "text": runaway[: schema.TEXT_MAX]},
+    ]
+    repaired = tidied(draft(lines=lines))
+    assert [line.text for line in repaired.lines] == ["This photo is not you.", "You should not have looked."]
+    assert found(repaired) == []
+
+
+def test_lines_are_kept_when_too_few_would_remain() -> None:
+    same = {"speaker": "mia", "text": "Help!"}
+    assert found(tidied(draft(lines=[same, same, same]))) == ["all lines are identical"]
+    repeated = [{"speaker": "mia", "text": "Nobody told me about a new doctor."}, {"speaker": "adrian", "text": "Run."}]
+    assert found(tidied(draft(lines=repeated))) == [
+        "lines[0].text repeats a line of the previous scene: 'Nobody told me about a new doctor.'"
+    ]
+
+
+def completion(text: str, finish_reason: str = "stop") -> Completion:
+    return Completion(
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=1,
+        completion_tokens=1,
+        prompt_evaluated=1,
+        generation_seconds=0.1,
+    )
+
+
+def test_judge_repairs_before_it_checks() -> None:
+    answer = draft(
+        title="You cut the engines on purpose. Your hand is still on the switch now",
+        lines=[
+            {"speaker": "mia", "text": "Mia: This photo is not you."},
+            {"speaker": "adrian", "text": "You should not have looked."},
+            {"speaker": "mia", "text": "This photo is not you!"},
+        ],
+    ).model_dump_json()
+    scene, problems = judge(completion(answer), request("c1"), PARENT, schema.MAX_TOKENS, checks.WordListPolicy())
+    assert problems == []
+    assert scene is not None and scene.title == "You cut the engines on purpose"
+    assert [line.text for line in scene.lines] == ["This photo is not you.", "You should not have looked."]
+    cut, problems = judge(completion(answer[:50], "length"), request("c1"), PARENT, 512, checks.WordListPolicy())
+    assert cut is None and problems == ["output cut at max_tokens=512 before the JSON was complete"]
+
+
+# Schema, grammar and prompt, without the model
+
+
+def strings(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        own = [node] if node.get("type") == "string" else []
+        return own + [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return []
+
+
+@pytest.mark.parametrize("must_end", [False, True])
+def test_schema_bounds_every_string(must_end: bool) -> None:
+    tree = schema.scene_schema(STORY, must_end)
+    for node in strings(tree):
+        assert "maxLength" in node or "enum" in node, node
+    line = tree["properties"]["lines"]["items"]["properties"]
+    assert line["speaker"]["enum"] == ["mia", "adrian", "narrator"]
+    assert tree["properties"]["ending"]["const"] is must_end
+    assert tree["properties"]["choices"]["maxItems"] == (0 if must_end else 3)
+
+
+def test_english_titles_are_a_few_plain_words() -> None:
+    title = schema.scene_schema(STORY, False)["properties"]["title"]
+    assert title["pattern"] == schema.TITLE_PATTERN
+    pattern = re.compile(schema.TITLE_PATTERN)
+    assert pattern.match("The Captain's Lie") and pattern.match("Dawn") and pattern.match("Who Is She?")
+    assert not pattern.match("The Heiress. Celeste Harrow") and not pattern.match("One two three four five six")
+    longest = "Abcdefghijklm" + " abcdefghijklm" * (schema.TITLE_WORDS - 1) + "!"
+    assert pattern.match(longest) and len(longest) < schema.TITLE_MAX
+    grammar(schema.scene_schema(STORY, False))  # llama.cpp parses it
+    other = Story.model_validate({**STORY.model_dump(mode="json"), "language": "de"})
+    assert "pattern" not in schema.scene_schema(other, False)["properties"]["title"]
+
+
+def test_grammar_keeps_control_characters_out_of_strings() -> None:
+    text = gbnf(schema.scene_schema(STORY, False))
+    char_rules = [line for line in text.splitlines() if line.startswith("char ::= ")]
+    assert char_rules == [line for line in char_rules if r"\x00-\x1F" in line and r"\x7F" in line]
+    assert char_rules
+
+
+def test_prompt_is_deterministic_and_choice_comes_last() -> None:
+    first = prompts.build_messages(request("c1"))
+    assert first == prompts.build_messages(request("c1"))
+    user = first[-1]["content"]
+    assert user.index("Previous scene") < user.index("Check his badge") < user.index("Write the next scene")
+    assert "Dr. Adrian Cole" in first[0]["content"]
+
+
+def test_a_scene_that_reads_out_the_prompt_is_rejected() -> None:
+    echoed = Draft(
+        title="The Dock",
+        place=PARENT.place,
+        lines=[
+            DraftLine(speaker=NARRATOR, text="This is the first scene of a short interactive drama, as JSON."),
+            DraftLine(speaker=NARRATOR, text="The fog rolls in over the water."),
+        ],
+        choices=[],
+        ending=True,
+    )
+    problems = checks.echo_problems(echoed, prompts.boilerplate(request(must_end=True)))
+    assert problems == ["lines[0].text reads out the prompt's instructions: "
+                        "'This is the first scene of a short interactive drama, as JSON.'"]
+    plain = echoed.model_copy(update={"lines": echoed.lines[1:]})
+    assert checks.echo_problems(plain, prompts.boilerplate(request(must_end=True))) == []
+
+
+def test_a_long_sentence_cut_at_the_limit_ends_at_its_last_clause() -> None:
+    long = ("I saw him at the dock in the rain last night, carrying the brass key in his left hand, and he "
+            "looked straight at me as if he knew exactly who I was and what I had done")[: schema.TEXT_MAX]
+    lines = [{"speaker": "mia", "text": long}, {"speaker": "adrian", "text": "You should not have looked."}]
+    repaired = tidied(draft(lines=lines))
+    assert repaired.lines[0].text == long[: long.index(", and he")] + "."
+    assert found(repaired) == []
+
+
+def test_a_line_that_fills_the_limit_loses_its_last_sentence() -> None:
+    first = "She gave her sister a kiss on the cheek and said that she would never be back home again."
+    full = (first + " She was very sad about all of this, more than anyone ever was")[: schema.TEXT_MAX - 1] + "."
+    assert len(full) == schema.TEXT_MAX
+    lines = [{"speaker": "mia", "text": full}, {"speaker": "adrian", "text": "You should not have looked."}]
+    repaired = tidied(draft(lines=lines))
+    assert repaired.lines[0].text == full[: full.index(" She was")]
+    assert found(repaired) == []
+
+
+def test_the_content_policy_word_list_is_configurable_and_rejections_are_counted(tmp_path: Any) -> None:
+    from pydantic import ValidationError
+    from reelfork.server.components import make_writer, writer_options
+    from reelfork.server.metrics import REGISTRY
+    from reelfork.server.settings import Settings
+    from reelfork.server.worker import count_rejections
+
+    words = tmp_path / "blocked.txt"
+    words.write_text("ferry  # the seed story's word, to see it work\n\n  lighthouse keeper\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path, writer_blocked_words=words)
+    writer = make_writer(writer_options(settings))
+    assert writer.policy.check(["The Ferry leaves.", "Ask the lighthouse keeper.", "Fine."]) == [
+        "content policy: text 0 contains blocked word(s) ferry",
+        "content policy: text 1 contains blocked word(s) lighthouse keeper",
+    ]
+    with pytest.raises(ValidationError, match="writer_blocked_words"):
+        Settings(data_dir=tmp_path, writer_blocked_words=tmp_path / "missing.txt")
+
+    before = REGISTRY.get_sample_value("reelfork_content_rejections_total") or 0.0
+    count_rejections("g-x", ["attempt 1: content policy: text 0 contains blocked word(s) ferry", "attempt 2: other"])
+    assert REGISTRY.get_sample_value("reelfork_content_rejections_total") == before + 1

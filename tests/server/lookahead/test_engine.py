@@ -1,0 +1,466 @@
+"""The lookahead scheduler wired into real servers on a real Redis: wishes per replica, cancels on choices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
+import websockets
+from reelfork.narrative.formats import load_story
+from reelfork.narrative.state import begin
+from reelfork.server.director import Director
+from reelfork.server.lookahead.engine import Lookahead, node_of
+from reelfork.server.queue.events import Events
+from reelfork.server.queue.jobs import JobQueue
+from reelfork.server.runtime import connect as connect_async
+from reelfork.server.runtime import seed_story_files
+from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
+
+from tests.conftest import ServerProcess
+from tests.media import probe
+from tests.server.test_fleet import WorkerProcess
+from tests.server.web.test_play import STORY, Viewer, ws_url
+
+
+async def test_a_job_runs_at_the_lowest_wish_and_leaves_the_queue_with_the_last(redis_server: str) -> None:
+    client = aioredis.Redis.from_url(redis_server)
+    queue = JobQueue(client)
+    try:
+        assert await queue.want("render", "k", {"n": 1}, 100.0, "a")
+        assert not await queue.want("render", "k", {"n": 1}, 50.0, "b")
+        assert await client.zscore("rf:q:render", "k") == 50.0
+        assert not await queue.unwant("render", "k", "b")
+        assert await client.zscore("rf:q:render", "k") == 100.0  # b's demotion does not delay a
+        assert not await queue.unwant("render", "k", "nobody")
+        assert await queue.unwant("render", "k", "a")
+        assert await client.zscore("rf:q:render", "k") is None
+        assert not await client.exists("rf:job:k", "rf:want:k")
+
+        await queue.enqueue("render", "pinned", {}, 500.0)  # warm-up and other plain enqueues are never withdrawn
+        await queue.want("render", "pinned", {}, 10.0, "a")
+        assert not await queue.unwant("render", "pinned", "a")
+        assert await client.zscore("rf:q:render", "pinned") == 500.0
+
+        await queue.want("render", "running", {}, 1.0, "a")
+        job = await queue.claim("render", wait_s=0)
+        assert job is not None and job.key == "running"
+        assert not await queue.unwant("render", "running", "a")  # leased: it finishes
+        assert await client.exists("rf:job:running")
+    finally:
+        await client.aclose()
+
+
+def queued(client: redis.Redis, kind: str) -> dict[str, float]:
+    """Queued jobs of ``kind`` by the scene (or, for writes, the choice) they are for, with their scores."""
+    found: dict[str, float] = {}
+    entries: list[tuple[bytes, float]] = client.zrange(f"rf:q:{kind}", 0, -1, withscores=True)  # type: ignore[assignment]
+    for key, score in entries:
+        raw: bytes | None = client.hget(f"rf:job:{key.decode()}", "payload")  # type: ignore[assignment]
+        assert raw is not None
+        payload = json.loads(raw)
+        found[payload["choice"] if kind == "write" else payload["scene"]] = score
+    return found
+
+
+async def walk_to_the_branch(base: str) -> Viewer:
+    websocket = await websockets.connect(ws_url(base))
+    viewer = Viewer(websocket)
+    await viewer.send({"type": "start", "story": STORY})
+    await viewer.expect("session")
+    scene = await viewer.expect("scene")
+    while len(scene["choices"]) == 1:
+        scene = await viewer.choose(scene["choices"][0]["id"])
+    assert scene["scene"] == "blackout", scene
+    await viewer.send({"type": "progress", "scene": "blackout", "position": 1.5})
+    return viewer
+
+
+async def test_a_choice_cancels_what_became_unreachable_unless_another_replica_still_needs_it(
+    redis_server: str, tmp_path: Path
+) -> None:
+    # No workers: every job stays queued, so the queue shows exactly what the schedulers want.
+    common = {
+        "REELFORK_REDIS_URL": redis_server,
+        "REELFORK_RENDER_WORKERS": "0",
+        "REELFORK_WRITE_WORKERS": "0",
+        "REELFORK_PRODUCE_WORKERS": "0",
+        "REELFORK_WARM_AUTHORED": "false",
+        "REELFORK_CHOICE_WAIT_S": "0.2",
+        "REELFORK_CREATOR_TOKEN": "lookahead-token",
+    }
+    data_dir = tmp_path / "data"
+    server_a = ServerProcess(data_dir, **common)
+    server_b = ServerProcess(data_dir, **common)
+    client = redis.Redis.from_url(redis_server)
+    try:
+        ann = await walk_to_the_branch(server_a.url)
+        bob = await walk_to_the_branch(server_b.url)
+        # blackout: captain → wheelhouse, hold → cargo-hold, cabin → a scene still to write.
+        before = queued(client, "render")
+        assert {"wheelhouse", "cargo-hold", "flare-gun"} <= set(before)
+        assert "cabin" in queued(client, "write")
+
+        await ann.choose("captain")
+        after_ann = queued(client, "render")
+        assert after_ann["wheelhouse"] < before["wheelhouse"]  # certain now, and due now
+        assert "cargo-hold" in after_ann and "cabin" in queued(client, "write")  # bob on B may still go there
+
+        await bob.choose("captain")
+        after_bob = queued(client, "render")
+        assert "cargo-hold" not in after_bob
+        assert "cabin" not in queued(client, "write")
+        assert {"wheelhouse", "flare-gun"} <= set(after_bob)
+
+        await ann.websocket.close()
+        await bob.websocket.close()
+    finally:
+        server_a.stop()
+        server_b.stop()
+        client.close()
+
+
+def seed_clip_keys(profile: str) -> dict[str, str]:
+    """The content address of each seed scene's clip in ``profile`` (both profiles here are animatic-tier)."""
+    story, _ = load_story(seed_story_files()[0].read_bytes(), source="seed")
+    return {scene.id: clip_key(scene, story, profile, "animatic") for scene in story.scenes}
+
+
+def payload_of(client: redis.Redis, key: str) -> dict[str, str] | None:
+    raw: bytes | None = client.hget(f"rf:job:{key}", "payload")  # type: ignore[assignment]
+    return json.loads(raw) if raw is not None else None
+
+
+async def stored(client: redis.Redis, key: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not client.exists(f"rf:clip:{key}"):
+        assert time.monotonic() < deadline, f"clip {key} never rendered"
+        await asyncio.sleep(0.2)
+
+
+NO_WORKERS = {
+    "REELFORK_RENDER_WORKERS": "0",
+    "REELFORK_WRITE_WORKERS": "0",
+    "REELFORK_PRODUCE_WORKERS": "0",
+    "REELFORK_WARM_AUTHORED": "false",
+    "REELFORK_CHOICE_WAIT_S": "0.2",
+}
+LADDER = {"REELFORK_RENDER_PROFILE": "animatic", "REELFORK_RENDER_FALLBACKS": "preview"}
+
+
+async def start(server: ServerProcess) -> tuple[Viewer, dict[str, Any]]:
+    viewer = Viewer(await websockets.connect(ws_url(server.url)))
+    await viewer.send({"type": "start", "story": STORY})
+    await viewer.expect("session")
+    return viewer, await viewer.expect("scene")
+
+
+async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
+    best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
+    client = redis.Redis.from_url(redis_server)
+    worker = None
+    try:
+        ann, first = await start(server)
+        assert first["scene"] == "boarding" and first["clip"] is None
+        # Ann waits for the first clip, and the next scene's is due ~9 s later (an unrendered clip counts
+        # as 8 s). Until workers report, the best profile is assumed to render at real time and the
+        # fallback at twice that: one slot cannot render both in the best profile in time, so both are
+        # queued in the cheaper one.
+        for scene in ("boarding", "heiress"):
+            deadline = time.monotonic() + 10
+            while payload_of(client, cheap[scene]) is None:
+                assert time.monotonic() < deadline, f"{scene} was not queued in the cheaper profile"
+                await asyncio.sleep(0.1)
+            assert payload_of(client, cheap[scene]) == {
+                "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview"
+            }
+            assert payload_of(client, best[scene]) is None
+
+        worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
+        url = await ann.clip_for(first)  # the most urgent job, so the first one the worker takes
+        assert url.endswith(f"/{cheap['boarding']}.mp4")
+        async with httpx.AsyncClient() as http:
+            (tmp_path / "boarding.mp4").write_bytes((await http.get(url)).content)
+        video = next(s for s in probe(tmp_path / "boarding.mp4")["streams"] if s["codec_type"] == "video")
+        assert (video["width"], video["height"]) == (270, 480)
+        await ann.websocket.close()
+    finally:
+        server.stop()
+        if worker is not None:
+            worker.stop()
+        client.close()
+
+
+async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there_is_time(
+    redis_server: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
+    client = redis.Redis.from_url(redis_server)
+    # Yesterday's fleet rendered every scene in the cheap profile only.
+    cheap_only = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, REELFORK_RENDER_PROFILE="preview")
+    try:
+        for key in cheap.values():
+            await stored(client, key)
+    finally:
+        cheap_only.stop()
+    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
+    worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
+    try:
+        bob, shown = await start(server)
+        assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
+        # The next scene is ~20 s away for Bob: time to render it in the best profile, for him and after.
+        await stored(client, best["heiress"])
+        then = await bob.choose("next")
+        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
+        assert not client.exists(f"rf:clip:{best['boarding']}")  # due at once for Bob: no time to upgrade
+
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'reelfork_scenes_total{clip="degraded"} 1.0' in metrics
+        assert 'reelfork_scenes_total{clip="ready"} 1.0' in metrics
+        await bob.websocket.close()
+    finally:
+        server.stop()
+        worker.stop()
+        client.close()
+
+
+KEYED = """
+id: the-keyed-door
+title: The Keyed Door
+bible:
+  logline: A night porter finds a key and a door it may open.
+  setting: An old hotel at night.
+  tone: Hushed
+  characters:
+    - {id: ines, name: Ines, look: "Fifty, grey uniform, a ring of brass keys."}
+variables:
+  has_key: {type: bool}
+start: lobby
+scenes:
+  - id: lobby
+    title: The Lobby
+    place: A marble lobby at midnight
+    lines: [{speaker: ines, text: "Someone left a key on the desk."}]
+    choices:
+      - {id: take, label: Take the key, target: hall, effects: [{set: has_key, to: true}]}
+      - {id: leave, label: Leave it, target: hall}
+  - id: hall
+    title: The Hall
+    place: A long hotel corridor
+    lines: [{speaker: ines, text: "Room thirteen. The door is locked."}]
+    choices:
+      - {id: open, label: Unlock the door, target: room, condition: {var: has_key}}
+      - {id: knock, label: Knock, target: stairs, condition: {op: not, args: [{var: has_key}]}}
+  - id: room
+    title: Room Thirteen
+    place: A dusty hotel room
+    ending: true
+    lines: [{speaker: ines, text: "The bed is made for two."}]
+  - id: stairs
+    title: The Stairs
+    place: A narrow service stair
+    ending: true
+    lines: [{speaker: ines, text: "Nobody answers."}]
+"""
+
+
+@contextlib.asynccontextmanager
+async def director_on(redis_server: str, renderers: dict[str, str]) -> AsyncIterator[Director]:
+    """A director (store, queue, notices) on the real Redis, as a server replica has one."""
+    client = connect_async(redis_server)
+    events = Events(client)
+    await events.start()
+    try:
+        yield Director(Store(client), JobQueue(client), events, renderers)
+    finally:
+        await events.stop()
+        await client.aclose()
+
+
+async def published(director: Director, text: bytes) -> StoryVersion:
+    story, _ = load_story(text, source="story.yaml")
+    version, _ = await director.store.publish(story)
+    loaded = await director.store.story(story.id, version)
+    assert loaded is not None
+    return loaded
+
+
+async def test_lookahead_follows_conditions_below_the_first_level_and_hears_other_replicas_choices(
+    redis_server: str,
+) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        replica_a, replica_b = Lookahead(director, director.queue, "a", 1), Lookahead(director, director.queue, "b", 1)
+        director.events.listen(replica_a.on_event)
+        director.events.listen(replica_b.on_event)
+        story = await published(director, KEYED.encode())
+        state = begin(story.story, story.version)
+        lobby = story.story.scene("lobby")
+
+        await replica_a.viewer_at("ann", story, state, lobby, 0.0)
+        wanted = set(queued(sync, "render"))
+        # Taking the key (possible) leads to the room; leaving it (possible) to the stairs: both wanted.
+        assert wanted == {"lobby", "hall", "room", "stairs"}
+
+        taken = begin(story.story, story.version).model_copy(update={"variables": {"has_key": True}})
+        await replica_b.viewer_at("bob", story, taken, story.story.scene("lobby"), 0.0)
+        await replica_a.viewer_left("ann")
+        wanted = set(queued(sync, "render"))
+        # Bob's every path has the key set (his state says so), yet "leave" does not unset it: no stairs.
+        assert wanted == {"lobby", "hall", "room"}
+
+        node = node_of(story, "lobby")
+        before = replica_b.scheduler.probability(node, "take", ["take", "leave"])
+        for n in range(6):
+            await replica_a.viewer_chose(f"viewer-{n}", story, "lobby", "take")
+        deadline = time.monotonic() + 5
+        while replica_b.scheduler.probability(node, "take", ["take", "leave"]) == before:
+            assert time.monotonic() < deadline, "replica b never heard of replica a's choices"
+            await asyncio.sleep(0.05)
+        assert replica_b.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
+        assert replica_a.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 8)
+    sync.close()
+
+
+async def test_a_replica_catches_up_on_choices_it_never_heard_of_when_its_notices_resume(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        replica = Lookahead(director, director.queue, "b", 1)
+        director.events.listen(replica.on_event)
+        story = await published(director, KEYED.encode())
+        await director.store.count_choice(story, "lobby", "leave")
+        await replica.viewer_at("bob", story, begin(story.story, story.version), story.story.scene("lobby"), 0.0)
+        node = node_of(story, "lobby")
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3)
+
+        # Another replica stores six choices and dies before announcing them: no notice ever comes.
+        for _ in range(6):
+            await director.store.count_choice(story, "lobby", "take")
+        await asyncio.sleep(0.2)
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3)
+
+        # Its subscription drops (as when Redis restarts); once notices flow again it reads the tallies.
+        assert sync.client_kill_filter(_type="pubsub") >= 1
+        deadline = time.monotonic() + 10
+        while replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(1 / 3):
+            assert time.monotonic() < deadline, "the replica never read the stored tallies again"
+            await asyncio.sleep(0.05)
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 9)
+        # A choice both heard of and read from the tallies counts once.
+        await director.store.count_choice(story, "lobby", "take")
+        replica.on_event({"topic": f"chose:{node}", "choice": "take", "replica": "a"})
+        await replica.recount()
+        assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(8 / 10)
+    sync.close()
+
+
+async def test_a_viewer_waiting_for_a_clip_gets_it_though_the_notice_was_lost(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        clip = asyncio.create_task(director.wait_clip(["lost-clip"], 3600))
+        scene = asyncio.create_task(director.wait_written("lost-scene", 3600))
+        await asyncio.sleep(0.2)
+        # A worker saves both and announces them while this replica's subscription is down (Redis
+        # restarting, or dropping a subscriber that fell behind): the notices never arrive.
+        await director.store.save_clip(StoredClip(key="lost-clip", file="lost.mp4", duration=5.0))
+        await director.store.redis.set("rf:written:lost-scene", StoredScene(redirect="lobby").model_dump_json())
+        await asyncio.sleep(0.2)
+        assert not clip.done() and not scene.done()
+
+        assert sync.client_kill_filter(_type="pubsub") >= 1
+        found = await asyncio.wait_for(clip, 10)
+        assert found is not None and found.key == "lost-clip"
+        assert await asyncio.wait_for(scene, 10)
+    sync.close()
+
+
+async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_to_the_cpu_queue(
+    redis_server: str,
+) -> None:
+    sync = redis.Redis.from_url(redis_server)
+    ladder = {"full": "full:ltx", "fast": "fast:ltx", "animatic": "animatic"}
+    async with director_on(redis_server, ladder) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1)
+        story = await published(director, seed_story_files()[0].read_bytes())
+        state = begin(story.story, story.version)
+        await lookahead.viewer_at("ann", story, state, story.story.scene(state.current), 0.0)
+        # The first clip is due now: only the cheapest profile has a chance, on a CPU. The next scene's
+        # is due in ~9 s: time for a diffusion render on the one GPU once the first is done.
+        on_cpu, on_gpu = queued_payloads(sync, "render"), queued_payloads(sync, "diffuse")
+        assert on_cpu["boarding"]["profile"] == "animatic"
+        assert on_gpu["heiress"]["profile"] == "full"
+        assert on_gpu["heiress"]["clip"] == director.clip_key(story, story.story.scene("heiress"), "full")
+        assert "boarding" not in on_gpu and "heiress" not in on_cpu
+
+        # One GPU worker and three CPU workers say they are alive. Each queue's slots are counted apart.
+        lookahead.on_event({"topic": "worker:gpu-0", "kinds": ["diffuse"]})
+        for n in range(3):
+            lookahead.on_event({"topic": f"worker:cpu-{n}", "kinds": ["render", "write"]})
+        ticking = asyncio.create_task(lookahead.run())
+        try:
+            deadline = time.monotonic() + 10
+            while lookahead.scheduler.budget.slots("render") != 3:
+                assert time.monotonic() < deadline, "the CPU workers were never counted"
+                await asyncio.sleep(0.1)
+            assert lookahead.scheduler.budget.slots("diffuse") == 1
+        finally:
+            ticking.cancel()
+    sync.close()
+
+
+async def test_idle_workers_count_as_render_slots_once_they_announce_themselves(
+    redis_server: str, tmp_path: Path
+) -> None:
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1)
+        director.events.listen(lookahead.on_event)
+        ticking = asyncio.create_task(lookahead.run())
+        worker = WorkerProcess(tmp_path / "data", redis_server, tmp_path / "worker.log", kinds="render", processes=3)
+        try:
+            deadline = time.monotonic() + 90
+            while lookahead.scheduler.budget.slots("render") != 3:
+                assert time.monotonic() < deadline, "the idle worker's three render loops were never counted"
+                await asyncio.sleep(0.2)
+        finally:
+            worker.stop()
+            ticking.cancel()
+
+
+def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    keys: list[bytes] = client.zrange(f"rf:q:{kind}", 0, -1)  # type: ignore[assignment]
+    for key in keys:
+        payload = payload_of(client, key.decode())
+        assert payload is not None
+        found[payload["scene"]] = payload
+    return found
+
+
+def test_the_render_ladder_is_checked_when_the_server_starts(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+    from reelfork.server.settings import Settings
+
+    assert [p.name for p in Settings(data_dir=tmp_path).ladder] == ["animatic", "preview"]
+    assert [p.name for p in Settings(data_dir=tmp_path, render_fallbacks=()).ladder] == ["animatic"]
+    models = tmp_path / "ltx"
+    full = Settings(data_dir=tmp_path, render_profile="full", render_model_dir=models)
+    assert [p.name for p in full.ladder] == ["full", "fast", "animatic"]
+    for fallbacks, problem in [
+        ("preview,cinema", "unknown render profile 'cinema'"),
+        ("preview,preview", "name a profile twice"),
+        ("animatic", "repeats the render profile 'animatic'"),
+        ("fast", "'fast' renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"),
+    ]:
+        with pytest.raises(ValidationError, match=problem):
+            Settings(data_dir=tmp_path, render_fallbacks=fallbacks)  # a string, as from the environment

@@ -1,0 +1,368 @@
+"""The lookahead scheduler's policy, on a manual clock, and a small run of the simulation that drives it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from reelfork.server.lookahead.scheduler import (
+    Budget,
+    Cancel,
+    Child,
+    Clip,
+    Decision,
+    Enqueue,
+    Profile,
+    Reprioritise,
+    Scheduler,
+    Tuning,
+    job_key,
+)
+
+from bench.simulation.engine import simulate
+from bench.simulation.policies import speculation_floor
+from bench.simulation.world import LTX, Model, Scenario, Scene, Viewer, World, make_world
+
+PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.time = 100.0
+
+    def now(self) -> float:
+        return self.time
+
+
+def scheduler(slots: int = 1, **tuning: Any) -> tuple[Scheduler, ManualClock]:
+    clock = ManualClock()
+    return Scheduler(clock, Budget(render_slots=slots, profiles=PROFILES), Tuning(**tuning)), clock
+
+
+def child(choice: str, node: str, seconds: float = 8.0, **fields: object) -> Child:
+    return Child(choice, node, (Clip(seconds),), **fields)  # type: ignore[arg-type]
+
+
+PLAYING = (Clip(10.0, rendered=True),)
+
+
+def enqueued(decisions: list[Decision]) -> dict[str, Enqueue]:
+    return {d.key: d for d in decisions if isinstance(d, Enqueue)}
+
+
+def test_one_job_per_clip_whatever_the_number_of_viewers() -> None:
+    s, _ = scheduler()
+    for viewer in ("ann", "bob", "cid"):
+        s.viewer_at(viewer, "root", 2.0, PLAYING, [child("a", "A"), child("b", "B")])
+    jobs = enqueued(s.decisions())
+    assert sorted(jobs) == [job_key("render", "A"), job_key("render", "B")]
+    assert s.queued() == 2
+
+
+def test_earlier_deadline_first() -> None:
+    s, _ = scheduler()
+    s.viewer_at("late", "x", 0.0, PLAYING, [child("only", "X")])
+    s.viewer_at("soon", "y", 9.0, PLAYING, [child("only", "Y")])
+    first, second = s.next_job("gpu"), s.next_job("gpu")
+    assert first is not None and second is not None
+    assert (first.node, second.node) == ("Y", "X")
+    assert first.deadline < second.deadline
+
+
+def test_higher_probability_first_at_equal_deadline() -> None:
+    s, _ = scheduler()
+    for _ in range(8):
+        s.viewer_chose("past", "root", "b")
+    s.viewer_at("now", "root", 5.0, PLAYING, [child("a", "A"), child("b", "B")])
+    assert s.probability("root", "b", ["a", "b"]) == pytest.approx(0.9)
+    job = s.next_job("gpu")
+    assert job is not None and job.node == "B"
+
+
+def test_new_node_starts_from_the_prior() -> None:
+    s, _ = scheduler(prior=1.0)
+    assert s.probability("fresh", "a", ["a", "b", "c"]) == pytest.approx(1 / 3)
+    s.viewer_chose("v", "fresh", "a")
+    assert s.probability("fresh", "a", ["a", "b", "c"]) == pytest.approx(2 / 4)
+    assert s.probability("fresh", "c", ["a", "b", "c"]) == pytest.approx(1 / 4)
+
+
+def test_choosing_cancels_work_only_that_viewer_needed() -> None:
+    s, _ = scheduler()
+    s.viewer_at("ann", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B"), child("c", "C")])
+    s.viewer_at("bob", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B"), child("c", "C")])
+    s.decisions()
+    s.viewer_chose("ann", "root", "a")
+    assert not any(isinstance(d, Cancel) for d in s.decisions())
+    s.viewer_chose("bob", "root", "b")
+    cancelled = {d.key for d in s.decisions() if isinstance(d, Cancel)}
+    assert cancelled == {job_key("render", "C")}
+    s.viewer_left("ann")
+    assert {d.key for d in s.decisions() if isinstance(d, Cancel)} == {job_key("render", "A")}
+
+
+def test_the_chosen_child_is_promoted_when_its_siblings_become_unreachable() -> None:
+    s, _ = scheduler()
+    s.viewer_at("ann", "root", 2.0, PLAYING, [child("a", "A"), child("b", "B")])
+    before = enqueued(s.decisions())[job_key("render", "B")].score
+    s.viewer_chose("ann", "root", "b")
+    after = [d for d in s.decisions() if isinstance(d, Reprioritise) and d.key == job_key("render", "B")]
+    assert after and after[0].score < before
+
+
+def test_degrades_rather_than_miss_a_deadline() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=0.0)
+    # 2 s left in the scene, 1 s to choose: a 10 s clip takes 4 s in full, 1.4 s in fast.
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    assert enqueued(s.decisions())[job_key("render", "A")].profile == "fast"
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "fast"
+
+
+def test_no_degrading_a_child_that_is_ready_while_its_viewer_usually_still_decides() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=2.0)
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "full"
+    assert job.deadline == pytest.approx(103.0)
+
+
+def test_full_profile_when_the_budget_meets_the_deadline() -> None:
+    s, _ = scheduler(slots=1)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "full"
+
+
+def test_the_queue_ahead_counts_against_the_deadline() -> None:
+    s, _ = scheduler(slots=1)
+    s.viewer_at("first", "x", 0.0, PLAYING, [child("only", "X", 10.0)])
+    s.viewer_at("second", "y", 0.0, (Clip(14.0, rendered=True),), [child("only", "Y", 10.0)])
+    plan = enqueued(s.decisions())
+    # X is due in 11 s and takes 4 s in full; Y, due in 15 s, then finishes in 8 s: both full.
+    assert plan[job_key("render", "X")].profile == plan[job_key("render", "Y")].profile == "full"
+    s2, _ = scheduler(slots=1, decision_grace_s=0.0)
+    s2.viewer_at("first", "x", 4.0, PLAYING, [child("only", "X", 10.0)])
+    s2.viewer_at("second", "y", 4.0, (Clip(10.5, rendered=True),), [child("only", "Y", 10.0)])
+    plan = enqueued(s2.decisions())
+    # X is due in 7 s and goes first (4 s in full); Y is due in 7.5 s: only the fast profile makes it.
+    assert plan[job_key("render", "X")].profile == "full"
+    assert plan[job_key("render", "Y")].profile == "fast"
+
+
+def test_later_clips_of_a_scene_render_while_the_first_plays() -> None:
+    s, _ = scheduler()
+    scene = (Clip(6.0, rendered=True), Clip(7.0), Clip(5.0))
+    s.viewer_at("v", "root", 1.0, scene, [])
+    jobs = enqueued(s.decisions())
+    assert jobs[job_key("render", "root", 1)].deadline == pytest.approx(105.0)
+    assert jobs[job_key("render", "root", 2)].deadline == pytest.approx(112.0)
+
+
+def test_unwritten_child_is_written_before_it_is_rendered() -> None:
+    s, _ = scheduler()
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", written=False)])
+    assert list(enqueued(s.decisions())) == [job_key("write", "A")]
+
+
+def test_writes_two_levels_ahead_only_when_the_budget_allows() -> None:
+    grandchildren = (child("x", "AX", written=False), child("y", "AY", written=False))
+    idle, _ = scheduler(lookahead_backlog_s=6.0)
+    idle.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", children=grandchildren)])
+    assert {job_key("write", "AX"), job_key("write", "AY")} <= set(enqueued(idle.decisions()))
+
+    busy, _ = scheduler(lookahead_backlog_s=6.0)
+    for n in range(3):  # three scenes waiting to be written: 9 s of work for one writer
+        busy.viewer_at(f"w{n}", f"other{n}", 0.0, PLAYING, [child("a", f"O{n}", written=False)])
+    busy.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", children=grandchildren)])
+    keys = set(enqueued(busy.decisions()))
+    assert job_key("render", "A") in keys
+    assert not keys & {job_key("write", "AX"), job_key("write", "AY")}
+
+
+def test_done_work_is_not_queued_again_and_a_degraded_clip_is_upgraded_when_there_is_time() -> None:
+    s, clock = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 8.0, PLAYING, [child("only", "A", 10.0)])
+    job = s.next_job("gpu")
+    assert job is not None and job.profile == "fast"
+    clock.time += 1.4
+    s.job_done(job.key, 1.4)
+    s.viewer_at("w", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    keys = set(enqueued(s.decisions()))
+    assert job_key("render", "A") not in keys
+    assert job_key("render", "A", 0, "full") in keys
+    upgrade = s.next_job("gpu")
+    assert upgrade is not None and upgrade.profile == "full"
+
+
+def test_failed_job_is_retried_then_given_up() -> None:
+    s, _ = scheduler(max_attempts=2)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A")])
+    s.decisions()
+    job = s.next_job("gpu")
+    assert job is not None
+    s.job_failed(job.key)
+    assert list(enqueued(s.decisions())) == [job.key]
+    again = s.next_job("gpu")
+    assert again is not None
+    s.job_failed(again.key)
+    assert s.next_job("gpu") is None
+    s.viewer_at("v", "root", 1.0, PLAYING, [child("only", "A")])
+    assert s.queued() == 0
+
+
+def test_simulation_invariants() -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    outcomes = {policy: simulate(world, policy, LTX, 3) for policy in ("reelfork", "oracle", "prefetch-all")}
+    for outcome in outcomes.values():
+        assert outcome.transitions > 0
+        assert outcome.rendered_twice == 0
+        assert outcome.watched_unrendered == 0
+        assert len(outcome.stalls) == outcome.transitions
+    assert outcomes["oracle"].unwatched_share == 0.0
+    assert outcomes["oracle"].unwatched_busy_s == 0.0
+    for outcome in outcomes.values():
+        assert outcome.unwatched_busy_s + outcome.unwatched_upgrade_busy_s <= outcome.gpu_busy_s
+        assert (outcome.unwatched_busy_s > 0) == (outcome.renders_unwatched > 0)
+    assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
+    assert outcomes["reelfork"].cancels > 0
+
+
+def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_their_renders() -> None:
+    scenes = {
+        "R": Scene("R", (5.0,), ("A", "B"), (0.5, 0.5)),
+        "A": Scene("A", (5.0,), ("AX", "AY"), (0.5, 0.5)),
+        "B": Scene("B", (5.0,), ("BX", "BY"), (0.5, 0.5)),
+        **{leaf: Scene(leaf, (10.0,), (), ()) for leaf in ("AX", "AY", "BX", "BY")},
+    }
+    viewer = Viewer("v", 0.0, ("R", "A", "AX"), (0, 0), (1.0, 1.0))
+    world = World(scenes, ("R",), (viewer,))
+    # Watched: A and AX, 15 s. A, B (due at 6 s) and AX, AY (due at 12 s) must be rendered before the
+    # choice that picks among them: 30 s. A 10 s leaf at rtf 1.5 takes 15 s, so it must start at -3 s,
+    # before anyone knows whether the viewer goes to A or B: BX and BY too, 50 s.
+    assert speculation_floor(world, Model("fast", 0.4)) == pytest.approx(30.0 / 15.0)
+    assert speculation_floor(world, Model("slow", 1.5)) == pytest.approx(50.0 / 15.0)
+
+
+def test_with_a_choice_window_viewers_choose_while_the_scene_plays_and_lose_no_time() -> None:
+    scenario = Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3)
+    after, during = make_world(scenario), make_world(replace(scenario, choice_window_s=30.0))
+    assert during.viewers == after.viewers  # the same paths and decision times
+    lazy, eager = simulate(after, "oracle", LTX, 40), simulate(during, "oracle", LTX, 40)
+    assert lazy.transitions == eager.transitions and eager.stall_rate == 0.0
+    # Offered as the last clip (5-10 s) starts, most choices (1-5 s; a few wait for the 10 s timeout)
+    # come before the scene ends: fewer pauses to decide, so the same paths end sooner.
+    assert eager.span_s < lazy.span_s
+    reelfork = simulate(during, "reelfork", LTX, 3)
+    assert reelfork.transitions == lazy.transitions and len(reelfork.stalls) == reelfork.transitions
+
+
+def test_renders_further_ahead_while_the_branch_is_likely_enough() -> None:
+    grandchildren = (child("x", "AX", 6.0), child("y", "AY", 6.0))
+    s, _ = scheduler(render_depth=2, min_probability=0.2)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren), child("b", "B")])
+    jobs = enqueued(s.decisions())
+    # Root ends at 110, A is chosen by 111 and lasts 8 s: its children are due at 120, at 1/2 * 1/2.
+    assert jobs[job_key("render", "AX")].deadline == pytest.approx(120.0)
+    assert jobs[job_key("render", "AX")].score > jobs[job_key("render", "A")].score
+    unlikely, _ = scheduler(render_depth=2, min_probability=0.3)
+    unlikely.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren), child("b", "B")])
+    assert not {job_key("render", "AX"), job_key("render", "AY")} & set(enqueued(unlikely.decisions()))
+    shallow, _ = scheduler(render_depth=1)
+    shallow.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0, children=grandchildren)])
+    assert set(enqueued(shallow.decisions())) == {job_key("render", "A")}
+
+
+def test_speculative_work_that_can_wait_for_the_choice_goes_behind_everything_else() -> None:
+    s, _ = scheduler(defer_s=1000.0, defer_margin_s=2.0)
+    two_clips = Child("a", "A", (Clip(8.0), Clip(8.0)))
+    s.viewer_at("v", "root", 0.0, PLAYING, [two_clips, child("b", "B")])
+    jobs = enqueued(s.decisions())
+    # A's second clip is due 8 s after the choice and takes 3.2 s in full: it can wait; first clips cannot.
+    assert jobs[job_key("render", "A", 1)].score > 1000.0
+    assert jobs[job_key("render", "A", 0)].score < 200.0
+    s.viewer_at("w", "other", 0.0, PLAYING, [child("only", "O", 8.0)])
+    s.decisions()
+    order = [s.next_job("gpu") for _ in range(4)]
+    assert [job.key for job in order if job is not None][-1] == job_key("render", "A", 1)
+
+
+def test_deferred_work_is_promoted_once_the_viewer_chooses_it() -> None:
+    s, _ = scheduler(defer_s=1000.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [Child("a", "A", (Clip(8.0), Clip(8.0))), child("b", "B")])
+    s.decisions()
+    s.viewer_chose("v", "root", "a")
+    changed = {d.key: d for d in s.decisions()}
+    promoted = changed[job_key("render", "A", 1)]
+    assert isinstance(promoted, Reprioritise) and promoted.score < 200.0
+    assert isinstance(changed[job_key("render", "B")], Cancel)
+
+
+def test_choices_counted_elsewhere_inform_the_probability() -> None:
+    s, _ = scheduler(prior=1.0)
+    s.count("node", "a", 6)
+    assert s.probability("node", "a", ["a", "b"]) == pytest.approx(7 / 8)
+
+
+def test_real_time_factors_are_learned_from_the_workers_timings() -> None:
+    s, _ = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 8.0)])  # A due in 11 s: full takes 3.2 s
+    first = enqueued(s.decisions())[job_key("render", "A")]
+    assert first.profile == "full"
+    for n in range(12):  # the GPUs turn out slower than assumed: 2 render seconds per clip second
+        key = job_key("render", f"warm-{n}")
+        s.viewer_at(f"w{n}", "root", 0.0, PLAYING, [child("only", f"warm-{n}", 8.0)])
+        s.job_done(key, 16.0, profile="full", duration_s=8.0)
+    assert s.rtf("full") == pytest.approx(2.0, abs=0.2)
+    job = s.next_job("gpu")
+    assert job is not None and job.key == job_key("render", "A")
+    assert job.profile == "fast"  # 16 s in full would miss its 11 s deadline now
+
+
+def test_a_worker_that_rendered_a_cheaper_profile_than_planned_gets_its_clip_upgraded() -> None:
+    s, _ = scheduler(decision_grace_s=0.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    assert enqueued(s.decisions())[job_key("render", "A")].profile == "full"
+    started = s.job_started(job_key("render", "A"), "gpu-1", profile="animatic")  # as the worker says
+    assert started is not None and started.profile == "animatic"
+    s.job_done(job_key("render", "A"), 0.2, profile="animatic", duration_s=10.0)
+    s.viewer_at("w", "root", 0.0, PLAYING, [child("only", "A", 10.0)])
+    assert job_key("render", "A", 0, "full") in enqueued(s.decisions())
+
+
+def test_more_render_slots_stop_degrading() -> None:
+    s, _ = scheduler(slots=1, decision_grace_s=0.0)
+    s.viewer_at("v", "root", 6.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
+    profiles = {d.key: d.profile for d in s.decisions() if isinstance(d, Enqueue)}
+    assert sorted(profiles.values()) == ["fast", "full"]  # one GPU: the second child cannot be full in 5 s
+    s.resize(2)
+    changed = {d.key: d.profile for d in s.decisions() if isinstance(d, Reprioritise)}
+    assert set(changed.values()) == {"full"}
+
+
+def test_each_pool_of_workers_has_its_own_slots() -> None:
+    gpu_and_cpu = (Profile("full", 0.4, pool="diffuse"), Profile("animatic", 0.02, pool="render"))
+    budget = Budget(render_slots=8, profiles=gpu_and_cpu, pool_slots={"diffuse": 1})
+    s = Scheduler(ManualClock(), budget, Tuning(decision_grace_s=0.0))
+    # Four viewers whose child's 8 s clip is due in 7 s: 3.2 s in full on the one GPU, so two make it.
+    for n in range(4):
+        s.viewer_at(f"v{n}", f"root{n}", 4.0, PLAYING, [child("only", f"C{n}", 8.0)])
+    profiles = sorted(d.profile for d in enqueued(s.decisions()).values())
+    assert profiles == ["animatic", "animatic", "full", "full"]  # not four full on nine "slots"
+    s.resize(2, "diffuse")
+    changed = {d.key: d.profile for d in s.decisions() if isinstance(d, Reprioritise)}
+    assert sorted(changed.values()) == ["full", "full"]
+
+
+def test_a_guessed_real_time_factor_is_replaced_by_the_first_timing() -> None:
+    clock = ManualClock()
+    guess = (Profile("full", 1.0, measured=False), Profile("fast", 0.5, measured=False))
+    s = Scheduler(clock, Budget(render_slots=1, profiles=guess))
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 10.0), child("b", "B", 10.0)])
+    s.decisions()
+    s.job_done(job_key("render", "A"), 0.6, profile="full", duration_s=10.0)
+    assert s.rtf("full") == pytest.approx(0.06)  # measured at once, not 1.0 averaged down over many renders
+    s.job_done(job_key("render", "B"), 1.6, profile="full", duration_s=10.0)
+    assert s.rtf("full") == pytest.approx(0.06 + 0.2 * (0.16 - 0.06))  # then a running average
+    assert s.rtf("fast") == 0.5
