@@ -29,12 +29,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from reelfork.generation.writer import prompts  # noqa: E402
 from reelfork.generation.writer.llama import LlamaCppWriter  # noqa: E402
 from reelfork.generation.writer.report import WriteFailed, WriteReport  # noqa: E402
 from reelfork.generation.writer.request import WriteRequest  # noqa: E402
 from reelfork.narrative.story import Choice, OpenNode, Scene, Story  # noqa: E402
-
-from reelfork.generation.writer import prompts  # noqa: E402
 
 BUILTIN: dict[str, Any] = {
     "id": "night-shift",

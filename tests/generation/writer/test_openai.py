@@ -128,7 +128,8 @@ def test_llama_cpp_server_writes_a_valid_ending(llama_server: str) -> None:
     assert report.accepted and report is writer.last_report
     assert report.prompt_tokens > 100 and report.completion_tokens > 10
     assert report.provenance.backend == "openai-http" and report.provenance.model == "smollm2"
-    assert report.provenance.prompt_sha256 == prompts.prompt_digest(prompts.build_messages(request("c2", must_end=True)))
+    messages = prompts.build_messages(request("c2", must_end=True))
+    assert report.provenance.prompt_sha256 == prompts.prompt_digest(messages)
     assert report.provenance.seed == 3 + len(report.attempts) - 1
     print(f"llama.cpp server: {len(report.attempts)} attempt(s), {report.seconds:.1f} s; problems: {report.problems}")
     writer.close()
