@@ -110,7 +110,7 @@ class Runtime:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
         url = self.settings.redis_url
         if url is None:
-            self.embedded = EmbeddedRedis(self.settings.data_dir)
+            self.embedded = EmbeddedRedis(self.settings.data_dir, self.settings.redis_fsync)
             url = self.embedded.url
         self.redis = connect(url)
         await self.redis.ping()

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     """Media, the embedded Redis database and the generated creator token live here."""
     redis_url: str | None = None
     """``redis://host:port/db`` for an external Redis; unset runs an embedded one in ``data_dir``."""
+    redis_fsync: Literal["everysec", "always"] = "everysec"
+    """The embedded Redis's ``appendfsync``: ``everysec`` loses nothing to a killed process but may lose the last
+    second to a power cut; ``always`` fsyncs every write before it is acknowledged. An external Redis has its own."""
     creator_token: SecretStr | None = None
     """Bearer token for creator routes; unset generates one on first run and stores it in ``data_dir``."""
 
