@@ -10,8 +10,8 @@ picking random authored choices after a random think time, and timing each ``cho
 ``scene`` arrives. Prints p50/p99/max and writes ``bench/results/play.json``.
 
 With ``--redis URL`` it also prints the Redis memory of a viewer session (``MEMORY USAGE`` over a
-sample of session keys). The embedded Redis listens on ``unix://`` + the ``unixsocket`` path found
-in ``DATA_DIR/redis.db.settings``.
+sample of session keys). The embedded Redis listens on ``unix://DATA_DIR/redis.sock`` (or, where that
+path is too long for a socket, on the ``unixsocket`` named in ``DATA_DIR/redis.conf``).
 """
 
 from __future__ import annotations
