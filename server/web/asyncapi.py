@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from reelfork.server.web.protocol import CLIENT_MESSAGES, PATH, SERVER_MESSAGES, VERSION, message_type
 
@@ -20,18 +21,18 @@ def document(host: str = "localhost:8000", protocol: str = "ws") -> dict[str, An
 
     Operations are the server's: it receives the client messages and sends the server messages.
     """
-    models: list[tuple[type[Any], JsonSchemaMode]] = [(model, "validation") for model in CLIENT_MESSAGES]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in CLIENT_MESSAGES]
     models += [(model, "serialization") for model in SERVER_MESSAGES]
     refs, definitions = models_json_schema(models, ref_template="#/components/schemas/{model}")
     messages: dict[str, Any] = {}
-    for (model, _), ref in refs.items():
+    for model, mode in models:
         name = message_type(model)
         messages[name] = {
             "name": name,
             "title": name,
             "summary": (model.__doc__ or "").strip(),
             "contentType": "application/json",
-            "payload": ref,
+            "payload": refs[(model, mode)],
         }
     client = [message_type(model) for model in CLIENT_MESSAGES]
     server = [message_type(model) for model in SERVER_MESSAGES]

@@ -138,7 +138,7 @@ Incoming = Annotated[ClientMessages, Field(discriminator="type")]
 _incoming: TypeAdapter[ClientMessages] = TypeAdapter(Incoming)
 
 
-def message_type(model: type[ClientMessage] | type[ServerMessage]) -> str:
+def message_type(model: type[BaseModel]) -> str:
     """The ``type`` a message model carries on the wire."""
     (value,) = get_args(model.model_fields["type"].annotation)
     return str(value)
