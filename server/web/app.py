@@ -31,6 +31,7 @@ from reelfork.server.productions import (
 )
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
+from reelfork.server.web import asyncapi
 from reelfork.server.web.play import Connection
 
 CLIENT_DEMO = Path(str(resources.files("reelfork.client_demo")))
@@ -275,6 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await Connection(websocket, runtime).serve()
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.include_router(asyncapi.router)
     app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
     app.mount("/", StaticFiles(directory=CLIENT_DEMO, html=True), name="player")
     return app

@@ -29,7 +29,22 @@ from reelfork.narrative.story import Scene
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from reelfork.server.runtime import Runtime
 from reelfork.server.store import StoredClip, StoryVersion, new_session_token
-from reelfork.server.web.protocol import Choose, Progress, ProtocolError, Resume, Start, error, parse
+from reelfork.server.web.protocol import (
+    Choose,
+    Clip,
+    Default,
+    ErrorCode,
+    Offer,
+    Progress,
+    ProtocolError,
+    Resume,
+    SceneMessage,
+    ServerMessage,
+    Session,
+    Start,
+    error,
+    parse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +72,7 @@ class Connection:
                     return
                 text = frame.get("text")
                 if text is None:
-                    await self.send(error("invalid_message", "send JSON in text frames, not binary frames"))
+                    await self.send(error(ErrorCode.INVALID_MESSAGE, "send JSON in text frames, not binary frames"))
                     continue
                 await self.handle(text)
         except WebSocketDisconnect:
@@ -89,34 +104,39 @@ class Connection:
             await self.send(error(exc.code, exc.message))
         except RedisError:
             log.exception("store unavailable")
-            await self.send(error("unavailable", "the session store is unavailable; retry shortly, nothing was lost"))
+            await self.send(
+                error(ErrorCode.UNAVAILABLE, "the session store is unavailable; retry shortly, nothing was lost")
+            )
         except Exception:
             log.exception("unexpected failure handling a message")
-            await self.send(error("internal", "the server failed to handle this message; your session is unchanged"))
+            await self.send(
+                error(ErrorCode.INTERNAL, "the server failed to handle this message; your session is unchanged")
+            )
 
     async def on_start(self, message: Start) -> None:
         story = await self.store.story(message.story)
         if story is None:
             known = ", ".join(await self.store.story_ids()) or "none"
-            raise ProtocolError("unknown_story", f"no story {message.story!r}; published stories: {known}")
+            raise ProtocolError(ErrorCode.UNKNOWN_STORY, f"no story {message.story!r}; published stories: {known}")
         token = new_session_token()
         state = begin(story.story, story.version)
         await self.store.save_session(token, state)
         self.token = token
-        await self.send({"type": "session", "session": token, "story": story.story.id, "version": story.version})
+        await self.send(Session(session=token, story=story.story.id, version=story.version))
         await self.present(story, state, story.story.scene(state.current))
 
     async def on_resume(self, message: Resume) -> None:
         if self.token is not None and message.session != self.token:
             raise ProtocolError(
-                "session_in_use", "this connection plays another session; resume a different one on a new connection"
+                ErrorCode.SESSION_IN_USE,
+                "this connection plays another session; resume a different one on a new connection",
             )
         state = await self.store.load_session(message.session)
         if state is None:
-            raise ProtocolError("unknown_session", "no session with that token; start a new one")
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "no session with that token; start a new one")
         story, scene = await self._position(state)
         self.token = message.session
-        await self.send({"type": "session", "session": message.session, "story": state.story, "version": state.version})
+        await self.send(Session(session=message.session, story=state.story, version=state.version))
         await self.present(story, state, scene)
 
     async def on_choose(self, message: Choose) -> None:
@@ -137,19 +157,21 @@ class Connection:
             if choice not in available_choices(scene, state):
                 raise UnavailableChoice(f"choice {choice_id!r} of scene {scene.id!r} is not available now")
         except UnavailableChoice as exc:
-            raise ProtocolError("unavailable_choice", str(exc)) from None
+            raise ProtocolError(ErrorCode.UNAVAILABLE_CHOICE, str(exc)) from None
         except UnknownChoice as exc:
-            raise ProtocolError("unknown_choice", str(exc)) from None
+            raise ProtocolError(ErrorCode.UNKNOWN_CHOICE, str(exc)) from None
         target = await self.director.resolved_target(story, state, choice)
         if target is None:
             written_id = self.director.target(story, state, choice)
             await self.director.ensure_written(story, state, choice, written_id, time.time())
             if not await self.director.wait_written(written_id, self.runtime.settings.choice_wait_s):
-                raise ProtocolError("not_ready", "the next scene is still being written; choose again in a moment")
+                raise ProtocolError(
+                    ErrorCode.NOT_READY, "the next scene is still being written; choose again in a moment"
+                )
             target = await self.director.resolved_target(story, state, choice)
         next_scene = await self.director.scene(story, target) if target is not None else None
         if target is None or next_scene is None:
-            raise ProtocolError("not_ready", "the next scene is not available yet; choose again in a moment")
+            raise ProtocolError(ErrorCode.NOT_READY, "the next scene is not available yet; choose again in a moment")
         state = choose(state, scene, choice.id, target, story=story.story)
         await self.store.save_session(self._require_token(), state)
         await self.store.count_choice(story, scene.id, choice.id)
@@ -175,16 +197,15 @@ class Connection:
         if clip is None:
             STALLS.inc()
         await self.send(
-            {
-                "type": "scene",
-                "scene": scene.id,
-                "title": scene.title,
-                "clip": self.url(clip) if clip else None,
-                "duration": clip.duration if clip else None,
-                "choices": [{"id": c.id, "label": c.label} for c in choices],
-                "ending": scene.ending,
-                "default": {"choice": default.choice.id, "timeout_s": default.timeout_s} if default else None,
-            }
+            SceneMessage(
+                scene=scene.id,
+                title=scene.title,
+                clip=self.url(clip) if clip else None,
+                duration=clip.duration if clip else None,
+                choices=[Offer(id=c.id, label=c.label) for c in choices],
+                ending=scene.ending,
+                default=Default(choice=default.choice.id, timeout_s=default.timeout_s) if default else None,
+            )
         )
         if clip is None or default is not None:
             self._background(
@@ -201,10 +222,10 @@ class Connection:
             clip = await self.director.wait_clip(keys, 3600)
             with contextlib.suppress(Exception):
                 if clip is not None:
-                    url = self.url(clip)
-                    await self.send({"type": "clip", "scene": scene_id, "url": url, "duration": clip.duration})
+                    await self.send(Clip(scene=scene_id, url=self.url(clip), duration=clip.duration))
                 else:
-                    await self.send(error("render_failed", f"the clip of scene {scene_id!r} could not be rendered"))
+                    message = f"the clip of scene {scene_id!r} could not be rendered"
+                    await self.send(error(ErrorCode.RENDER_FAILED, message))
         if default is None or clip is None:
             return
         await asyncio.sleep(clip.duration + timeout_s)
@@ -225,24 +246,24 @@ class Connection:
             base = f"{scheme}://{host}"
         return f"{base.rstrip('/')}/media/{clip.file}"
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:
-            await self.websocket.send_json(message)
+            await self.websocket.send_text(message.model_dump_json())
 
     def _require_token(self) -> str:
         if self.token is None:
-            raise ProtocolError("no_session", "send 'start' or 'resume' first")
+            raise ProtocolError(ErrorCode.NO_SESSION, "send 'start' or 'resume' first")
         return self.token
 
     async def _state(self) -> ViewerState:
         state = await self.store.load_session(self._require_token())
         if state is None:
-            raise ProtocolError("unknown_session", "this session expired or was removed; start a new one")
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "this session expired or was removed; start a new one")
         return state
 
     async def _position(self, state: ViewerState) -> tuple[StoryVersion, Scene]:
         story = await self.store.story(state.story, state.version)
         scene = await self.director.scene(story, state.current) if story is not None else None
         if story is None or scene is None:
-            raise ProtocolError("unknown_session", "this session's story version is no longer available")
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "this session's story version is no longer available")
         return story, scene
