@@ -14,8 +14,8 @@ router = APIRouter(tags=["health"])
 
 class Health(BaseModel):
     status: Literal["ok"]
-    queue: int
-    """Jobs waiting in the queue."""
+    queue: dict[str, int]
+    """Jobs per kind and state: ``render:queued``, ``render:running``, ``render:retrying``, ..."""
 
 
 @router.get("/healthz")

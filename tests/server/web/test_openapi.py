@@ -143,6 +143,11 @@ def test_a_non_ascii_or_empty_bearer_token_gets_401(client: TestClient, token: b
     assert response.json() == {"detail": "creator routes need 'Authorization: Bearer <creator token>'"}
 
 
+def test_health_reports_the_queue(client: TestClient) -> None:
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["queue"]["render:queued"] == 0
+
+
 def test_the_creator_token_opens_creator_routes(client: TestClient) -> None:
     assert client.get("/v1/productions/abc", headers=AUTH).status_code == 404
     assert client.get("/v1/productions/abc").status_code == 401
