@@ -1,0 +1,237 @@
+"""Stories: list, read, graph and publish (the project's YAML/JSON, Twee 3 or Yarn)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, JsonValue, RootModel
+from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
+from reelfork.narrative.formats import StoryError, StoryFormat, load_story
+from reelfork.narrative.schema import story_schema
+from reelfork.narrative.story import Story
+from reelfork.server.web.dependencies import RuntimeDep, creator
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Refused
+
+router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
+
+CONTENT_TYPES: dict[str, StoryFormat] = {
+    "text/x-twee": "twee",
+    "application/x-twee": "twee",
+    "text/x-yarn": "yarn",
+    "application/x-yarn": "yarn",
+}
+
+
+class StorySummary(BaseModel):
+    id: str
+    title: str
+    logline: str
+    version: int
+    """The latest version."""
+
+
+class StoryListing(BaseModel):
+    stories: list[StorySummary]
+
+
+class StoryDocument(BaseModel):
+    id: str
+    version: int
+    story: Story
+
+
+class StoryVersions(BaseModel):
+    id: str
+    versions: list[int]
+
+
+class GraphNode(BaseModel):
+    id: str
+    """A scene's id, or ``open:<scene>/<choice>`` for a choice the writer fills in."""
+    title: str
+    kind: Literal["start", "scene", "ending", "open", "written"]
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    choice: str
+    label: str
+    viewers: int
+    """Viewers who took this choice."""
+
+
+class StoryGraph(BaseModel):
+    id: str
+    version: int
+    start: str
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class JsonSchema(RootModel[dict[str, JsonValue]]):
+    """A JSON Schema (draft 2020-12) document."""
+
+
+class PublishWarning(BaseModel):
+    where: str
+    message: str
+
+
+class Published(BaseModel):
+    id: str
+    version: int
+    created: bool
+    """False when this exact story was already the latest version (and the status is 200)."""
+    warnings: list[PublishWarning]
+
+
+def story_graph_of(
+    story: Story, version: int, counts: dict[tuple[str, str], int], written: list[WrittenNode]
+) -> StoryGraph:
+    def kind(scene_id: str, ending: bool) -> Literal["start", "scene", "ending"]:
+        return "ending" if ending else ("start" if scene_id == story.start else "scene")
+
+    nodes = [GraphNode(id=s.id, title=s.title, kind=kind(s.id, s.ending)) for s in story.scenes]
+    edges = []
+    for scene in story.scenes:
+        for choice in scene.choices:
+            target = choice.target or f"open:{scene.id}/{choice.id}"
+            if choice.open is not None:
+                nodes.append(GraphNode(id=target, title=choice.open.hint, kind="open"))
+            viewers = counts.get((scene.id, choice.id), 0)
+            edge = GraphEdge(source=scene.id, target=target, choice=choice.id, label=choice.label, viewers=viewers)
+            edges.append(edge)
+    known = {node.id for node in nodes}
+    for entry in written:
+        source = f"open:{entry.parent}/{entry.choice}"
+        viewers = counts.get((entry.parent, entry.choice), 0)
+        if source not in known:  # a choice of a written scene: its open node hangs off that scene
+            nodes.append(GraphNode(id=source, title="written by the LLM", kind="open"))
+            edges.append(
+                GraphEdge(source=entry.parent, target=source, choice=entry.choice, label=entry.choice, viewers=viewers)
+            )
+            known.add(source)
+        nodes.append(GraphNode(id=entry.scene, title=entry.title, kind="written"))
+        edge = GraphEdge(source=source, target=entry.scene, choice=entry.choice, label="written", viewers=viewers)
+        edges.append(edge)
+    return StoryGraph(id=story.id, version=version, start=story.start, nodes=nodes, edges=edges)
+
+
+@router.get("/stories")
+async def list_stories(runtime: RuntimeDep) -> StoryListing:
+    stories = []
+    for story_id in await runtime.store.story_ids():
+        loaded = await runtime.store.story(story_id)
+        if loaded is not None:
+            summary = StorySummary(
+                id=story_id, title=loaded.story.title, logline=loaded.story.bible.logline, version=loaded.version
+            )
+            stories.append(summary)
+    return StoryListing(stories=stories)
+
+
+@router.get("/stories/{story_id}", responses=NOT_FOUND)
+async def get_story(runtime: RuntimeDep, story_id: str, version: int | None = None) -> StoryDocument:
+    loaded = await runtime.store.story(story_id, version)
+    if loaded is None:
+        raise HTTPException(404, f"no story {story_id!r}" + (f" version {version}" if version else ""))
+    return StoryDocument(id=story_id, version=loaded.version, story=loaded.story)
+
+
+@router.get("/stories/{story_id}/versions", responses=NOT_FOUND)
+async def list_versions(runtime: RuntimeDep, story_id: str) -> StoryVersions:
+    versions = await runtime.store.versions(story_id)
+    if not versions:
+        raise HTTPException(404, f"no story {story_id!r}")
+    return StoryVersions(id=story_id, versions=versions)
+
+
+GRAPH_TEXT = {
+    "text/vnd.graphviz": {"schema": {"type": "string"}},
+    "text/plain": {"schema": {"type": "string"}},
+}
+
+
+@router.get(
+    "/stories/{story_id}/graph",
+    response_model=StoryGraph,
+    responses={
+        **NOT_FOUND,
+        200: {
+            "description": "The graph: JSON, Graphviz DOT (``format=dot``) or Mermaid (``format=mermaid``).",
+            "content": GRAPH_TEXT,
+        },
+    },
+)
+async def story_graph(
+    runtime: RuntimeDep,
+    story_id: str,
+    version: int | None = None,
+    format: Literal["json", "dot", "mermaid"] = "json",
+) -> Response:
+    """The graph with viewer counts per choice and the scenes the writer added, for creators."""
+    loaded = await runtime.store.story(story_id, version)
+    if loaded is None:
+        raise HTTPException(404, f"no story {story_id!r}")
+    counts = await runtime.store.choice_counts(loaded)
+    written = [
+        WrittenNode(parent=p, choice=c, scene=s, title=t) for p, c, s, t in await runtime.store.written_index(loaded)
+    ]
+    if format == "dot":
+        return PlainTextResponse(to_dot(loaded.story, counts=counts, written=written), media_type="text/vnd.graphviz")
+    if format == "mermaid":
+        return PlainTextResponse(to_mermaid(loaded.story, counts=counts, written=written))
+    graph = story_graph_of(loaded.story, loaded.version, counts, written)
+    return JSONResponse(graph.model_dump(mode="json"))
+
+
+@router.get("/schema/story")
+async def schema() -> JsonSchema:
+    """The JSON Schema of the story format, for editors' autocompletion."""
+    return JsonSchema(story_schema())
+
+
+STORY_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A story: the project's YAML or JSON, Twee 3 or Yarn (by ``format`` or the content type).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+            **{content_type: {"schema": {"type": "string"}} for content_type in CONTENT_TYPES},
+        },
+    }
+}
+
+
+@router.post(
+    "/stories",
+    status_code=201,
+    dependencies=[Depends(creator)],
+    responses={**CREATOR_ERRORS, 200: {"model": Published, "description": "This story was already the latest."}},
+    openapi_extra=STORY_BODY,
+)
+async def publish_story(
+    runtime: RuntimeDep, request: Request, response: Response, format: StoryFormat | None = None
+) -> Published:
+    """Publish a story: the project's YAML/JSON, Twee 3 or Yarn (by ``format`` or content type)."""
+    body = await request.body()
+    kind = format or CONTENT_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip(), "story")
+    try:
+        story, warnings = load_story(body, source="body", kind=kind)
+    except StoryError as exc:
+        raise Refused(exc.problems) from None
+    version, created = await runtime.store.publish(story)
+    loaded = await runtime.store.story(story.id, version)
+    if created and loaded is not None and runtime.settings.warm_authored:
+        await runtime.director.warm(loaded)
+    response.status_code = 201 if created else 200
+    return Published(
+        id=story.id,
+        version=version,
+        created=created,
+        warnings=[PublishWarning(where=w.where, message=w.message) for w in warnings],
+    )
