@@ -29,6 +29,7 @@ from reelfork.server.productions import (
     production_folder,
     production_id,
 )
+from reelfork.server.queue.payloads import ProduceJob
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
 from reelfork.server.web.play import Connection
@@ -238,7 +239,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record = await records.get(production)
         if created or (record is not None and record["status"] == "failed"):
             await records.update(production, status="queued", error="")
-            await runtime.queue.enqueue("produce", f"produce:{production}", {"production": production}, time.time())
+            job = ProduceJob(production=production)
+            await runtime.queue.enqueue("produce", f"produce:{production}", job, time.time())
         return JSONResponse(
             status_code=202,
             content={"id": production, "created": created, "status": f"/v1/productions/{production}"},
