@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
 from reelfork.narrative.story import Choice, Scene
-from reelfork.server.queue.events import RESUMED, Events
+from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
-from reelfork.server.queue.notices import topic
+from reelfork.server.queue.notices import RESUMED, ClipReady, topic
 from reelfork.server.queue.payloads import render_job, write_job
 from reelfork.server.store import Store, StoredClip, StoryVersion, clip_key
 
@@ -150,7 +150,7 @@ class Director:
                     return clip
                 done, _ = await asyncio.wait(waiting.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
                 heard = {name for name, future in waiting.items() if future in done}
-                if not heard or any(name.startswith("clip:") for name in heard):
+                if not heard or any(isinstance(waiting[name].result(), ClipReady) for name in heard):
                     return await self.best_clip(keys)
                 for name in heard:
                     del waiting[name]

@@ -17,9 +17,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from reelfork.server.queue import keys
-from reelfork.server.queue.notices import RESUMED, AnyNotice, Notice, Resumed, parse_notice
+from reelfork.server.queue.notices import AnyNotice, Notice, Resumed, parse_notice
 
-__all__ = ["RESUMED", "Events"]
 log = logging.getLogger(__name__)
 
 
