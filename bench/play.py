@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 import websockets
+from reelfork.server.queue import keys
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,9 +113,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def session_memory(url: str, sample: int = 200) -> float:
     """Mean ``MEMORY USAGE`` of viewer session keys: what each viewer costs in Redis."""
-    client = aioredis.Redis.from_url(url)
+    client = aioredis.Redis.from_url(url, decode_responses=True)
     sizes: list[int] = []
-    async for key in client.scan_iter(match="rf:session:*", count=500):
+    async for key in client.scan_iter(match=keys.SESSIONS, count=500):
         sizes.append(int(await client.memory_usage(key) or 0))
         if len(sizes) >= sample:
             break

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
 from reelfork.narrative.story import Choice, Scene
-from reelfork.server.queue.events import RESUMED, Events
+from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
+from reelfork.server.queue.notices import RESUMED, ClipReady, topic
+from reelfork.server.queue.payloads import render_job, write_job
 from reelfork.server.store import Store, StoredClip, StoryVersion, clip_key
 
 CLIP_KEYS_CACHED = 100_000
@@ -103,33 +105,18 @@ class Director:
         key = self.clip_key(story, scene)
         if await self.store.clip(key) is not None:
             return False
-        payload = {
-            "story": story.story.id,
-            "version": story.version,
-            "scene": scene.id,
-            "clip": key,
-            "profile": self.profile_name,
-        }
+        payload = render_job(story, scene.id, key, self.profile_name)
         return await self.queue.enqueue(render_kind(self.tiers[self.profile_name]), key, payload, due)
 
     async def ensure_written(
         self, story: StoryVersion, state: ViewerState, choice: Choice, target: str, due: float
     ) -> bool:
-        depth = state.generated_depth + 1
-        payload = {
-            "story": story.story.id,
-            "version": story.version,
-            "path": state.path,
-            "choice": choice.id,
-            "scene": target,
-            "must_end": depth >= story.story.open_depth,
-        }
-        return await self.queue.enqueue("write", target, payload, due)
+        return await self.queue.enqueue("write", target, write_job(story, state, choice.id, target), due)
 
     # -- waiting ---------------------------------------------------------------------------------
 
     async def wait_written(self, scene_id: str, timeout: float) -> bool:
-        written, resumed = self.events.subscribe(f"written:{scene_id}"), self.events.subscribe(RESUMED)
+        written, resumed = self.events.subscribe(topic("written", scene_id)), self.events.subscribe(RESUMED)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -150,8 +137,8 @@ class Director:
         """The best of ``keys`` (one clip in several profiles, best first) once any is rendered; ``None``
         after ``timeout``, or when a render gave up (or, after notices were lost, is gone from the queue)
         and no other profile's render is still on the way."""
-        waiting = {f"clip:{key}": self.events.subscribe(f"clip:{key}") for key in keys}
-        waiting |= {f"failed:{key}": self.events.subscribe(f"failed:{key}") for key in keys}
+        topics = [topic(kind, key) for kind in ("clip", "failed") for key in keys]
+        waiting = {name: self.events.subscribe(name) for name in topics}
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -162,11 +149,11 @@ class Director:
                 if clip is not None or remaining <= 0:
                     return clip
                 done, _ = await asyncio.wait(waiting.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                topics = {topic for topic, future in waiting.items() if future in done}
-                if not topics or any(topic.startswith("clip:") for topic in topics):
+                heard = {name for name, future in waiting.items() if future in done}
+                if not heard or any(isinstance(waiting[name].result(), ClipReady) for name in heard):
                     return await self.best_clip(keys)
-                for topic in topics:
-                    del waiting[topic]
+                for name in heard:
+                    del waiting[name]
                 if not any([await self.queue.is_queued(key) for key in keys]):
                     return await self.best_clip(keys)
         finally:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import yaml
@@ -44,6 +44,7 @@ from reelfork.server.components import (
     writer_model_name,
     writer_options,
 )
+from reelfork.server.queue import keys
 from reelfork.server.settings import Settings
 
 PRODUCTIONS = "productions"
@@ -105,30 +106,25 @@ def production_id(spec: ProductionSpec) -> str:
 
 
 class ProductionRecords:
-    """Status of productions in Redis (``rf:production:<id>``); the outputs live in the data folder."""
+    """Status of productions in Redis (:func:`keys.production`); the outputs live in the data folder."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
     async def create(self, production: str, spec: ProductionSpec) -> bool:
         """Record a new production as queued; False if it already exists."""
-        key = f"rf:production:{production}"
+        key = keys.production(production)
         created = await self.redis.hsetnx(key, "spec", spec.model_dump_json())
         if created:
             await self.redis.hset(key, mapping={"status": "queued", "created": time.time(), "error": ""})
         return bool(created)
 
     async def get(self, production: str) -> dict[str, Any] | None:
-        data = await self.redis.hgetall(f"rf:production:{production}")
-        if not data:
-            return None
-        return {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in data.items()
-        }
+        data = cast(dict[str, Any], await self.redis.hgetall(keys.production(production)))  # decode_responses: text
+        return data or None
 
     async def update(self, production: str, **fields: Any) -> None:
-        await self.redis.hset(f"rf:production:{production}", mapping={k: str(v) for k, v in fields.items()})
+        await self.redis.hset(keys.production(production), mapping={k: str(v) for k, v in fields.items()})
 
 
 def parse_source(text: str, source: str) -> Story | Premise:

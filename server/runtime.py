@@ -63,6 +63,7 @@ def connect(url: str) -> aioredis.Redis:
         health_check_interval=30,
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        decode_responses=True,  # everything kept in Redis is text (JSON, ids, numbers)
     )
     return aioredis.Redis(connection_pool=pool)
 

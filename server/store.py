@@ -1,7 +1,8 @@
 """Everything the server keeps, in Redis: story versions, viewer sessions, written scenes, clips.
 
-Keys are namespaced ``rf:``; a viewer's session is stored under a hash of its token, so the
-token itself (the only proof of ownership) is never at rest.
+Key names are in :mod:`reelfork.server.queue.keys`; a viewer's session is stored under a hash of its
+token, so the token itself (the only proof of ownership) is never at rest. The client decodes replies
+(``decode_responses``), which redis-py's types cannot know: hence the casts to ``str``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 from reelfork.narrative.state import ViewerState
 from reelfork.narrative.story import Scene, Story
+from reelfork.server.queue import keys
 
 SESSION_TTL_S = 30 * 24 * 3600
 
@@ -49,7 +51,7 @@ def new_session_token() -> str:
 
 
 def _session_key(token: str) -> str:
-    return "rf:session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return keys.session(hashlib.sha256(token.encode()).hexdigest()[:32])
 
 
 class Store:
@@ -65,27 +67,27 @@ class Store:
         Returns ``(version, created)``.
         """
         digest = story.digest()
-        key = f"rf:story:{story.id}"
+        key = keys.story(story.id)
         known = await self.redis.hget(key, f"digest:{digest}")
         if known is not None:
             return int(known), False
         version = int(await self.redis.hincrby(key, "latest", 1))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={f"v{version}": story.model_dump_json(), f"digest:{digest}": version})
-            pipe.sadd("rf:stories", story.id)
+            pipe.sadd(keys.STORIES, story.id)
             await pipe.execute()
         return version, True
 
     async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
         if version is None:
-            latest = await self.redis.hget(f"rf:story:{story_id}", "latest")
+            latest = await self.redis.hget(keys.story(story_id), "latest")
             if latest is None:
                 return None
             version = int(latest)
         cached = self._stories.get((story_id, version))
         if cached is not None:
             return cached
-        raw = await self.redis.hget(f"rf:story:{story_id}", f"v{version}")
+        raw = await self.redis.hget(keys.story(story_id), f"v{version}")
         if raw is None:
             return None
         story = Story.model_validate_json(raw)
@@ -94,11 +96,10 @@ class Store:
         return loaded
 
     async def story_ids(self) -> list[str]:
-        members = await self.redis.smembers("rf:stories")
-        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        return sorted(cast(set[str], await self.redis.smembers(keys.STORIES)))
 
     async def versions(self, story_id: str) -> list[int]:
-        latest = await self.redis.hget(f"rf:story:{story_id}", "latest")
+        latest = await self.redis.hget(keys.story(story_id), "latest")
         return list(range(1, int(latest) + 1)) if latest is not None else []
 
     # -- sessions ----------------------------------------------------------------------------
@@ -113,13 +114,13 @@ class Store:
     # -- audience -----------------------------------------------------------------------------
 
     async def count_choice(self, story: StoryVersion, scene_id: str, choice_id: str) -> None:
-        await self.redis.hincrby(f"rf:choices:{story.story.id}:{story.version}", f"{scene_id}/{choice_id}", 1)
+        await self.redis.hincrby(keys.choices(story.story.id, story.version), f"{scene_id}/{choice_id}", 1)
 
     async def choice_counts(self, story: StoryVersion) -> dict[tuple[str, str], int]:
-        raw = await self.redis.hgetall(f"rf:choices:{story.story.id}:{story.version}")
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.choices(story.story.id, story.version)))
         counts: dict[tuple[str, str], int] = {}
         for field, value in raw.items():
-            scene_id, _, choice_id = (field.decode() if isinstance(field, bytes) else field).partition("/")
+            scene_id, _, choice_id = field.partition("/")
             counts[(scene_id, choice_id)] = int(value)
         return counts
 
@@ -130,9 +131,9 @@ class Store:
     ) -> None:
         title = written.scene.title if written.scene is not None else f"fallback: {written.redirect}"
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"rf:written:{scene_id}", written.model_dump_json())
+            pipe.set(keys.written(scene_id), written.model_dump_json())
             pipe.hset(
-                f"rf:written-index:{story.story.id}:{story.version}",
+                keys.written_index(story.story.id, story.version),
                 f"{parent}/{choice}",
                 json.dumps({"scene": scene_id, "title": title}),
             )
@@ -140,31 +141,31 @@ class Store:
 
     async def written_index(self, story: StoryVersion) -> list[tuple[str, str, str, str]]:
         """``(parent, choice, scene id, title)`` for every scene written in this story version."""
-        raw = await self.redis.hgetall(f"rf:written-index:{story.story.id}:{story.version}")
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.written_index(story.story.id, story.version)))
         found = []
         for field, value in raw.items():
-            parent, _, choice = (field.decode() if isinstance(field, bytes) else field).partition("/")
+            parent, _, choice = field.partition("/")
             entry = json.loads(value)
             found.append((parent, choice, entry["scene"], entry["title"]))
         return sorted(found)
 
     async def written(self, scene_id: str) -> StoredScene | None:
-        raw = await self.redis.get(f"rf:written:{scene_id}")
+        raw = await self.redis.get(keys.written(scene_id))
         return StoredScene.model_validate_json(raw) if raw is not None else None
 
     # -- clips -----------------------------------------------------------------------------------
 
     async def save_clip(self, clip: StoredClip) -> None:
-        await self.redis.set(f"rf:clip:{clip.key}", clip.model_dump_json())
+        await self.redis.set(keys.clip(clip.key), clip.model_dump_json())
 
     async def clip(self, key: str) -> StoredClip | None:
-        raw = await self.redis.get(f"rf:clip:{key}")
+        raw = await self.redis.get(keys.clip(key))
         return StoredClip.model_validate_json(raw) if raw is not None else None
 
-    async def clips(self, keys: list[str]) -> list[StoredClip | None]:
-        if not keys:
+    async def clips(self, clip_keys: list[str]) -> list[StoredClip | None]:
+        if not clip_keys:
             return []
-        raws = await self.redis.mget([f"rf:clip:{key}" for key in keys])
+        raws = await self.redis.mget([keys.clip(key) for key in clip_keys])
         return [StoredClip.model_validate_json(raw) if raw is not None else None for raw in raws]
 
 

@@ -37,7 +37,10 @@ from reelfork.server.components import (
 from reelfork.server.director import Director
 from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
+from reelfork.server.queue import keys
 from reelfork.server.queue.jobs import ClaimedJob, JobKind, JobQueue
+from reelfork.server.queue.notices import ClipReady, Failed, Started, WorkerAlive, Written
+from reelfork.server.queue.payloads import ProduceJob, RenderJob, WriteJob
 from reelfork.server.settings import Settings
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion
 
@@ -107,7 +110,7 @@ class Worker:
             if time.time() > job.due:
                 DEADLINES_MISSED.labels(kind=job.kind).inc()
             if done:
-                await self.store.redis.hincrby("rf:stats:completed", job.key, 1)
+                await self.store.redis.hincrby(keys.COMPLETED, job.key, 1)
                 log.info("%s %s done in %.1f s by %s", job.kind, job.key, time.perf_counter() - started, self.name)
         except asyncio.CancelledError:
             raise
@@ -127,8 +130,8 @@ class Worker:
             else:
                 log.error("%s %s failed %d times; giving up", job.kind, job.key, job.attempt, exc_info=True)
                 await self.queue.done(job)
-                await self.store.redis.hset("rf:failed", job.key, f"{type(exc).__name__}: {exc}"[:500])
-                await self.director.events.publish(f"failed:{job.key}")
+                await self.store.redis.hset(keys.FAILED, job.key, f"{type(exc).__name__}: {exc}"[:500])
+                await self.director.events.publish(Failed(key=job.key))
         finally:
             heartbeat.cancel()
 
@@ -136,7 +139,7 @@ class Worker:
         """Tell the servers this worker is alive and which queues it serves, at most every ``ANNOUNCE_S``."""
         if time.monotonic() - self._announced >= ANNOUNCE_S:
             self._announced = time.monotonic()
-            await self.director.events.publish(f"worker:{self.name}", kinds=list(self.kinds))
+            await self.director.events.publish(WorkerAlive(key=self.name, kinds=list(self.kinds)))
 
     async def _keep_lease(self, job: ClaimedJob) -> None:
         while True:
@@ -146,24 +149,24 @@ class Worker:
 
     async def _write(self, job: ClaimedJob) -> bool:
         """Write the scene for an open choice, or store its fallback. False if it was already written."""
-        payload = job.payload
-        target: str = payload["scene"]
+        payload = job.payload_as(WriteJob)
+        target = payload.scene
         if await self.store.written(target) is not None:
             return False
-        story = await self.store.story(payload["story"], payload["version"])
+        story = await self.store.story(payload.story, payload.version)
         if story is None:
-            raise LookupError(f"story {payload['story']!r} v{payload['version']} is gone")
-        path = [await self.director.scene(story, scene_id) for scene_id in payload["path"]]
+            raise LookupError(f"story {payload.story!r} v{payload.version} is gone")
+        path = [await self.director.scene(story, scene_id) for scene_id in payload.path]
         scenes = [scene for scene in path if scene is not None]
         if len(scenes) != len(path):
             raise LookupError(f"a scene on the path to {target} is missing")
-        choice = find_choice(scenes[-1], payload["choice"])
+        choice = find_choice(scenes[-1], payload.choice)
         request = WriteRequest(
             story=story.story,
             path=scenes,
             choice=choice,
             scene_id=target,
-            must_end=payload["must_end"],
+            must_end=payload.must_end,
             seed=int(target[2:10], 16),
         )
         loop = asyncio.get_running_loop()
@@ -179,33 +182,33 @@ class Worker:
             if isinstance(exc, WriteFailed):
                 count_rejections(target, exc.report.problems)
             log.warning("writer gave up on %s: %s; using the fallback", target, exc)
-            written = fallback(story, payload["path"], choice, target, str(exc))
+            written = fallback(story, payload.path, choice, target, str(exc))
         except Exception as exc:
             if job.attempt < self.settings.job_attempts:
                 raise
             # The last attempt crashed: a viewer is waiting, so the authored fallback stands in.
             log.error("writing %s crashed on its last attempt; using the fallback", target, exc_info=True)
-            written = fallback(story, payload["path"], choice, target, f"{type(exc).__name__}: {exc}")
+            written = fallback(story, payload.path, choice, target, f"{type(exc).__name__}: {exc}")
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
         # The servers' schedulers hear this and queue the scene's clip for the viewers who need it.
-        await self.director.events.publish(f"written:{target}", seconds=round(time.perf_counter() - started, 3))
+        await self.director.events.publish(Written(key=target, seconds=round(time.perf_counter() - started, 3)))
         return True
 
     async def _render(self, job: ClaimedJob) -> bool:
         """Render a scene's clip. False if it was already rendered."""
-        payload = job.payload
-        key: str = payload["clip"]
+        payload = job.payload_as(RenderJob)
+        key = payload.clip
         if await self.store.clip(key) is not None:
             return False
-        story = await self.store.story(payload["story"], payload["version"])
+        story = await self.store.story(payload.story, payload.version)
         if story is None:
-            raise LookupError(f"story {payload['story']!r} v{payload['version']} is gone")
-        scene = await self.director.scene(story, payload["scene"])
+            raise LookupError(f"story {payload.story!r} v{payload.version} is gone")
+        scene = await self.director.scene(story, payload.scene)
         if scene is None:
-            raise LookupError(f"scene {payload['scene']!r} is not written")
-        profile = PROFILES.get(payload.get("profile") or self.settings.render_profile)
+            raise LookupError(f"scene {payload.scene!r} is not written")
+        profile = PROFILES.get(payload.profile)
         if profile is None:
-            raise LookupError(f"render profile {payload['profile']!r} is unknown to this worker's version")
+            raise LookupError(f"render profile {payload.profile!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
         request = RenderRequest(
             scene=scene,
@@ -216,7 +219,7 @@ class Worker:
         )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        await self.director.events.publish(f"started:{key}", profile=profile.name, worker=self.name)
+        await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name))
         duration, last_frame = await loop.run_in_executor(
             self.executor, render_clip, request.model_dump_json(), self.renderer_options
         )
@@ -224,13 +227,13 @@ class Worker:
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
         await self.director.events.publish(
-            f"clip:{key}", file=clip.file, duration=duration, seconds=seconds, profile=profile.name
+            ClipReady(key=key, file=clip.file, duration=duration, seconds=seconds, profile=profile.name)
         )
         return True
 
     async def _produce(self, job: ClaimedJob) -> bool:
         """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
-        production_id: str = job.payload["production"]
+        production_id = job.payload_as(ProduceJob).production
         records = ProductionRecords(self.store.redis)
         record = await records.get(production_id)
         if record is None:

@@ -84,7 +84,7 @@ class ServerProcess:
 def wait_for_redis(port: int, timeout: float = 10) -> None:
     """Block until a redis-server on ``port`` answers PING."""
     deadline = time.monotonic() + timeout
-    with redis.Redis(port=port) as client:
+    with redis.Redis(port=port, decode_responses=True) as client:
         while True:
             try:
                 client.ping()

@@ -33,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +59,9 @@ from reelfork.server.lookahead.scheduler import (
     Tuning,
     job_key,
 )
-from reelfork.server.queue.events import RESUMED
 from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
+from reelfork.server.queue.notices import AnyNotice, Chose, ClipReady, Failed, Resumed, Started, WorkerAlive, Written
+from reelfork.server.queue.payloads import JobPayload, WriteJob, render_job, write_job
 from reelfork.server.store import StoryVersion
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,21 @@ class WallClock:
 
 @dataclass(frozen=True)
 class Target:
-    """What a scheduler job is in the shared queue: its kind, its key per render profile, its payload."""
+    """What a scheduler job is in the shared queue: its key per render profile, and what it does."""
 
-    kind: JobKind
     keys: dict[str, str]
     """Render profile → clip key; for a write, ``""`` → the scene id."""
-    payload: dict[str, Any]
+    story: StoryVersion
+    scene: str
+    write: WriteJob | None = None
+    """The write job, for a scene still to write; else the job renders ``scene``'s clip."""
+
+    def job(self, profile: str, tiers: Mapping[str, str]) -> tuple[JobKind, str, JobPayload]:
+        """The queue, key and payload of this job in ``profile`` (a write has none)."""
+        if self.write is not None:
+            return "write", self.write.scene, self.write
+        key = self.keys.get(profile) or next(iter(self.keys.values()))
+        return render_kind(tiers[profile]), key, render_job(self.story, self.scene, key, profile)
 
 
 @dataclass
@@ -178,7 +188,7 @@ class Lookahead:
     async def viewer_chose(self, viewer: str, story: StoryVersion, scene_id: str, choice_id: str) -> None:
         """Counted here, and told to the other replicas, whose probabilities follow the whole audience."""
         node = node_of(story, scene_id)
-        self._background(self.director.events.publish(f"chose:{node}", choice=choice_id, replica=self.replica))
+        self._background(self.director.events.publish(Chose(key=node, choice=choice_id, replica=self.replica)))
         async with self._lock:
             self.scheduler.viewer_chose(viewer, node, choice_id)
             await self._apply(self.scheduler.decisions())
@@ -189,37 +199,37 @@ class Lookahead:
             self.scheduler.viewer_left(viewer)
             await self._apply(self.scheduler.decisions())
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, notice: AnyNotice) -> None:
         """A worker's notice (see :class:`reelfork.server.queue.events.Events`)."""
-        kind, _, key = str(event.get("topic", "")).partition(":")
-        if kind == RESUMED:
+        key = notice.key
+        if isinstance(notice, Resumed):
             self._background(self.recount())
-        elif kind == "chose":
-            if event.get("replica") != self.replica:
-                self.scheduler.count(key, str(event.get("choice")))
-        elif kind == "started":
-            self._started(key, event)
-        elif kind == "worker":
-            for queue in event.get("kinds") or ():
+        elif isinstance(notice, Chose):
+            if notice.replica != self.replica:
+                self.scheduler.count(key, notice.choice)
+        elif isinstance(notice, Started):
+            self._started(notice)
+        elif isinstance(notice, WorkerAlive):
+            for queue in notice.kinds:
                 if queue in ("render", "diffuse"):
-                    self._workers[(str(queue), key)] = time.time()
-        elif kind == "clip":
+                    self._workers[(queue, key)] = time.time()
+        elif isinstance(notice, ClipReady):
             job = self._jobs_of.get(key)
             if job is not None:
-                duration = float(event.get("duration") or CLIP_ESTIMATE_S)
-                seconds = float(event.get("seconds") or RENDER_RTF * duration)
-                self.scheduler.job_done(job, seconds, profile=event.get("profile"), duration_s=duration)
+                duration = notice.duration or CLIP_ESTIMATE_S
+                seconds = notice.seconds or RENDER_RTF * duration
+                self.scheduler.job_done(job, seconds, profile=notice.profile, duration_s=duration)
                 self._queued_as.pop(job, None)
                 self._background(self._settle())
-        elif kind == "written":
+        elif isinstance(notice, Written):
             job = job_key("write", key)
-            self.scheduler.job_done(job, float(event.get("seconds") or self.scheduler.budget.write_s))
+            self.scheduler.job_done(job, notice.seconds or self.scheduler.budget.write_s)
             self._queued_as.pop(job, None)
             waiting = [viewer for viewer, seen in self._observed.items() if job in seen.writes]
             self._to_observe.update(dict.fromkeys(waiting))
             if waiting and self._observing is None:
                 self._observing = asyncio.get_running_loop().create_task(self._observe_again())
-        elif kind == "failed":
+        elif isinstance(notice, Failed):
             job = self._jobs_of.get(key, job_key("write", key))
             self.scheduler.job_failed(job)
             self._queued_as.pop(job, None)
@@ -241,10 +251,10 @@ class Lookahead:
             except Exception:  # a bug must not stop the lookahead for every viewer of this replica
                 log.exception("lookahead tick failed")
 
-    def _started(self, key: str, event: dict[str, Any]) -> None:
-        job = self._jobs_of.get(key)
+    def _started(self, notice: Started) -> None:
+        job = self._jobs_of.get(notice.key)
         if job is not None:
-            self.scheduler.job_started(job, str(event.get("worker") or ""), profile=event.get("profile"))
+            self.scheduler.job_started(job, notice.worker, profile=notice.profile)
 
     def _count_slots(self) -> None:
         """Each pool's slots: its workers alive lately, at least the configured number."""
@@ -328,15 +338,7 @@ class Lookahead:
         for choice_id, target, child in found:
             if child is None:
                 job = job_key("write", target)
-                payload = {
-                    "story": story.story.id,
-                    "version": story.version,
-                    "path": state.path,
-                    "choice": choice_id,
-                    "scene": target,
-                    "must_end": state.generated_depth + 1 >= story.story.open_depth,
-                }
-                self._remember(job, Target("write", {"": target}, payload))
+                self._remember(job, Target({"": target}, story, target, write_job(story, state, choice_id, target)))
                 if depth == DEPTH:  # a choice away: its clip is wanted as soon as it is written
                     writes.add(job)
                 children.append(Child(choice_id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
@@ -361,10 +363,9 @@ class Lookahead:
         clips: list[Clip] = []
         for number, (scene, scene_keys) in enumerate(zip(scenes, keys, strict=True)):
             job = job_key("render", node_of(story, scene.id))
-            payload = {"story": story.story.id, "version": story.version, "scene": scene.id}
-            self._remember(job, Target("render", dict(zip(ladder, scene_keys, strict=True)), payload))
+            self._remember(job, Target(dict(zip(ladder, scene_keys, strict=True)), story, scene.id))
             upgrade = job_key("render", node_of(story, scene.id), upgrade=ladder[0])
-            self._remember(upgrade, Target("render", {ladder[0]: scene_keys[0]}, payload))
+            self._remember(upgrade, Target({ladder[0]: scene_keys[0]}, story, scene.id))
             for key in scene_keys:
                 self._jobs_of.setdefault(key, job)
             found = stored[number * len(ladder) : (number + 1) * len(ladder)]
@@ -401,11 +402,7 @@ class Lookahead:
                     del self._queued_as[decision.key]
                     await self.queue.unwant(*told, wanter)
                 continue
-            kind, payload = target.kind, target.payload
-            key = target.keys.get(decision.profile) or next(iter(target.keys.values()))
-            if target.kind == "render":
-                kind = render_kind(self.director.tiers[decision.profile])
-                payload = {**payload, "clip": key, "profile": decision.profile}
+            kind, key, payload = target.job(decision.profile, self.director.tiers)
             if told is not None and told != (kind, key):
                 await self.queue.unwant(*told, wanter)
             self._queued_as[decision.key] = (kind, key)

@@ -1,35 +1,32 @@
-"""Cross-process notices over Redis pub/sub: "scene written", "clip ready".
+"""Cross-process notices over Redis pub/sub: "scene written", "clip ready" (:mod:`reelfork.server.queue.notices`).
 
 Any server replica can wait for work done by any worker; a notice missed while nobody listened is
 harmless because waiters always re-check the store after subscribing. Pub/sub does not queue: a
 notice published while this process's subscription is down (Redis restarting) is lost, so when
-notices flow again a :data:`RESUMED` notice tells every waiter and listener to look at the store.
+notices flow again a :class:`Resumed` notice tells every waiter and listener to look at the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
+from reelfork.server.queue import keys
+from reelfork.server.queue.notices import AnyNotice, Notice, Resumed, parse_notice
 
-CHANNEL = "rf:events"
-RESUMED = "resumed"
-"""The topic of the notice dispatched in this process (not published) when the subscription is back
-after it was lost: whatever was announced meanwhile is in the store, not in the notices."""
 log = logging.getLogger(__name__)
 
 
 class Events:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._waiters: dict[str, set[asyncio.Future[dict[str, Any]]]] = defaultdict(set)
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._waiters: dict[str, set[asyncio.Future[AnyNotice]]] = defaultdict(set)
+        self._listeners: list[Callable[[AnyNotice], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -43,21 +40,22 @@ class Events:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def publish(self, topic: str, **data: Any) -> None:
-        await self.redis.publish(CHANNEL, json.dumps({"topic": topic, **data}))
+    async def publish(self, notice: Notice) -> None:
+        await self.redis.publish(keys.EVENTS, notice.wire())
 
-    def subscribe(self, topic: str) -> asyncio.Future[dict[str, Any]]:
-        """A future resolved by the next notice on ``topic``; cancel it when no longer needed."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    def subscribe(self, topic: str) -> asyncio.Future[AnyNotice]:
+        """A future resolved by the next notice on ``topic`` (:func:`reelfork.server.queue.notices.topic`);
+        cancel it when no longer needed."""
+        future: asyncio.Future[AnyNotice] = asyncio.get_running_loop().create_future()
         self._waiters[topic].add(future)
         future.add_done_callback(lambda f: self._forget(topic, f))
         return future
 
-    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``listener`` with every notice from now on, :data:`RESUMED` included."""
+    def listen(self, listener: Callable[[AnyNotice], None]) -> None:
+        """Call ``listener`` with every notice from now on, :class:`Resumed` included."""
         self._listeners.append(listener)
 
-    def _forget(self, topic: str, future: asyncio.Future[dict[str, Any]]) -> None:
+    def _forget(self, topic: str, future: asyncio.Future[AnyNotice]) -> None:
         waiters = self._waiters.get(topic)
         if waiters is not None:
             waiters.discard(future)
@@ -68,7 +66,7 @@ class Events:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(keys.EVENTS)
                     # redis-py reconnects a pub/sub connection and subscribes again by itself: hear of it.
                     connection = pubsub.connection
                     if connection is not None:
@@ -79,7 +77,7 @@ class Events:
                         self._ready.set()
                         async for message in pubsub.listen():
                             if message["type"] == "message":
-                                self._dispatch(json.loads(message["data"]))
+                                self._received(message["data"])
                     finally:
                         if connection is not None:  # it goes back to the pool, for other uses
                             connection.deregister_connect_callback(self._reconnected)
@@ -94,14 +92,22 @@ class Events:
 
     def _resume(self) -> None:
         log.info("event subscription is back; notices sent meanwhile were lost")
-        self._dispatch({"topic": RESUMED})
+        self._dispatch(Resumed())
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _received(self, data: str) -> None:
+        try:
+            notice = parse_notice(data)
+        except (ValueError, ValidationError):  # from another version, or not ours: nobody here can use it
+            log.warning("ignoring a notice this version cannot read: %s", data[:200], exc_info=True)
+            return
+        self._dispatch(notice)
+
+    def _dispatch(self, notice: AnyNotice) -> None:
         for listener in self._listeners:
             try:
-                listener(event)
+                listener(notice)
             except Exception:
-                log.exception("event listener failed on %s", event.get("topic"))
-        for future in list(self._waiters.get(event.get("topic", ""), ())):
+                log.exception("event listener failed on %s", notice.topic)
+        for future in list(self._waiters.get(notice.topic, ())):
             if not future.done():
-                future.set_result(event)
+                future.set_result(notice)

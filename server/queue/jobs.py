@@ -11,7 +11,7 @@ when the result is stored. A worker that dies (SIGKILL included) stops renewing;
 expires, :meth:`JobQueue.reap` puts the job back in the queue for another worker.
 
 Several server replicas may want the same job at different priorities. Each wish is a field of the
-job's wants hash (``rf:want:<key>``: wanter → score) and the queued score is the lowest wish, so
+job's wants hash (:func:`keys.wants`: wanter → score) and the queued score is the lowest wish, so
 one replica demoting or dropping a job never delays it for another. :meth:`JobQueue.want` and
 :meth:`JobQueue.unwant` are the lookahead scheduler's; :meth:`JobQueue.enqueue` records a pinned
 wish (``*``) that nothing withdraws. A job leaves the queue unrun only when its last wish is
@@ -20,12 +20,15 @@ withdrawn while it is still queued: a leased job always finishes.
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypeVar, cast
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
+from reelfork.server.queue import keys
+from reelfork.server.queue.payloads import JobPayload, ProduceJob, RenderJob, WriteJob
 
 JobKind = Literal["write", "render", "diffuse", "produce"]
 JOB_KINDS: tuple[JobKind, ...] = ("write", "render", "diffuse", "produce")
@@ -36,6 +39,17 @@ worker with the model folder): a render job goes to the queue its profile's rend
 def render_kind(tier: str) -> JobKind:
     """The queue of a clip rendered in a profile of ``tier``."""
     return "render" if tier == "animatic" else "diffuse"
+
+
+PAYLOADS: dict[JobKind, type[JobPayload]] = {
+    "write": WriteJob,
+    "render": RenderJob,
+    "diffuse": RenderJob,
+    "produce": ProduceJob,
+}
+"""The payload model of each kind's jobs."""
+Payload = TypeVar("Payload", WriteJob, RenderJob, ProduceJob)
+log = logging.getLogger(__name__)
 
 _ENQUEUE = """
 -- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl
@@ -149,14 +163,23 @@ class ClaimedJob:
     key: str
     """Content key: equal keys are the same work."""
     kind: JobKind
-    payload: dict[str, Any]
+    payload: JobPayload
+    """Of the kind's model (:data:`PAYLOADS`)."""
     attempt: int
     due: float
     """When the job's result is needed (epoch seconds): its priority score."""
 
+    def payload_as(self, model: type[Payload]) -> Payload:
+        """The payload, which the caller knows to be a ``model``: a worker's handler for the job's kind."""
+        if not isinstance(self.payload, model):
+            raise TypeError(f"{self.kind} job {self.key} carries a {type(self.payload).__name__}, not {model.__name__}")
+        return self.payload
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+
+def _payload_json(kind: JobKind, payload: JobPayload) -> str:
+    if not isinstance(payload, PAYLOADS[kind]):
+        raise TypeError(f"a {kind} job takes a {PAYLOADS[kind].__name__}, not a {type(payload).__name__}")
+    return payload.model_dump_json()
 
 
 def _now_ms() -> int:
@@ -173,89 +196,95 @@ class JobQueue:
         self._claim = redis.register_script(_CLAIM)
         self._reap = redis.register_script(_REAP)
 
-    async def enqueue(self, kind: JobKind, key: str, payload: dict[str, Any], score: float) -> bool:
+    async def enqueue(self, kind: JobKind, key: str, payload: JobPayload, score: float) -> bool:
         """Queue a job, or move an already queued one earlier. Returns whether it is new."""
-        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
-        return bool(await self._enqueue(keys=keys, args=[score, kind, json.dumps(payload), key, WANT_TTL_S]))
+        names = [keys.queued(kind), keys.job(key), keys.wake(kind), keys.wants(key)]
+        return bool(await self._enqueue(keys=names, args=[score, kind, _payload_json(kind, payload), key, WANT_TTL_S]))
 
-    async def want(self, kind: JobKind, key: str, payload: dict[str, Any], score: float, wanter: str) -> bool:
+    async def want(self, kind: JobKind, key: str, payload: JobPayload, score: float, wanter: str) -> bool:
         """Set ``wanter``'s score for a job, queueing it if new; it runs at the lowest score anyone wants.
         Returns whether it is new."""
-        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:wake:{kind}", f"rf:want:{key}"]
-        args = [score, kind, json.dumps(payload), key, wanter, WANT_TTL_S]
-        return bool(await self._want(keys=keys, args=args))
+        names = [keys.queued(kind), keys.job(key), keys.wake(kind), keys.wants(key)]
+        args = [score, kind, _payload_json(kind, payload), key, wanter, WANT_TTL_S]
+        return bool(await self._want(keys=names, args=args))
 
     async def unwant(self, kind: JobKind, key: str, wanter: str) -> bool:
         """Withdraw ``wanter``'s wish; returns whether that dropped the job (queued and wanted by nobody else)."""
-        keys = [f"rf:q:{kind}", f"rf:job:{key}", f"rf:want:{key}"]
-        return bool(await self._unwant(keys=keys, args=[key, wanter]))
+        names = [keys.queued(kind), keys.job(key), keys.wants(key)]
+        return bool(await self._unwant(keys=names, args=[key, wanter]))
 
     async def claim(self, kind: JobKind, wait_s: float = 1.0, worker: str = "") -> ClaimedJob | None:
-        """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none."""
-        keys = [f"rf:q:{kind}", f"rf:lease:{kind}"]
-        key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
+        """The most urgent job of this kind, leased to the caller; ``None`` after ``wait_s`` with none.
+
+        A job whose payload does not parse (queued by an incompatible version) is given up on at once:
+        it is recorded in :data:`keys.FAILED` and never handed out."""
+        names = [keys.queued(kind), keys.leases(kind)]
+        key: str | None = await self._claim(keys=names, args=[self._expiry(), keys.JOB_PREFIX, worker])
         if key is None and wait_s > 0:
-            await self.redis.blpop([f"rf:wake:{kind}"], timeout=wait_s)
-            key = await self._claim(keys=keys, args=[self._expiry(), "rf:job:", worker])
+            await self.redis.blpop([keys.wake(kind)], timeout=wait_s)
+            key = await self._claim(keys=names, args=[self._expiry(), keys.JOB_PREFIX, worker])
         if key is None:
             return None
-        key = _text(key)
-        fields = await self.redis.hgetall(f"rf:job:{key}")
+        fields = cast(dict[str, str], await self.redis.hgetall(keys.job(key)))  # decode_responses: text
         if not fields:  # finished by a worker whose lease had expired; nothing left to do
-            await self.redis.zrem(f"rf:lease:{kind}", key)
+            await self.redis.zrem(keys.leases(kind), key)
             return None
-        data = {_text(k): _text(v) for k, v in fields.items()}
-        return ClaimedJob(
-            key=key,
-            kind=kind,
-            payload=json.loads(data["payload"]),
-            attempt=int(data["attempt"]),
-            due=float(data["score"]),
-        )
+        try:
+            payload = PAYLOADS[kind].model_validate_json(fields["payload"])
+        except ValidationError as exc:
+            log.error("%s job %s has a payload this version cannot read; dropping it: %s", kind, key, exc)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.leases(kind), key)
+                pipe.delete(keys.job(key), keys.wants(key))
+                pipe.hset(keys.FAILED, key, f"invalid payload: {exc}"[:500])
+                await pipe.execute()
+            return None
+        attempt, due = int(fields["attempt"]), float(fields["score"])
+        return ClaimedJob(key=key, kind=kind, payload=payload, attempt=attempt, due=due)
 
     async def renew(self, job: ClaimedJob) -> None:
-        await self.redis.zadd(f"rf:lease:{job.kind}", {job.key: self._expiry()}, xx=True)
+        await self.redis.zadd(keys.leases(job.kind), {job.key: self._expiry()}, xx=True)
 
     async def done(self, job: ClaimedJob) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(f"rf:lease:{job.kind}", job.key)
-            pipe.delete(f"rf:job:{job.key}", f"rf:want:{job.key}")
+            pipe.zrem(keys.leases(job.kind), job.key)
+            pipe.delete(keys.job(job.key), keys.wants(job.key))
             await pipe.execute()
 
     async def retry(self, job: ClaimedJob, delay_s: float) -> None:
         """Back off, then queue the job again with its priority."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(f"rf:lease:{job.kind}", job.key)
-            pipe.hincrby(f"rf:job:{job.key}", "attempt", 1)
-            pipe.zadd(f"rf:delayed:{job.kind}", {job.key: _now_ms() + int(delay_s * 1000)})
+            pipe.zrem(keys.leases(job.kind), job.key)
+            pipe.hincrby(keys.job(job.key), "attempt", 1)
+            pipe.zadd(keys.delayed(job.kind), {job.key: _now_ms() + int(delay_s * 1000)})
             await pipe.execute()
 
     async def cancel(self, kind: JobKind, key: str) -> bool:
         """Drop a queued job nobody needs any more; a running one is left to finish."""
-        removed = await self.redis.zrem(f"rf:q:{kind}", key)
+        removed = await self.redis.zrem(keys.queued(kind), key)
         if removed:
-            await self.redis.delete(f"rf:job:{key}", f"rf:want:{key}")
+            await self.redis.delete(keys.job(key), keys.wants(key))
         return bool(removed)
 
     async def reap(self) -> int:
         """Requeue jobs whose lease expired (their worker died) and retries whose back-off ended."""
         moved = 0
         for kind in JOB_KINDS:
-            keys = [f"rf:q:{kind}", f"rf:lease:{kind}", f"rf:delayed:{kind}"]
-            moved += int(await self._reap(keys=keys, args=[_now_ms(), "rf:job:"]))
+            names = [keys.queued(kind), keys.leases(kind), keys.delayed(kind)]
+            moved += int(await self._reap(keys=names, args=[_now_ms(), keys.JOB_PREFIX]))
         return moved
 
     async def is_queued(self, key: str) -> bool:
-        return bool(await self.redis.exists(f"rf:job:{key}"))
+        return bool(await self.redis.exists(keys.job(key)))
 
     async def depth(self) -> dict[str, int]:
         """Jobs waiting, running and backing off, per kind."""
         depth: dict[str, int] = {}
         for kind in JOB_KINDS:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zcard(f"rf:q:{kind}")
-                pipe.zcard(f"rf:lease:{kind}")
-                pipe.zcard(f"rf:delayed:{kind}")
+                pipe.zcard(keys.queued(kind))
+                pipe.zcard(keys.leases(kind))
+                pipe.zcard(keys.delayed(kind))
                 queued, running, delayed = await pipe.execute()
             depth[f"{kind}:queued"], depth[f"{kind}:running"], depth[f"{kind}:retrying"] = queued, running, delayed
         return depth

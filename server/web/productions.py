@@ -18,6 +18,7 @@ from reelfork.server.productions import (
     production_folder,
     production_id,
 )
+from reelfork.server.queue.payloads import ProduceJob
 from reelfork.server.web.dependencies import RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Located, Refused, where
 
@@ -83,7 +84,8 @@ async def start_production(runtime: RuntimeDep, body: ProductionRequest) -> Prod
     record = await records.get(production)
     if created or (record is not None and record["status"] == "failed"):
         await records.update(production, status="queued", error="")
-        await runtime.queue.enqueue("produce", f"produce:{production}", {"production": production}, time.time())
+        job = ProduceJob(production=production)
+        await runtime.queue.enqueue("produce", f"produce:{production}", job, time.time())
     return ProductionAccepted(id=production, created=created, status=f"/v1/productions/{production}")
 
 

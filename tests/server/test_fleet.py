@@ -20,6 +20,7 @@ import httpx
 import redis
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from reelfork.server.queue import keys
 
 from tests.conftest import ServerProcess, free_port
 from tests.server.web.test_play import STORY, Viewer, ws_url
@@ -70,11 +71,11 @@ class WorkerProcess:
 
 def running_job_of(client: redis.Redis, pid: int) -> str | None:
     for kind in ("render", "write"):
-        keys: list[bytes] = client.zrange(f"rf:lease:{kind}", 0, -1)  # type: ignore[assignment]
-        for key in keys:
-            owner: bytes | None = client.hget(f"rf:job:{key.decode()}", "worker")  # type: ignore[assignment]
-            if owner is not None and f"-{pid}-" in owner.decode():
-                return key.decode()
+        leased: list[str] = client.zrange(keys.leases(kind), 0, -1)  # type: ignore[assignment]
+        for key in leased:
+            owner: str | None = client.hget(keys.job(key), "worker")  # type: ignore[assignment]
+            if owner is not None and f"-{pid}-" in owner:
+                return key
     return None
 
 
@@ -91,7 +92,7 @@ async def job_timings(http: httpx.AsyncClient, port: int) -> dict[str, int]:
 
 def jobs_logged(log: Path) -> dict[str, int]:
     """Jobs done, by kind, as a worker host's log tells them."""
-    kinds = re.findall(r"INFO server\.worker: (\w+) \S+ done in", log.read_text())
+    kinds = re.findall(r"INFO reelfork\.server\.worker: (\w+) \S+ done in", log.read_text())
     return {kind: kinds.count(kind) for kind in set(kinds)}
 
 
@@ -99,7 +100,7 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_onc
     redis_server: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "shared-data"  # one folder for all: a shared volume in a real fleet
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
     common = {
         "REELFORK_REDIS_URL": redis_server,
         "REELFORK_RENDER_WORKERS": "0",
@@ -147,14 +148,15 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_onc
 
         # Wait for the warm-up of the remaining scenes, then check nothing ran twice or was lost.
         deadline = time.monotonic() + 900
-        while any(client.zcard(f"rf:{s}:{k}") for s in ("q", "lease", "delayed") for k in ("render", "write")):
+        sets = [name(kind) for name in (keys.queued, keys.leases, keys.delayed) for kind in ("render", "write")]
+        while any(client.zcard(key) for key in sets):
             assert time.monotonic() < deadline, "jobs left in the queue"
             await asyncio.sleep(0.5)
-        raw: dict[bytes, bytes] = client.hgetall("rf:stats:completed")  # type: ignore[assignment]
-        completed = {k.decode(): int(v) for k, v in raw.items()}
+        raw: dict[str, str] = client.hgetall(keys.COMPLETED)  # type: ignore[assignment]
+        completed = {k: int(v) for k, v in raw.items()}
         assert killed_job in completed, (killed_job, completed)
         assert set(completed.values()) == {1}, completed
-        assert client.hlen("rf:failed") == 0
+        assert client.hlen(keys.FAILED) == 0
         survivor_log = Path(workers[1].log.name).read_text()  # noqa: ASYNC240
         assert f"{killed_job} done in" in survivor_log or f"{killed_job.split(':')[-1]} done in" in survivor_log
         assert seen[-1].startswith("end-")

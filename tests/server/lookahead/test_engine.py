@@ -19,8 +19,11 @@ from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin
 from reelfork.server.director import Director
 from reelfork.server.lookahead.engine import Lookahead, node_of
+from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue
+from reelfork.server.queue.notices import Chose, WorkerAlive
+from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
@@ -32,29 +35,35 @@ from tests.server.web.test_play import STORY, Viewer, ws_url
 
 
 async def test_a_job_runs_at_the_lowest_wish_and_leaves_the_queue_with_the_last(redis_server: str) -> None:
-    client = aioredis.Redis.from_url(redis_server)
+    client = aioredis.Redis.from_url(redis_server, decode_responses=True)
     queue = JobQueue(client)
+
+    def payload(clip: str) -> RenderJob:
+        return RenderJob(story="s", version=1, scene="n", clip=clip, profile="animatic")
+
     try:
-        assert await queue.want("render", "k", {"n": 1}, 100.0, "a")
-        assert not await queue.want("render", "k", {"n": 1}, 50.0, "b")
-        assert await client.zscore("rf:q:render", "k") == 50.0
+        assert await queue.want("render", "k", payload("k"), 100.0, "a")
+        assert not await queue.want("render", "k", payload("k"), 50.0, "b")
+        assert await client.zscore(keys.queued("render"), "k") == 50.0
         assert not await queue.unwant("render", "k", "b")
-        assert await client.zscore("rf:q:render", "k") == 100.0  # b's demotion does not delay a
+        assert await client.zscore(keys.queued("render"), "k") == 100.0  # b's demotion does not delay a
         assert not await queue.unwant("render", "k", "nobody")
         assert await queue.unwant("render", "k", "a")
-        assert await client.zscore("rf:q:render", "k") is None
-        assert not await client.exists("rf:job:k", "rf:want:k")
+        assert await client.zscore(keys.queued("render"), "k") is None
+        assert not await client.exists(keys.job("k"), keys.wants("k"))
 
-        await queue.enqueue("render", "pinned", {}, 500.0)  # warm-up and other plain enqueues are never withdrawn
-        await queue.want("render", "pinned", {}, 10.0, "a")
+        # warm-up and other plain enqueues are never withdrawn
+        await queue.enqueue("render", "pinned", payload("pinned"), 500.0)
+        await queue.want("render", "pinned", payload("pinned"), 10.0, "a")
         assert not await queue.unwant("render", "pinned", "a")
-        assert await client.zscore("rf:q:render", "pinned") == 500.0
+        assert await client.zscore(keys.queued("render"), "pinned") == 500.0
 
-        await queue.want("render", "running", {}, 1.0, "a")
+        await queue.want("render", "running", payload("running"), 1.0, "a")
         job = await queue.claim("render", wait_s=0)
         assert job is not None and job.key == "running"
+        assert job.payload == payload("running")
         assert not await queue.unwant("render", "running", "a")  # leased: it finishes
-        assert await client.exists("rf:job:running")
+        assert await client.exists(keys.job("running"))
     finally:
         await client.aclose()
 
@@ -62,9 +71,9 @@ async def test_a_job_runs_at_the_lowest_wish_and_leaves_the_queue_with_the_last(
 def queued(client: redis.Redis, kind: str) -> dict[str, float]:
     """Queued jobs of ``kind`` by the scene (or, for writes, the choice) they are for, with their scores."""
     found: dict[str, float] = {}
-    entries: list[tuple[bytes, float]] = client.zrange(f"rf:q:{kind}", 0, -1, withscores=True)  # type: ignore[assignment]
+    entries: list[tuple[str, float]] = client.zrange(keys.queued(kind), 0, -1, withscores=True)  # type: ignore[assignment]
     for key, score in entries:
-        raw: bytes | None = client.hget(f"rf:job:{key.decode()}", "payload")  # type: ignore[assignment]
+        raw: str | None = client.hget(keys.job(key), "payload")  # type: ignore[assignment]
         assert raw is not None
         payload = json.loads(raw)
         found[payload["choice"] if kind == "write" else payload["scene"]] = score
@@ -100,7 +109,7 @@ async def test_a_choice_cancels_what_became_unreachable_unless_another_replica_s
     data_dir = tmp_path / "data"
     server_a = ServerProcess(data_dir, **common)
     server_b = ServerProcess(data_dir, **common)
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
     try:
         ann = await walk_to_the_branch(server_a.url)
         bob = await walk_to_the_branch(server_b.url)
@@ -135,13 +144,13 @@ def seed_clip_keys(profile: str) -> dict[str, str]:
 
 
 def payload_of(client: redis.Redis, key: str) -> dict[str, str] | None:
-    raw: bytes | None = client.hget(f"rf:job:{key}", "payload")  # type: ignore[assignment]
+    raw: str | None = client.hget(keys.job(key), "payload")  # type: ignore[assignment]
     return json.loads(raw) if raw is not None else None
 
 
 async def stored(client: redis.Redis, key: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not client.exists(f"rf:clip:{key}"):
+    while not client.exists(keys.clip(key)):
         assert time.monotonic() < deadline, f"clip {key} never rendered"
         await asyncio.sleep(0.2)
 
@@ -167,7 +176,7 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
     best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
     worker = None
     try:
         ann, first = await start(server)
@@ -206,7 +215,7 @@ async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there
 ) -> None:
     data_dir = tmp_path / "data"
     best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
     # Yesterday's fleet rendered every scene in the cheap profile only.
     cheap_only = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, REELFORK_RENDER_PROFILE="preview")
     try:
@@ -223,7 +232,7 @@ async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there
         await stored(client, best["heiress"])
         then = await bob.choose("next")
         assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
-        assert not client.exists(f"rf:clip:{best['boarding']}")  # due at once for Bob: no time to upgrade
+        assert not client.exists(keys.clip(best["boarding"]))  # due at once for Bob: no time to upgrade
 
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'reelfork_scenes_total{clip="degraded"} 1.0' in metrics
@@ -299,7 +308,7 @@ async def published(director: Director, text: bytes) -> StoryVersion:
 async def test_lookahead_follows_conditions_below_the_first_level_and_hears_other_replicas_choices(
     redis_server: str,
 ) -> None:
-    sync = redis.Redis.from_url(redis_server)
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
     async with director_on(redis_server, {"preview": "animatic"}) as director:
         replica_a, replica_b = Lookahead(director, director.queue, "a", 1), Lookahead(director, director.queue, "b", 1)
         director.events.listen(replica_a.on_event)
@@ -334,7 +343,7 @@ async def test_lookahead_follows_conditions_below_the_first_level_and_hears_othe
 
 
 async def test_a_replica_catches_up_on_choices_it_never_heard_of_when_its_notices_resume(redis_server: str) -> None:
-    sync = redis.Redis.from_url(redis_server)
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
     async with director_on(redis_server, {"preview": "animatic"}) as director:
         replica = Lookahead(director, director.queue, "b", 1)
         director.events.listen(replica.on_event)
@@ -359,14 +368,14 @@ async def test_a_replica_catches_up_on_choices_it_never_heard_of_when_its_notice
         assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(7 / 9)
         # A choice both heard of and read from the tallies counts once.
         await director.store.count_choice(story, "lobby", "take")
-        replica.on_event({"topic": f"chose:{node}", "choice": "take", "replica": "a"})
+        replica.on_event(Chose(key=node, choice="take", replica="a"))
         await replica.recount()
         assert replica.scheduler.probability(node, "take", ["take", "leave"]) == pytest.approx(8 / 10)
     sync.close()
 
 
 async def test_a_viewer_waiting_for_a_clip_gets_it_though_the_notice_was_lost(redis_server: str) -> None:
-    sync = redis.Redis.from_url(redis_server)
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
     async with director_on(redis_server, {"preview": "animatic"}) as director:
         clip = asyncio.create_task(director.wait_clip(["lost-clip"], 3600))
         scene = asyncio.create_task(director.wait_written("lost-scene", 3600))
@@ -374,7 +383,7 @@ async def test_a_viewer_waiting_for_a_clip_gets_it_though_the_notice_was_lost(re
         # A worker saves both and announces them while this replica's subscription is down (Redis
         # restarting, or dropping a subscriber that fell behind): the notices never arrive.
         await director.store.save_clip(StoredClip(key="lost-clip", file="lost.mp4", duration=5.0))
-        await director.store.redis.set("rf:written:lost-scene", StoredScene(redirect="lobby").model_dump_json())
+        await director.store.redis.set(keys.written("lost-scene"), StoredScene(redirect="lobby").model_dump_json())
         await asyncio.sleep(0.2)
         assert not clip.done() and not scene.done()
 
@@ -388,7 +397,7 @@ async def test_a_viewer_waiting_for_a_clip_gets_it_though_the_notice_was_lost(re
 async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_to_the_cpu_queue(
     redis_server: str,
 ) -> None:
-    sync = redis.Redis.from_url(redis_server)
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
     ladder = {"full": "full:ltx", "fast": "fast:ltx", "animatic": "animatic"}
     async with director_on(redis_server, ladder) as director:
         lookahead = Lookahead(director, director.queue, "a", 1)
@@ -404,9 +413,9 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
         assert "boarding" not in on_gpu and "heiress" not in on_cpu
 
         # One GPU worker and three CPU workers say they are alive. Each queue's slots are counted apart.
-        lookahead.on_event({"topic": "worker:gpu-0", "kinds": ["diffuse"]})
+        lookahead.on_event(WorkerAlive(key="gpu-0", kinds=["diffuse"]))
         for n in range(3):
-            lookahead.on_event({"topic": f"worker:cpu-{n}", "kinds": ["render", "write"]})
+            lookahead.on_event(WorkerAlive(key=f"cpu-{n}", kinds=["render", "write"]))
         ticking = asyncio.create_task(lookahead.run())
         try:
             deadline = time.monotonic() + 10
@@ -439,9 +448,9 @@ async def test_idle_workers_count_as_render_slots_once_they_announce_themselves(
 
 def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
-    keys: list[bytes] = client.zrange(f"rf:q:{kind}", 0, -1)  # type: ignore[assignment]
-    for key in keys:
-        payload = payload_of(client, key.decode())
+    queued_keys: list[str] = client.zrange(keys.queued(kind), 0, -1)  # type: ignore[assignment]
+    for key in queued_keys:
+        payload = payload_of(client, key)
         assert payload is not None
         found[payload["scene"]] = payload
     return found

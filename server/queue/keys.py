@@ -1,0 +1,92 @@
+"""Every Redis key and channel name the project uses, in one place: all of them start with ``rf:``."""
+
+from __future__ import annotations
+
+PREFIX = "rf:"
+
+# -- the job queue (server/queue/jobs.py) ---------------------------------------------------------
+
+JOB_PREFIX = PREFIX + "job:"
+"""A job's hash (kind, payload, attempt, score, worker) is this prefix and its key; the Lua scripts get it too."""
+
+
+def queued(kind: str) -> str:
+    """The sorted set of a kind's queued job keys, scored by priority."""
+    return f"{PREFIX}q:{kind}"
+
+
+def leases(kind: str) -> str:
+    """The sorted set of a kind's running job keys, scored by lease expiry (ms)."""
+    return f"{PREFIX}lease:{kind}"
+
+
+def delayed(kind: str) -> str:
+    """The sorted set of a kind's retries waiting out their back-off, scored by when they are due (ms)."""
+    return f"{PREFIX}delayed:{kind}"
+
+
+def wake(kind: str) -> str:
+    """The list a new job of a kind is announced on, for workers blocked waiting for one."""
+    return f"{PREFIX}wake:{kind}"
+
+
+def job(key: str) -> str:
+    return JOB_PREFIX + key
+
+
+def wants(key: str) -> str:
+    """A job's wishes: wanter → score."""
+    return f"{PREFIX}want:{key}"
+
+
+EVENTS = PREFIX + "events"
+"""The pub/sub channel of the notices (server/queue/events.py)."""
+
+COMPLETED = PREFIX + "stats:completed"
+"""Job key → how many times a worker ran it to the end (once, unless a crash made it run twice)."""
+FAILED = PREFIX + "failed"
+"""Job key → the error of the job's last attempt, for jobs given up on."""
+
+# -- the store (server/store.py) -------------------------------------------------------------------
+
+STORIES = PREFIX + "stories"
+"""The set of story ids."""
+SESSION_PREFIX = PREFIX + "session:"
+SESSIONS = SESSION_PREFIX + "*"
+"""The pattern of every viewer session's key."""
+
+
+def story(story_id: str) -> str:
+    """A story's hash: ``latest``, ``v<n>`` → its JSON, ``digest:<digest>`` → its version."""
+    return f"{PREFIX}story:{story_id}"
+
+
+def session(token_digest: str) -> str:
+    """A viewer's session, under a digest of its token (the token itself is never at rest)."""
+    return SESSION_PREFIX + token_digest
+
+
+def choices(story_id: str, version: int) -> str:
+    """The audience's choices in a story version: ``scene/choice`` → times chosen."""
+    return f"{PREFIX}choices:{story_id}:{version}"
+
+
+def written(scene_id: str) -> str:
+    return f"{PREFIX}written:{scene_id}"
+
+
+def written_index(story_id: str, version: int) -> str:
+    """The scenes written in a story version: ``parent/choice`` → scene id and title."""
+    return f"{PREFIX}written-index:{story_id}:{version}"
+
+
+def clip(key: str) -> str:
+    return f"{PREFIX}clip:{key}"
+
+
+# -- productions (server/productions.py) -----------------------------------------------------------
+
+
+def production(production_id: str) -> str:
+    """A production's status hash."""
+    return f"{PREFIX}production:{production_id}"
