@@ -145,7 +145,7 @@ async def test_a_job_that_kills_its_process_every_time_is_given_up_as_a_poison_p
         assert pool.replaced == settings.job_attempts
         assert not await queue.is_queued("poison")
         reason = await client.hget("rf:failed", "poison")
-        assert reason is not None and reason.startswith(b"WorkerDied")
+        assert isinstance(reason, bytes) and reason.startswith(b"WorkerDied"), reason
         assert await pool.run(pid) > 0  # the pool still works for the next job
     finally:
         running.cancel()
@@ -204,17 +204,19 @@ async def test_a_killed_render_process_heals_and_the_server_still_stops_on_sigte
         REELFORK_WRITE_WORKERS="0",
         REELFORK_PRODUCE_WORKERS="0",
         REELFORK_JOB_LEASE_S="6",
+        REELFORK_CHOICE_WAIT_S="0.2",  # the first scene comes before its clip, which the viewer then waits for
     )
     client = redis.Redis.from_url(redis_server)
     try:
         async with websockets.connect(server.url.replace("http://", "ws://") + "/v1/play") as websocket:
             await websocket.send(json.dumps({"type": "start", "story": "last-ferry"}))
+            # The first clip's render spawns the pool's process: kill it while it is at work on that clip.
+            victim = await asyncio.to_thread(pool_process, server)
+            await asyncio.sleep(0.5)
+            os.kill(victim, signal.SIGKILL)
             await next_message(websocket, "session", 30)
             scene = await next_message(websocket, "scene", 30)
-            assert scene["clip"] is None, "the first clip was rendered already: nothing to kill"
-
-            victim = await asyncio.to_thread(pool_process, server)
-            os.kill(victim, signal.SIGKILL)
+            assert scene["clip"] is None, "the first clip was rendered before the kill"
 
             clip = await next_message(websocket, "clip", 300)
             assert clip["scene"] == scene["scene"]
@@ -233,7 +235,8 @@ async def test_a_killed_render_process_heals_and_the_server_still_stops_on_sigte
             while not client.zcard("rf:lease:render"):
                 assert time.monotonic() < deadline, "no render job ran after the first clip"
                 await asyncio.sleep(0.05)
-            running = [key.decode() for key in client.zrange("rf:lease:render", 0, -1)]
+            leased: list[bytes] = client.zrange("rf:lease:render", 0, -1)  # type: ignore[assignment]
+            running = [key.decode() for key in leased]
             server.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(server.process.wait, 15)
         for key in running:
