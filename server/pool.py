@@ -9,6 +9,7 @@ executor is replaced once (however many callers saw it break), and the next call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import threading
@@ -58,6 +59,7 @@ class WorkerPool(Executor):
             with self._lock:
                 executor = self._replace(executor)
             inner = executor.submit(fn, *args, **kwargs)
+        _watch_new_processes(executor)
         outer: Future[T] = Future()
         outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
         inner.add_done_callback(lambda done: self._settle(executor, done, outer))
@@ -113,3 +115,17 @@ class WorkerPool(Executor):
     def close(self) -> None:
         """Stop now: kill what is running (a job cut short comes back to the queue); waiting could take minutes."""
         self.shutdown(wait=False)
+
+
+def _watch_new_processes(executor: ProcessPoolExecutor) -> None:
+    """Make the executor's thread watch a process ``submit`` just started, so that its death is noticed.
+
+    ``submit`` wakes that thread before it spawns a process (CPython 3.11-3.13): the thread may go back to
+    waiting on the old processes only, and a new one killed at once would go unnoticed until another call
+    ends. A second wake-up, after the spawn, makes it look again.
+    """
+    wakeup = getattr(executor, "_executor_manager_thread_wakeup", None)  # no public way
+    lock = getattr(executor, "_shutdown_lock", None)
+    if wakeup is not None and lock is not None:
+        with lock, contextlib.suppress(OSError, ValueError):  # closed: the executor is shutting down or broken
+            wakeup.wakeup()
