@@ -68,6 +68,9 @@ def serve(
         port=settings.port,
         ws_max_size=settings.max_message_bytes,
         log_level="info",
+        # On SIGTERM, open connections (a viewer waiting for a clip, a media download) get this long to
+        # finish; then the workers stop and a render cut short comes back to the queue from its lease.
+        timeout_graceful_shutdown=5,
     )
 
 

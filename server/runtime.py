@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import socket
-from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -23,11 +22,12 @@ from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
 from reelfork.server.embedded import EmbeddedRedis
 from reelfork.server.lookahead.engine import Lookahead
+from reelfork.server.pool import WorkerPool
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobKind, JobQueue
 from reelfork.server.settings import Settings
 from reelfork.server.store import Store
-from reelfork.server.worker import Worker, process_pool, stop_pool
+from reelfork.server.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +83,19 @@ async def run_workers(settings: Settings, kinds: tuple[JobKind, ...], processes:
     queue = JobQueue(redis, lease_s=settings.job_lease_s)
     director = Director(store, queue, Events(redis), renderer_names(settings))
     tasks = []
-    executors = []
+    pools = []
     for kind in kinds:
-        executor = process_pool(processes)
-        executors.append(executor)
+        pool = WorkerPool(processes, name=f"{kind} pool")
+        pools.append(pool)
         for _ in range(processes):
-            worker = Worker(settings, store, queue, director, executor, (kind,))
+            worker = Worker(settings, store, queue, director, pool, (kind,))
             tasks.append(asyncio.create_task(worker.run(), name=f"{kind}-worker"))
     log.info("worker host running %s x%d on %s", ",".join(kinds), processes, settings.redis_url)
     try:
         await asyncio.gather(*tasks)
     finally:
-        for executor in executors:
-            stop_pool(executor)
+        for pool in pools:
+            pool.close()
         await redis.aclose()
 
 
@@ -105,7 +105,7 @@ class Runtime:
         self.embedded: EmbeddedRedis | None = None
         self.creator_token, self.creator_token_created = creator_token(settings)
         self._tasks: list[asyncio.Task[None]] = []
-        self._executors: list[ProcessPoolExecutor] = []
+        self._pools: list[WorkerPool] = []
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -134,10 +134,10 @@ class Runtime:
         """``count`` worker loops taking jobs of ``kinds``, sharing a pool of as many processes."""
         if count == 0:
             return
-        executor = process_pool(count)
-        self._executors.append(executor)
+        pool = WorkerPool(count, name=f"{'+'.join(kinds)} pool")
+        self._pools.append(pool)
         for _ in range(count):
-            worker = Worker(self.settings, self.store, self.queue, self.director, executor, kinds)
+            worker = Worker(self.settings, self.store, self.queue, self.director, pool, kinds)
             self._tasks.append(asyncio.create_task(worker.run(), name=f"{'+'.join(kinds)}-worker"))
 
     async def publish_seed_stories(self) -> None:
@@ -167,7 +167,7 @@ class Runtime:
                 await task
         await self.events.stop()
         await self.redis.aclose()
-        for executor in self._executors:
-            stop_pool(executor)
+        for pool in self._pools:
+            pool.close()
         if self.embedded is not None:
             self.embedded.close()

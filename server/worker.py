@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import socket
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from reelfork.server.components import (
 )
 from reelfork.server.director import Director
 from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
+from reelfork.server.pool import WorkerDied
 from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
 from reelfork.server.queue import keys
 from reelfork.server.queue.jobs import ClaimedJob, JobKind, JobQueue
@@ -55,9 +55,12 @@ ANNOUNCE_S = 60.0
 """How often a worker says it is alive (a ``worker:`` notice with its kinds), idle or at work: the
 servers' lookahead counts its render slots from these."""
 
+WORKER_DIED_PAUSE_S = 1.0
+"""How long a worker loop waits after its pool's process died under a job, so it never spins."""
+
 
 class Worker:
-    """One loop taking jobs of some kinds; the heavy part of each runs in ``executor``."""
+    """One loop taking jobs of some kinds; the heavy part of each runs in ``executor`` (a :class:`WorkerPool`)."""
 
     def __init__(
         self,
@@ -116,22 +119,31 @@ class Worker:
             raise
         except Exception as exc:
             JOB_SECONDS.labels(kind=job.kind, outcome="failed").observe(time.perf_counter() - started)
+            # A dead process has no traceback worth printing: one line per failure.
+            traceback = not isinstance(exc, WorkerDied)
             if job.attempt < self.settings.job_attempts:
                 delay = min(2.0**job.attempt, 60.0)
                 log.warning(
-                    "%s %s failed (attempt %d), retrying in %.0f s",
+                    "%s %s failed (attempt %d): %s; retrying in %.0f s",
                     job.kind,
                     job.key,
                     job.attempt,
+                    exc,
                     delay,
-                    exc_info=True,
+                    exc_info=traceback,
                 )
                 await self.queue.retry(job, delay)
             else:
-                log.error("%s %s failed %d times; giving up", job.kind, job.key, job.attempt, exc_info=True)
+                # A job that killed its process every time is a poison pill: given up like any other.
+                log.error(
+                    "%s %s failed %d times; giving up: %s", job.kind, job.key, job.attempt, exc, exc_info=traceback
+                )
                 await self.queue.done(job)
                 await self.store.redis.hset(keys.FAILED, job.key, f"{type(exc).__name__}: {exc}"[:500])
                 await self.director.events.publish(Failed(key=job.key))
+            if isinstance(exc, WorkerDied):
+                # Whatever keeps killing processes (memory running out) gets a breather before the next job.
+                await asyncio.sleep(WORKER_DIED_PAUSE_S)
         finally:
             heartbeat.cancel()
 
@@ -281,21 +293,6 @@ def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, 
         return StoredScene(redirect=choice.open.fallback, provenance=provenance)
     anchor = next(scene_id for scene_id in reversed(path) if not is_generated(scene_id))
     return StoredScene(scene=bridge_to_ending(story.story, target, anchor), provenance=provenance)
-
-
-def process_pool(processes: int) -> ProcessPoolExecutor:
-    """Processes for the heavy work. ``spawn``: never fork a process that runs an event loop and threads."""
-    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
-
-
-def stop_pool(executor: ProcessPoolExecutor) -> None:
-    """Stop now: a job cut short is leased, so another worker redoes it; waiting could take minutes."""
-    processes = list(getattr(executor, "_processes", {}).values())  # no public way before Python 3.14
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=5)
 
 
 # -- what runs inside the pool's processes -------------------------------------------------------
