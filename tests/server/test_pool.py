@@ -17,8 +17,10 @@ import websockets
 from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
 from reelfork.server.pool import WorkerDied, WorkerPool
+from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import ClaimedJob, JobQueue
+from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect
 from reelfork.server.settings import Settings
 from reelfork.server.store import Store
@@ -137,15 +139,16 @@ async def test_a_job_that_kills_its_process_every_time_is_given_up_as_a_poison_p
     failed = events.subscribe("failed:poison")
     running = asyncio.create_task(worker.run())
     try:
-        await queue.enqueue("render", "poison", {"clip": "poison"}, time.time())
+        job = RenderJob(story="none", version=1, scene="none", clip="poison", profile="animatic")
+        await queue.enqueue("render", "poison", job, time.time())
         await asyncio.wait_for(failed, 120)
         deaths = (await asyncio.to_thread(Path(worker.tally).read_text)).split()
         assert len(deaths) == settings.job_attempts, deaths
         assert len(set(deaths)) == settings.job_attempts  # a fresh process each time
         assert pool.replaced == settings.job_attempts
         assert not await queue.is_queued("poison")
-        reason = await client.hget("rf:failed", "poison")
-        assert isinstance(reason, bytes) and reason.startswith(b"WorkerDied"), reason
+        reason = await client.hget(keys.FAILED, "poison")
+        assert isinstance(reason, str) and reason.startswith("WorkerDied"), reason
         assert await pool.run(pid) > 0  # the pool still works for the next job
     finally:
         running.cancel()
@@ -232,15 +235,15 @@ async def test_a_killed_render_process_heals_and_the_server_still_stops_on_sigte
             # Stop while a render is running: the server exits in bounded time and the job is not lost.
             await websocket.send(json.dumps({"type": "choose", "choice": scene["choices"][0]["id"]}))
             deadline = time.monotonic() + 120
-            while not client.zcard("rf:lease:render"):
+            while not client.zcard(keys.leases("render")):
                 assert time.monotonic() < deadline, "no render job ran after the first clip"
                 await asyncio.sleep(0.05)
-            leased: list[bytes] = client.zrange("rf:lease:render", 0, -1)  # type: ignore[assignment]
+            leased: list[bytes] = client.zrange(keys.leases("render"), 0, -1)  # type: ignore[assignment]
             running = [key.decode() for key in leased]
             server.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(server.process.wait, 15)
         for key in running:
-            assert client.exists(f"rf:clip:{key}") or client.exists(f"rf:job:{key}"), key
+            assert client.exists(keys.clip(key)) or client.exists(keys.job(key)), key
     finally:
         if server.process.poll() is None:
             server.process.kill()
