@@ -21,8 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ServerProcess
-from tests.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 SERIES = ROOT / "docs" / "examples" / "night-courier.yaml"

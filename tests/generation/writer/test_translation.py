@@ -16,10 +16,6 @@ from reelfork.narrative.formats import load_story
 from reelfork.narrative.series import SeriesError, series_of
 from reelfork.narrative.story import Scene, Story
 
-from tests.generation.writer.test_openai import llama_server
-
-__all__ = ["llama_server"]
-
 ROOT = Path(__file__).resolve().parents[3]
 SERIES = ROOT / "docs" / "examples" / "night-courier.yaml"
 

@@ -25,10 +25,9 @@ from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
 
-from tests.conftest import ServerProcess
-from tests.media import probe
-from tests.server.test_fleet import WorkerProcess
-from tests.server.web.test_play import STORY, Viewer, ws_url
+from tests.helpers.media import probe
+from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.viewer import STORY, Viewer, ws_url
 
 
 async def test_a_job_runs_at_the_lowest_wish_and_leaves_the_queue_with_the_last(redis_server: str) -> None:
