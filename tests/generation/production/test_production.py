@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from click.testing import Result
+from reelfork.server.cli import app
+from typer.testing import CliRunner
 
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
 from tests.helpers.processes import ServerProcess
@@ -150,13 +153,22 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
 
 
 # --- bad input ------------------------------------------------------------------------------------
+# Refused before any work: the same command, run in-process (no interpreter to start, no model to load).
+
+
+def produce_in_process(source: Path, data_dir: Path, *args: str) -> Result:
+    """``reelfork produce`` through its typer app, as :func:`produce` runs it in a process."""
+    runner = CliRunner()
+    return runner.invoke(
+        app, ["produce", str(source), *args], env={"REELFORK_DATA_DIR": str(data_dir)}, catch_exceptions=False
+    )
 
 
 def test_an_empty_premise_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "empty.yaml"
     source.write_text("\n")
-    result = produce(source, tmp_path / "data")
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data")
+    assert result.exit_code == 1
     assert "the premise is empty" in result.stderr
 
 
@@ -165,15 +177,15 @@ def test_a_premise_without_a_logline_names_the_field(tmp_path: Path) -> None:
     premise["bible"]["logline"] = "   "
     source = tmp_path / "premise.yaml"
     source.write_text(yaml.safe_dump(premise))
-    result = produce(source, tmp_path / "data")
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data")
+    assert result.exit_code == 1
     assert "bible.logline" in result.stderr
 
 
 def test_an_unknown_locale_is_refused_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = produce(SERIES, tmp_path / "data", "--locales", "en,xx-klingon", "-o", str(out))
-    assert result.returncode == 1
+    result = produce_in_process(SERIES, tmp_path / "data", "--locales", "en,xx-klingon", "-o", str(out))
+    assert result.exit_code == 1
     assert "unknown locale 'xx-klingon'" in result.stderr and "available:" in result.stderr
     assert not out.exists()
 
@@ -185,15 +197,15 @@ def test_a_story_with_no_ending_is_refused(tmp_path: Path) -> None:
     last["choices"] = [{"id": "again", "label": "Again", "target": story["start"]}]
     source = tmp_path / "endless.yaml"
     source.write_text(yaml.safe_dump(story))
-    result = produce(source, tmp_path / "data", "-o", str(tmp_path / "out"))
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
     assert "has no ending scene" in result.stderr
 
 
 def test_a_branching_story_is_refused_with_the_scene_that_branches(tmp_path: Path) -> None:
     seed = ROOT / "narrative" / "stories" / "last-ferry.yaml"
-    result = produce(seed, tmp_path / "data", "-o", str(tmp_path / "out"))
-    assert result.returncode == 1
+    result = produce_in_process(seed, tmp_path / "data", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
     assert "a linear series needs at most one per scene" in result.stderr
 
 
