@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,6 +49,7 @@ def jobs_logged(log: Path) -> dict[str, int]:
     return {kind: kinds.count(kind) for kind in set(kinds)}
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_once(
     redis_server: str, tmp_path: Path
 ) -> None:

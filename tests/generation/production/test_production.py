@@ -52,6 +52,7 @@ def counters(folder: Path) -> list[dict[str, Any]]:
     return [run.get("counters", {}) for run in runs]
 
 
+@pytest.mark.slow
 def test_five_episodes_in_three_locales_survive_a_kill(tmp_path: Path) -> None:
     out = tmp_path / "night-courier"
     command = [
@@ -125,6 +126,7 @@ def test_five_episodes_in_three_locales_survive_a_kill(tmp_path: Path) -> None:
         assert locale in {"es", "zh"} and missing["count"] == len(missing["texts"])
 
 
+@pytest.mark.slow
 def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None:
     premise = yaml.safe_load(PREMISE.read_text())
     premise["episodes"] = 1
@@ -225,6 +227,7 @@ def mount_small_disk(folder: Path, size: str) -> list[str] | None:
     )
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_a_clear_error_and_keeps_partial_work(tmp_path: Path) -> None:
     disk = tmp_path / "small-disk"
     prefix = mount_small_disk(disk, "3m")
@@ -281,6 +284,7 @@ def two_scene_story() -> dict[str, Any]:
     return story
 
 
+@pytest.mark.slow
 def test_rest_production_runs_on_the_workers(producing_server: ServerProcess) -> None:
     headers = {"Authorization": f"Bearer {producing_server.creator_token}"}
     body = {"story": two_scene_story(), "locales": ["en", "es"], "profile": "preview"}

@@ -61,6 +61,7 @@ def test_unknown_dialect_is_refused_at_construction() -> None:
 # A real OpenAI-compatible peer: llama-cpp-python's server with SmolLM2-135M (conftest.py)
 
 
+@pytest.mark.slow
 def test_llama_cpp_server_writes_a_valid_ending(llama_server: str) -> None:
     writer = OpenAIWriter(llama_server, "smollm2", dialect="llama-cpp", timeout_s=30, max_attempts=5)
     written = writer.write_reported(request("c2", must_end=True, seed=3))

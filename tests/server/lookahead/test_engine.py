@@ -162,6 +162,7 @@ async def start(server: ServerProcess) -> tuple[Viewer, dict[str, Any]]:
     return viewer, await viewer.expect("scene")
 
 
+@pytest.mark.slow
 async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
@@ -200,6 +201,7 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
         client.close()
 
 
+@pytest.mark.slow
 async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there_is_time(
     redis_server: str, tmp_path: Path
 ) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import websockets
 
 from tests.helpers.processes import RedisProcess, ServerProcess
 from tests.helpers.viewer import STORY, Viewer, authored_target, ws_url
 
 
+@pytest.mark.slow
 async def test_sessions_and_acknowledged_choices_survive_a_redis_restart(tmp_path: Path) -> None:
     store = RedisProcess(tmp_path, persistent=True)
     server = ServerProcess(tmp_path / "data", REELFORK_REDIS_URL=store.url, REELFORK_CREATOR_TOKEN="t")

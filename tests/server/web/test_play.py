@@ -15,6 +15,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac
 from tests.helpers.viewer import STORY, Viewer, authored_target, ws_url
 
+pytestmark = pytest.mark.slow  # a real server renders every clip these viewers play
+
 
 async def play_to_end(base: str, pick: int | dict[str, str], tmp_path: Path) -> list[dict[str, Any]]:
     scenes: list[dict[str, Any]] = []
