@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from click.testing import Result
 from reelfork.server.cli import app
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
 from tests.helpers.processes import ServerProcess
@@ -41,6 +40,14 @@ def produce(source: Path, data_dir: Path, *args: str, timeout: float = 900) -> s
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def produce_in_process(source: Path, data_dir: Path, *args: str) -> Result:
+    """``reelfork produce`` through its typer app, as :func:`produce` runs it in a process."""
+    runner = CliRunner()
+    return runner.invoke(
+        app, ["produce", str(source), *args], env={"REELFORK_DATA_DIR": str(data_dir)}, catch_exceptions=False
     )
 
 
@@ -146,8 +153,9 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
     first = counters(out)[0]
     assert first["drafted"] == len(episode["scenes"]) and first["rendered"] == len(episode["scenes"])
 
-    again = produce(source, tmp_path / "data", "--locales", "en", "-o", str(out))
-    assert again.returncode == 0, again.stderr[-3000:]
+    # Everything is reused: the same command again, in-process (no model to load, no process to start).
+    again = produce_in_process(source, tmp_path / "data", "--locales", "en", "-o", str(out))
+    assert again.exit_code == 0, again.stderr[-3000:]
     second = counters(out)[1]
     assert second["drafted"] == 0 and second["drafts_reused"] == len(episode["scenes"])
     assert second["rendered"] == 0 and second["renders_reused"] == len(episode["scenes"])
@@ -156,14 +164,6 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
 
 # --- bad input ------------------------------------------------------------------------------------
 # Refused before any work: the same command, run in-process (no interpreter to start, no model to load).
-
-
-def produce_in_process(source: Path, data_dir: Path, *args: str) -> Result:
-    """``reelfork produce`` through its typer app, as :func:`produce` runs it in a process."""
-    runner = CliRunner()
-    return runner.invoke(
-        app, ["produce", str(source), *args], env={"REELFORK_DATA_DIR": str(data_dir)}, catch_exceptions=False
-    )
 
 
 def test_an_empty_premise_is_refused(tmp_path: Path) -> None:
