@@ -178,7 +178,7 @@ def diffusion_results(names: list[str], runs: int, folder: Path, signer: ClipSig
     import torch
     from reelfork.generation.render.diffusion import DiffusionRenderer
 
-    from tests.generation.render.test_diffusion import TINY, build_tiny_ltx
+    from tests.helpers.tiny_ltx import TINY, build_tiny_ltx
 
     build_tiny_ltx(folder / "model")
     renderer = DiffusionRenderer(folder / "model", threads=1, signer=signer)

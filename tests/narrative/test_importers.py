@@ -14,7 +14,7 @@ from reelfork.narrative.story import Story
 from reelfork.narrative.twee import import_twee
 from reelfork.narrative.yarn import import_yarn
 
-from tests.stories import play
+from tests.helpers.stories import play
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -29,7 +29,7 @@ from reelfork.server.runtime import seed_story_files
 from typer.testing import CliRunner
 
 from bench.narrative import generated_story
-from tests.stories import choice, scene, story
+from tests.helpers.stories import choice, scene, story
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[1] / "data"

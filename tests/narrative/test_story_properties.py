@@ -14,7 +14,7 @@ from reelfork.narrative.graph import validate
 from reelfork.narrative.state import available_choices, begin, choose
 from reelfork.narrative.story import Story
 
-from tests.stories import choice, scene, story
+from tests.helpers.stories import choice, scene, story
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NAMES = [f"s{i}" for i in range(8)]

@@ -7,66 +7,20 @@ SIGKILL in the middle of a job; its job is taken over and every job completes ex
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from reelfork.server.queue import keys
 
-from tests.conftest import ServerProcess, free_port
-from tests.server.web.test_play import STORY, Viewer, ws_url
-
-LEASE_S = "6"
-
-
-class WorkerProcess:
-    def __init__(
-        self,
-        data_dir: Path,
-        redis_url: str,
-        log: Path,
-        kinds: str = "render,write",
-        processes: int = 1,
-        **settings: str,
-    ) -> None:
-        self.log = log.open("wb")
-        environment = {
-            **os.environ,
-            "REELFORK_DATA_DIR": str(data_dir),
-            "REELFORK_REDIS_URL": redis_url,
-            "REELFORK_RENDER_PROFILE": "preview",
-            "REELFORK_JOB_LEASE_S": LEASE_S,
-            **settings,
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reelfork.server", "worker", "--kinds", kinds, "--processes", str(processes)],
-            env=environment,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its process group holds the worker's pool processes too
-        )
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+from tests.helpers.processes import LEASE_S, ServerProcess, WorkerProcess, free_port
+from tests.helpers.viewer import STORY, Viewer, ws_url
 
 
 def running_job_of(client: redis.Redis, pid: int) -> str | None:
@@ -96,6 +50,7 @@ def jobs_logged(log: Path) -> dict[str, int]:
     return {kind: kinds.count(kind) for kind in set(kinds)}
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_job_loses_nothing_and_every_job_completes_once(
     redis_server: str, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from reelfork.server.settings import Settings
 from reelfork.server.store import Store
 from reelfork.server.worker import Worker
 
-from tests.conftest import ServerProcess
+from tests.helpers.processes import ServerProcess
 
 # -- what runs inside the pool's processes ---------------------------------------------------------
 
@@ -185,7 +185,7 @@ def pool_process(server: ServerProcess, not_pid: int = 0, timeout: float = 60) -
             if "spawn_main" in cmdline and child != not_pid:
                 return child
         time.sleep(0.05)
-    raise AssertionError(f"no pool process under the server:\n{server.log.read_text()[-3000:]}")
+    raise AssertionError(f"no pool process under the server:\n{server.log_path.read_text()[-3000:]}")
 
 
 async def next_message(websocket: websockets.ClientConnection, kind: str, timeout: float) -> dict[str, Any]:
@@ -223,7 +223,7 @@ async def test_a_killed_render_process_heals_and_the_server_still_stops_on_sigte
 
             clip = await next_message(websocket, "clip", 300)
             assert clip["scene"] == scene["scene"]
-            log = server.log.read_text()
+            log = server.log_path.read_text()
             assert "died while running this call" in log, log[-3000:]
             assert "BrokenProcessPool" not in log
             assert "Traceback" not in log, log[-3000:]

@@ -14,8 +14,8 @@ from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import LineTiming, RenderedClip, RenderError, RenderRequest
 from reelfork.narrative.story import Line, Scene
 
-from tests.generation.render.test_render import make_bible, make_scene
-from tests.media import probe as ffprobe
+from tests.helpers.media import probe as ffprobe
+from tests.helpers.render import make_bible, make_scene
 
 
 def timed_clip(path: Path, timings: list[tuple[str, float, float]]) -> RenderedClip:

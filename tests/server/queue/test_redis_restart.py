@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+import pytest
 import websockets
 
-from tests.conftest import ServerProcess, free_port, wait_for_redis
-from tests.server.web.test_play import STORY, Viewer, authored_target, ws_url
+from tests.helpers.processes import RedisProcess, ServerProcess
+from tests.helpers.viewer import STORY, Viewer, authored_target, ws_url
 
 
-class RedisProcess:
-    """A real redis-server persisting to an append-only file, that can be stopped and started again."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is missing: scripts/dev test installs Debian's redis-server"
-        self.command = [
-            binary,
-            "--port",
-            str(free_port()),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(folder),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ]
-        self.port = int(self.command[2])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        wait_for_redis(self.port)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
+@pytest.mark.slow
 async def test_sessions_and_acknowledged_choices_survive_a_redis_restart(tmp_path: Path) -> None:
-    store = RedisProcess(tmp_path)
+    store = RedisProcess(tmp_path, persistent=True)
     server = ServerProcess(tmp_path / "data", REELFORK_REDIS_URL=store.url, REELFORK_CREATOR_TOKEN="t")
     try:
         async with websockets.connect(ws_url(server.url)) as websocket:

@@ -10,8 +10,8 @@ import websockets
 import yaml
 from reelfork.server.runtime import seed_story_files
 
-from tests.conftest import ServerProcess
-from tests.server.web.test_play import Viewer, ws_url
+from tests.helpers.processes import ServerProcess
+from tests.helpers.viewer import Viewer, ws_url
 
 
 def fork_of_seed(story_id: str) -> dict[str, Any]:

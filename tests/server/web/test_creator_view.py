@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 from reelfork.narrative.story import Story
 from websockets.sync.client import ClientConnection, connect
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 STORY_ID = "last-ferry"

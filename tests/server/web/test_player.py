@@ -17,7 +17,7 @@ import yaml
 from playwright.sync_api import Page, WebSocket, expect
 from reelfork.narrative.story import Story
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts"
