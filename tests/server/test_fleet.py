@@ -45,7 +45,7 @@ async def job_timings(http: httpx.AsyncClient, port: int) -> dict[str, int]:
 
 def jobs_logged(log: Path) -> dict[str, int]:
     """Jobs done, by kind, as a worker host's log tells them."""
-    kinds = re.findall(r"INFO server\.worker: (\w+) \S+ done in", log.read_text())
+    kinds = re.findall(r"INFO reelfork\.server\.worker: (\w+) \S+ done in", log.read_text())
     return {kind: kinds.count(kind) for kind in set(kinds)}
 
 
