@@ -165,6 +165,7 @@ def test_unknown_speaker_is_a_render_error(tmp_path: Path) -> None:
         render(tmp_path / "clip.mp4", PROFILES["preview"], scene=scene)
 
 
+@pytest.mark.slow
 def test_a_500_line_scene_renders(tmp_path: Path) -> None:
     lines = [Line(id=f"l{index}", speaker=("mei", "jun", "narrator")[index % 3], text="Yes.") for index in range(500)]
     scene = make_scene().model_copy(update={"lines": lines})

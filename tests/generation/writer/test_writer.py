@@ -39,6 +39,7 @@ def as_draft(scene: Scene) -> Draft:
 # Real inference
 
 
+@pytest.mark.slow
 def test_write_returns_a_checked_open_scene(writer: LlamaCppWriter) -> None:
     written = writer.write_reported(request("c1"))
     assert_valid(written.scene, must_end=False)
@@ -54,6 +55,7 @@ def test_write_returns_a_checked_open_scene(writer: LlamaCppWriter) -> None:
     json.dumps(report.to_dict())
 
 
+@pytest.mark.slow
 def test_must_end_yields_an_ending_without_choices(writer: LlamaCppWriter) -> None:
     scene = writer.write(request("c2", must_end=True))
     assert_valid(scene, must_end=True)
@@ -101,6 +103,7 @@ class RejectEverythingPolicy:
         return ["test fake: rejects everything"]
 
 
+@pytest.mark.slow
 def test_write_error_after_max_attempts() -> None:
     failing = LlamaCppWriter(n_threads=2, max_attempts=2, policy=RejectEverythingPolicy())
     with pytest.raises(WriteError) as caught:
