@@ -76,7 +76,7 @@ class Verifier:
             claims = Claims.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
+            field = str(first["loc"][0]) if first["loc"] else "claims"
             raise InvalidEntitlement(f"the entitlement's {field!r} claim is invalid: {first['msg']}") from None
         if claims.sub != viewer:
             raise InvalidEntitlement("the entitlement is for another viewer")

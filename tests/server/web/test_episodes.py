@@ -19,6 +19,7 @@ from tests.helpers.viewer import STORY, ws_url
 pytestmark = pytest.mark.slow  # a real server renders the clips these viewers play
 
 SECRET = "test-entitlement-secret-0123456789abcdef"
+BACKSTOP_S = 2
 
 
 class Player:
@@ -80,7 +81,8 @@ def check_scene(scene: dict[str, Any], duration: float | None, window: dict[str,
 @pytest.fixture(scope="module")
 def paywalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(
-        tmp_path_factory.mktemp("paywall") / "data", REELFORK_ENTITLEMENT_SECRET=SECRET, REELFORK_DEMO_UNLOCK="true"
+        tmp_path_factory.mktemp("paywall") / "data", REELFORK_ENTITLEMENT_SECRET=SECRET, REELFORK_DEMO_UNLOCK="true",
+        REELFORK_CHOICE_BACKSTOP_S=str(BACKSTOP_S),
     )
     yield server
     server.stop()
@@ -250,3 +252,13 @@ def test_the_catalogue_lists_episodes_free_count_and_prices(paywalled: ServerPro
     (free,) = [s for s in httpx.get(f"{live_server}/v1/stories").json()["stories"] if s["id"] == STORY]
     assert free["free_episodes"] == 3 and all(e["free"] for e in free["episodes"])
 
+
+
+async def test_a_viewer_who_never_reports_gets_the_default_after_the_backstop(paywalled: ServerProcess) -> None:
+    async with websockets.connect(ws_url(paywalled.url)) as websocket:
+        player = Player(websocket)
+        _, boarding = await player.start()
+        duration, window = await player.ready(boarding)
+        assert window["closes_at"] == pytest.approx(duration, abs=0.1)
+        heiress = await player.expect("scene")  # no progress, no choose: the backstop takes the default
+        assert heiress["scene"] == "heiress"
