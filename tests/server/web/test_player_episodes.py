@@ -75,7 +75,7 @@ def paid_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"player-episodes-{name}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"player-episodes-{name}.png"), animations="disabled")
 
 
 def scene_messages(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -178,10 +178,19 @@ def test_player_windows_episodes_paywall_and_resume(page: Page, paid_server: str
     expect(unlock).to_be_visible()
     shot(page, "3-paywall")
 
+    # A reload at the paywall resumes at the paywall.
+    received.clear()
+    sent.clear()
+    page.reload()
+    expect(paywall).to_be_visible(timeout=SCENE_TIMEOUT_MS)
+    assert sent[0]["type"] == "resume"
+    assert [m["type"] for m in received] == ["session", "locked"], received
+    expect(unlock).to_be_visible()
+
     # 5. The demo unlock: the scene of episode 2 follows, with its card.
     unlock.click()
     expect(paywall).to_be_hidden(timeout=SCENE_TIMEOUT_MS)
-    third = wait_for_scene(page, received, 3)
+    third = wait_for_scene(page, received, 1)
     assert third["episode"]["number"] == 2, third
     assert [m["type"] for m in sent].count("unlock") == 1
     expect(page.get_by_test_id("episode-card")).to_contain_text("Episode 2")
