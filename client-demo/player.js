@@ -359,6 +359,11 @@ function onError({ code, message }) {
     }, 1500);
     return;
   }
+  if (code === "not_ready" && state.choice === "defaulted") {
+    // The default's scene is still being written: the progress reports (once a second) ask again.
+    showSpinner("Writing what happens next…");
+    return;
+  }
   setStatus(message || code || "Something went wrong.", "error");
   if (state.choice === "chosen") {
     // Let the viewer try again.
