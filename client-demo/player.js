@@ -2,12 +2,23 @@
 // Protocol: see the project docs ("/v1/play" websocket). Query parameters:
 //   ?story=<id>   start (or resume) that story without showing the picker
 //   ?rate=<n>     video.playbackRate, for tests and reviewers (0.25..16)
+//
+// Playback drives the choice: a scene's `choice_window` {opens_at, closes_at} is on its clip's own timeline.
+// The choices slide in at `opens_at` while the clip plays; the countdown to `closes_at` follows the playback
+// position, so it stops while the video is paused or buffering. After the clip ends the last frame holds and
+// the position keeps counting past the end (a window may run on after it). The player reports `progress`
+// about once a second (paused too) and once more when the position crosses `closes_at`; the server then
+// takes the default choice and sends the next scene, so a paused viewer is never moved on.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const RATE = clampNumber(params.get("rate"), 1, 0.25, 16);
 const AUTOSTART = params.get("story");
 const PROGRESS_EVERY_MS = 1000;
+const TICK_MS = 100;
+const EPISODE_CARD_MS = 3000;
+const DEMO_TOKEN_FRESH_MS = 20000;
+const MAX_POSITION = 86400;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 
@@ -20,14 +31,29 @@ const ui = {
   video: $("video"),
   progress: $("progress-fill"),
   back: $("back"),
+  playPause: $("play-pause"),
   storyTitle: $("story-title"),
   sceneTitle: $("scene-title"),
   spinner: $("spinner"),
   spinnerText: $("spinner-text"),
   tapToPlay: $("tap-to-play"),
   unmute: $("unmute"),
+  episodeCard: $("episode-card"),
+  episodeNumber: $("episode-number"),
+  episodeTitle: $("episode-title"),
   choices: $("choices"),
   choiceList: $("choice-list"),
+  countdown: $("countdown"),
+  countdownNumber: $("countdown-number"),
+  countdownFill: $("countdown-fill"),
+  countdownLive: $("countdown-live"),
+  paywall: $("paywall"),
+  paywallEpisode: $("paywall-episode"),
+  paywallTitle: $("paywall-title"),
+  paywallCoins: $("paywall-coins"),
+  paywallNote: $("paywall-note"),
+  demoUnlock: $("demo-unlock"),
+  paywallBack: $("paywall-back"),
   ending: $("ending"),
   endingScene: $("ending-scene"),
   playAgain: $("play-again"),
@@ -36,20 +62,31 @@ const ui = {
 };
 
 const state = {
-  stories: new Map(), // id -> {id, title, logline, version}
+  stories: new Map(), // id -> a /v1/stories entry
   storyId: null,
   socket: null,
   wantConnection: false, // false once the viewer left the player or reached the end
   attempts: 0,
   retryTimer: 0,
+  protocol: 1, // from the `session` message; 2 adds choice windows, progress.playing, choose.scene
   scene: null, // the last `scene` message
-  clips: new Map(), // scene id -> {url, duration}, from `clip` messages
-  resuming: false, // true between sending `resume` and the first `scene` after it
+  clips: new Map(), // scene id -> {url, duration, window}, from `scene` and `clip` messages
+  resuming: false, // true between sending `resume` and the first `scene` or `locked` after it
+  resumeAt: 0, // where to start the next clip (a resumed scene's `position`)
+  phase: "idle", // idle | waiting | rendering | playing | locked | ending
+  choice: "none", // none | open | chosen (by the viewer) | defaulted (the window closed)
   pending: null, // the choice sent and not yet answered: {choice, tries}
   retryChoiceTimer: 0,
-  phase: "idle", // idle | waiting | rendering | playing | choosing | chosen | ending
+  hold: null, // after the clip ended: {base, banked, since, paused}; the position counts on from `base`
+  crossed: false, // the progress report at `closes_at` was sent for this scene
+  announced: 0, // the last whole second the countdown announced to screen readers
   progressTimer: 0,
-  countdownTimer: 0,
+  tickTimer: 0,
+  crossTimer: 0,
+  episode: null, // the episode number last shown on a card
+  episodeTimer: 0,
+  locked: null, // the `locked` message while the session waits at a paywall
+  demo: null, // {entitlement, at} minted by the demo unlock route
 };
 
 // ---------- small helpers ----------
@@ -79,6 +116,10 @@ function load(key) {
   try { return localStorage.getItem(key); } catch { return null; }
 }
 
+function safeJSON(text) {
+  try { return JSON.parse(text ?? "null"); } catch { return null; }
+}
+
 function setStatus(text, kind = "info", quiet = false) {
   ui.status.textContent = text;
   ui.status.dataset.state = kind;
@@ -88,6 +129,8 @@ function setStatus(text, kind = "info", quiet = false) {
 function setPhase(phase) {
   state.phase = phase;
   ui.stage.dataset.phase = phase;
+  syncHold();
+  syncPlayPause();
 }
 
 function show(view) {
@@ -95,6 +138,8 @@ function show(view) {
   ui.picker.hidden = view !== "picker";
   ui.player.hidden = view !== "player";
 }
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 // ---------- story picker ----------
 
@@ -114,6 +159,14 @@ async function loadStories() {
   } finally {
     ui.storyList.setAttribute("aria-busy", "false");
   }
+}
+
+function episodesLine(story) {
+  const episodes = Array.isArray(story.episodes) ? story.episodes : [];
+  if (episodes.length < 2) return "";
+  const free = episodes.filter((e) => e.free).length;
+  const line = plural(episodes.length, "episode", "episodes");
+  return free < episodes.length ? `${line} · ${free === 1 ? "first" : `first ${free}`} free` : line;
 }
 
 function renderStoryList(stories) {
@@ -137,10 +190,18 @@ function renderStoryList(stories) {
     const logline = document.createElement("span");
     logline.className = "logline";
     logline.textContent = story.logline || "";
+    button.append(title, logline);
+    const episodes = episodesLine(story);
+    if (episodes) {
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = episodes;
+      button.append(meta);
+    }
     const cta = document.createElement("span");
     cta.className = "cta";
     cta.textContent = load(sessionKey(story.id)) ? "Continue" : "Play";
-    button.append(title, logline, cta);
+    button.append(cta);
     button.addEventListener("click", () => openStory(story.id));
     li.append(button);
     ui.storyList.append(li);
@@ -159,10 +220,13 @@ function openStory(storyId, { fresh = false } = {}) {
   state.scene = null;
   state.clips.clear();
   state.attempts = 0;
+  state.episode = null;
+  state.locked = null;
   state.wantConnection = true;
   ui.storyTitle.textContent = state.stories.get(storyId)?.title ?? storyId;
   ui.sceneTitle.textContent = "";
-  resetOverlays();
+  leaveScene();
+  hidePaywall();
   ui.video.removeAttribute("src");
   ui.video.removeAttribute("data-scene");
   ui.video.load();
@@ -212,7 +276,7 @@ function closeConnection() {
   state.wantConnection = false;
   clearTimeout(state.retryTimer);
   clearTimeout(state.retryChoiceTimer);
-  stopProgress();
+  stopClock();
   const socket = state.socket;
   state.socket = null;
   if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, "bye");
@@ -233,6 +297,8 @@ function reconnectNow() {
 addEventListener("online", reconnectNow);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") reconnectNow();
+  syncHold(); // the held last frame does not count on in a hidden tab
+  tick();
 });
 
 // ---------- protocol ----------
@@ -242,6 +308,7 @@ function handle(message) {
     case "session":
       state.attempts = 0;
       if (message.story && message.story !== state.storyId) return;
+      state.protocol = Number.isInteger(message.protocol) ? message.protocol : 1;
       store(sessionKey(state.storyId), message.session);
       setStatus("Connected", "connected", true);
       break;
@@ -249,8 +316,10 @@ function handle(message) {
       onScene(message);
       break;
     case "clip":
-      state.clips.set(message.scene, { url: message.url, duration: message.duration });
-      if (state.scene?.scene === message.scene && state.phase === "rendering") playClip(message.url);
+      onClip(message);
+      break;
+    case "locked":
+      onLocked(message);
       break;
     case "error":
       onError(message);
@@ -268,41 +337,62 @@ function onError({ code, message }) {
     send({ type: "start", story: state.storyId });
     return;
   }
-  if (code === "not_ready" && state.phase === "chosen" && state.pending && state.pending.tries < 20) {
+  if (code === "stale_choice") return; // the scene moved on already (the default); its `scene` is on its way
+  if (code === "locked" && state.locked) {
+    showPaywall(state.locked);
+    return;
+  }
+  if (code === "invalid_entitlement" && state.phase === "locked") {
+    state.demo = null;
+    ui.demoUnlock.disabled = false;
+    ui.paywallNote.textContent = "That unlock was refused. Try again.";
+    return;
+  }
+  if (code === "not_ready" && state.choice === "chosen" && state.pending && state.pending.tries < 20) {
     // The next scene is still being written (an open node): ask again shortly.
     showSpinner("Writing what happens next…");
     const pending = state.pending;
     state.retryChoiceTimer = setTimeout(() => {
-      if (state.phase !== "chosen" || state.pending !== pending) return;
+      if (state.choice !== "chosen" || state.pending !== pending) return;
       pending.tries += 1;
-      send({ type: "choose", choice: pending.choice });
+      sendChoose(pending.choice);
     }, 1500);
     return;
   }
+  if (code === "not_ready" && state.choice === "defaulted") {
+    // The default's scene is still being written: the progress reports (once a second) ask again.
+    showSpinner("Writing what happens next…");
+    return;
+  }
   setStatus(message || code || "Something went wrong.", "error");
-  if (state.phase === "chosen") showChoices(); // let the viewer try again
+  if (state.choice === "chosen") {
+    // Let the viewer try again.
+    state.pending = null;
+    state.choice = "none";
+    showChoices();
+  }
 }
 
 function onScene(scene) {
-  const continuing = state.resuming && state.scene?.scene === scene.scene;
+  const continuing = state.resuming && state.phase !== "locked" && state.scene?.scene === scene.scene;
   state.resuming = false;
+  state.locked = null;
+  hidePaywall();
   state.scene = scene;
-  if (scene.clip) state.clips.set(scene.scene, { url: scene.clip, duration: scene.duration });
+  if (scene.clip) remember(scene.scene, scene.clip, scene.duration, scene.choice_window);
   if (continuing) {
     // After a reconnect the server repeats the scene we are already in: carry on from here.
-    if (state.phase === "rendering" && scene.clip) playClip(scene.clip);
-    else if (state.phase === "chosen" && state.pending) send({ type: "choose", choice: state.pending.choice });
-    else if (state.phase === "choosing" || state.phase === "chosen") showChoices();
+    if (state.phase === "rendering" && scene.clip) playClip();
+    else if (state.choice === "chosen" && state.pending) sendChoose(state.pending.choice);
+    else if (state.choice === "defaulted") reportProgress();
     return;
   }
-  stopCountdown();
-  clearTimeout(state.retryChoiceTimer);
-  state.pending = null;
-  resetOverlays();
+  leaveScene();
   ui.sceneTitle.textContent = scene.title || "";
-  const known = state.clips.get(scene.scene);
-  if (known) {
-    playClip(known.url);
+  showEpisodeCard(scene.episode);
+  state.resumeAt = resumePosition(scene);
+  if (state.clips.has(scene.scene)) {
+    playClip();
   } else {
     setPhase("rendering");
     ui.video.pause();
@@ -311,37 +401,89 @@ function onScene(scene) {
   }
 }
 
+function onClip(message) {
+  remember(message.scene, message.url, message.duration, message.choice_window);
+  if (state.scene?.scene === message.scene && state.phase === "rendering") playClip();
+}
+
+function remember(scene, url, duration, win) {
+  state.clips.set(scene, { url, duration, window: win ?? null });
+}
+
+// Where a scene starts: its `position` when the server resumes us into it (protocol 2), else the
+// position this browser saved for it (older servers), else the start.
+function resumePosition(scene) {
+  if (typeof scene.position === "number") return Math.max(0, scene.position);
+  const saved = safeJSON(load(progressKey(state.storyId)));
+  return saved?.scene === scene.scene && saved.position > 0 ? saved.position : 0;
+}
+
+function sendChoose(choice) {
+  const message = { type: "choose", choice };
+  if (state.protocol >= 2 && state.scene) message.scene = state.scene.scene;
+  return send(message);
+}
+
 // ---------- playback ----------
 
-function playClip(url) {
+function currentClip() {
+  return state.scene ? state.clips.get(state.scene.scene) ?? null : null;
+}
+
+function playClip() {
   const video = ui.video;
   const scene = state.scene;
+  const clip = currentClip();
+  if (!scene || !clip) return;
   hideSpinner();
   setPhase("playing");
   setStatus(`Playing “${scene.title || scene.scene}”`, "playing", true);
   video.dataset.scene = scene.scene;
-  if (video.getAttribute("src") === url) {
-    video.currentTime = 0; // the same clip again (a story loop): replay it from the start
-  } else {
-    video.src = url;
-    const saved = safeJSON(load(progressKey(state.storyId)));
-    if (saved?.scene === scene.scene && saved.position > 0) {
-      video.addEventListener("loadedmetadata", () => {
-        if (saved.position < (video.duration || 0) - 0.5) video.currentTime = saved.position;
-      }, { once: true });
-    }
-  }
   video.defaultPlaybackRate = RATE;
   video.playbackRate = RATE;
-  startProgress();
+  const start = state.resumeAt;
+  state.resumeAt = 0;
+  startClock();
+  if (video.getAttribute("src") === clip.url && video.readyState >= HTMLMediaElement.HAVE_METADATA) {
+    startAt(start); // the same clip again (a story loop, or a resume): no reload
+    return;
+  }
+  video.src = clip.url;
+  if (start > 0) {
+    video.addEventListener("loadedmetadata", () => {
+      if (state.scene === scene && state.phase === "playing") startAt(start);
+    }, { once: true });
+  } else {
+    tryPlay();
+  }
+}
+
+// Start the clip at `position`; a position past the clip's end (a resume while the last frame held)
+// shows the last frame and counts on from there.
+function startAt(position) {
+  const video = ui.video;
+  const end = Number.isFinite(video.duration) ? video.duration : 0;
+  if (end > 0 && position >= end - 0.05) {
+    video.pause();
+    video.currentTime = end;
+    startHold(Math.max(position, end));
+    return;
+  }
+  video.currentTime = position;
   tryPlay();
 }
 
-// Autoplay policy: without a user gesture (e.g. ?story=...), browsers refuse playback with sound.
-// Then play muted and offer "Tap for sound"; if even that is refused, show "Tap to play".
+// Autoplay policy: without a user gesture (e.g. ?story=... or a reload), browsers refuse playback with
+// sound. Then play muted and offer "Tap for sound"; if even that is refused, show "Tap to play".
 async function tryPlay() {
   ui.tapToPlay.hidden = true;
   const video = ui.video;
+  if (state.hold) {
+    state.hold.paused = false;
+    syncHold();
+    tick();
+    return;
+  }
   try {
     await video.play();
   } catch (error) {
@@ -359,75 +501,184 @@ async function tryPlay() {
   }
 }
 
-ui.unmute.addEventListener("click", () => {
-  ui.video.muted = false;
-  ui.unmute.hidden = true;
-  if (ui.video.paused && state.phase === "playing") tryPlay();
-});
+function pausePlayback() {
+  if (state.hold) {
+    state.hold.paused = true;
+    syncHold();
+    tick();
+  } else {
+    ui.video.pause();
+  }
+}
 
-function safeJSON(text) {
-  try { return JSON.parse(text ?? "null"); } catch { return null; }
+function isPaused() {
+  return state.hold ? state.hold.paused : ui.video.paused;
+}
+
+function togglePlay() {
+  if (state.phase !== "playing") return;
+  if (isPaused()) tryPlay();
+  else pausePlayback();
+}
+
+function syncPlayPause() {
+  const paused = state.phase !== "playing" || isPaused();
+  ui.playPause.hidden = state.phase !== "playing";
+  ui.playPause.setAttribute("aria-label", paused ? "Play" : "Pause");
+  ui.playPause.dataset.paused = String(paused);
+}
+
+// ---------- the position: the clip's timeline, then the held last frame ----------
+
+function startHold(base) {
+  if (state.hold) return;
+  state.hold = { base, banked: 0, since: null, paused: false };
+  syncHold();
+  syncPlayPause();
+  tick();
+}
+
+// The held frame counts on at the playback rate while the player is on it, not paused, and visible.
+function syncHold() {
+  const hold = state.hold;
+  if (!hold) return;
+  const running = !hold.paused && state.phase === "playing" && document.visibilityState === "visible";
+  const now = performance.now();
+  if (running && hold.since === null) hold.since = now;
+  if (!running && hold.since !== null) {
+    hold.banked += ((now - hold.since) / 1000) * RATE;
+    hold.since = null;
+  }
+}
+
+function position() {
+  const hold = state.hold;
+  if (!hold) return ui.video.currentTime;
+  const running = hold.since === null ? 0 : ((performance.now() - hold.since) / 1000) * RATE;
+  return hold.base + hold.banked + running;
+}
+
+// Whether the position is advancing: not paused, not buffering, not stopped at the end.
+function isPlaying() {
+  if (state.phase !== "playing") return false;
+  if (state.hold) return state.hold.since !== null;
+  const video = ui.video;
+  return !video.paused && !video.ended && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA;
+}
+
+function choiceWindow() {
+  const win = currentClip()?.window ?? state.scene?.choice_window ?? null;
+  if (!win || !Number.isFinite(win.opens_at) || !Number.isFinite(win.closes_at)) return null;
+  return win;
+}
+
+function onThisScene() {
+  const scene = state.scene?.scene;
+  return Boolean(scene) && state.phase === "playing" && ui.video.dataset.scene === scene;
 }
 
 function reportProgress() {
-  const scene = state.scene?.scene;
-  if (!scene || ui.video.dataset.scene !== scene) return;
-  const position = Math.round(ui.video.currentTime * 1000) / 1000;
-  send({ type: "progress", scene, position });
-  store(progressKey(state.storyId), { scene, position });
+  if (!onThisScene() || state.choice === "chosen") return; // a viewer's choice ends the scene's reports
+  const scene = state.scene.scene;
+  const at = position();
+  let reported = Math.min(MAX_POSITION, Math.round(at * 1000) / 1000);
+  const win = choiceWindow();
+  if (win && at >= win.closes_at) reported = Math.max(reported, win.closes_at); // rounding never undoes a crossing
+  const message = { type: "progress", scene, position: reported };
+  if (state.protocol >= 2) message.playing = isPlaying();
+  send(message);
+  store(progressKey(state.storyId), { scene, position: reported });
 }
 
-function startProgress() {
-  stopProgress();
-  state.progressTimer = setInterval(() => {
-    if (!ui.video.paused) reportProgress();
-  }, PROGRESS_EVERY_MS);
+function startClock() {
+  stopClock();
+  state.progressTimer = setInterval(reportProgress, PROGRESS_EVERY_MS);
+  state.tickTimer = setInterval(tick, TICK_MS);
 }
 
-function stopProgress() {
+function stopClock() {
   clearInterval(state.progressTimer);
+  clearInterval(state.tickTimer);
+  clearTimeout(state.crossTimer);
   state.progressTimer = 0;
+  state.tickTimer = 0;
+  state.crossTimer = 0;
 }
 
-ui.video.addEventListener("timeupdate", () => {
-  const { currentTime, duration } = ui.video;
-  const fraction = duration > 0 ? Math.min(1, currentTime / duration) : 0;
+// Everything that follows the position: the progress bar, the window opening, the countdown, and
+// the report at the moment the position crosses `closes_at`.
+function tick() {
+  if (!onThisScene()) return;
+  const at = position();
+  const { duration } = ui.video;
+  const fraction = duration > 0 ? Math.min(1, at / duration) : 0;
   ui.progress.style.transform = `scaleX(${fraction})`;
+  const win = choiceWindow();
+  if (!win || state.scene.ending || !state.scene.choices?.length) return;
+  if (state.choice === "none" && at >= win.opens_at) showChoices();
+  if (state.choice !== "none") renderCountdown(win, at);
+  clearTimeout(state.crossTimer);
+  if (state.crossed) return;
+  if (at >= win.closes_at) {
+    state.crossed = true;
+    reportProgress();
+    if (state.choice === "open") takeDefault();
+  } else if (isPlaying()) {
+    // Wake at the crossing itself rather than at the next tick; a late timer (buffering) just ticks again.
+    const rate = state.hold ? RATE : ui.video.playbackRate || RATE;
+    state.crossTimer = setTimeout(tick, Math.max(0, ((win.closes_at - at) / rate) * 1000));
+  }
+}
+
+const video = ui.video;
+for (const event of ["timeupdate", "seeked", "pause", "play", "playing", "waiting"]) {
+  video.addEventListener(event, () => {
+    syncPlayPause();
+    tick();
+  });
+}
+video.addEventListener("waiting", () => {
+  if (state.phase === "playing" && !state.hold) showSpinner("Buffering…");
 });
-ui.video.addEventListener("waiting", () => {
-  if (state.phase === "playing") showSpinner("Buffering…");
-});
-ui.video.addEventListener("playing", () => {
+video.addEventListener("playing", () => {
   hideSpinner();
   ui.tapToPlay.hidden = true;
 });
-ui.video.addEventListener("ended", () => {
-  if (state.phase !== "playing") return;
-  stopProgress();
-  reportProgress();
-  if (state.scene?.ending) showEnding();
-  else showChoices();
-});
-ui.video.addEventListener("error", () => {
-  if (!ui.video.getAttribute("src")) return;
-  const code = ui.video.error?.code ?? "?";
+video.addEventListener("ended", () => {
+  if (state.phase !== "playing" || state.hold) return;
   hideSpinner();
-  setStatus(`This clip could not be played (media error ${code}).`, "error");
-  // Do not strand the viewer: offer the choices anyway.
-  if (state.phase === "playing") {
-    if (state.scene?.ending) showEnding();
-    else showChoices();
+  if (state.scene?.ending) {
+    reportProgress();
+    showEnding();
+  } else if (choiceWindow()) {
+    startHold(video.duration || video.currentTime); // the last frame holds; the window runs on
+  } else if (state.choice === "none") {
+    reportProgress();
+    showChoices(); // an older server without choice windows: choose after the end
   }
 });
-ui.video.addEventListener("click", () => {
-  if (state.phase !== "playing") return;
-  if (ui.video.paused) tryPlay();
-  else ui.video.pause();
+video.addEventListener("error", () => {
+  if (!video.getAttribute("src")) return;
+  const code = video.error?.code ?? "?";
+  hideSpinner();
+  setStatus(`This clip could not be played (media error ${code}).`, "error");
+  // Do not strand the viewer: offer the choices anyway (the server's backstop takes the default).
+  if (state.phase === "playing") {
+    if (state.scene?.ending) showEnding();
+    else if (state.choice === "none") showChoices();
+  }
 });
+video.addEventListener("click", togglePlay);
+ui.playPause.addEventListener("click", togglePlay);
 ui.tapToPlay.addEventListener("click", () => {
-  ui.video.muted = false; // a gesture: sound is allowed now
+  video.muted = false; // a gesture: sound is allowed now
   ui.unmute.hidden = true;
   tryPlay();
+});
+ui.unmute.addEventListener("click", () => {
+  video.muted = false;
+  ui.unmute.hidden = true;
+  if (isPaused() && state.phase === "playing") tryPlay();
 });
 
 // ---------- overlays ----------
@@ -441,20 +692,47 @@ function hideSpinner() {
   ui.spinner.hidden = true;
 }
 
-function resetOverlays() {
+// Forget the scene being left: its choices, its held frame, its timers.
+function leaveScene() {
+  stopClock();
+  clearTimeout(state.retryChoiceTimer);
+  state.pending = null;
+  state.choice = "none";
+  state.hold = null;
+  state.crossed = false;
+  state.announced = 0;
   hideSpinner();
   ui.tapToPlay.hidden = true;
   ui.choices.hidden = true;
+  ui.choices.removeAttribute("data-state");
   ui.choiceList.replaceChildren();
+  ui.countdown.hidden = true;
+  ui.countdownLive.textContent = "";
   ui.ending.hidden = true;
   ui.progress.style.transform = "scaleX(0)";
+}
+
+function showEpisodeCard(episode) {
+  if (!episode || !Number.isInteger(episode.number) || episode.number === state.episode) return;
+  state.episode = episode.number;
+  ui.episodeNumber.textContent = `Episode ${episode.number}`;
+  ui.episodeTitle.textContent = episode.title || "";
+  ui.episodeCard.hidden = false;
+  clearTimeout(state.episodeTimer);
+  state.episodeTimer = setTimeout(() => { ui.episodeCard.hidden = true; }, EPISODE_CARD_MS);
+}
+
+function defaultChoiceId(scene) {
+  const flagged = (scene.choices ?? []).find((c) => c.default === true);
+  return flagged?.id ?? scene.default?.choice ?? null; // protocol 1 sent {default: {choice, timeout_s}}
 }
 
 function showChoices() {
   const scene = state.scene;
   if (!scene) return;
-  setPhase("choosing");
+  state.choice = "open";
   hideSpinner();
+  const defaultId = defaultChoiceId(scene);
   ui.choiceList.replaceChildren();
   for (const choice of scene.choices ?? []) {
     const button = document.createElement("button");
@@ -463,25 +741,56 @@ function showChoices() {
     button.setAttribute("data-testid", `choice-${choice.id}`);
     button.dataset.choice = choice.id;
     button.textContent = choice.label;
+    if (choice.id === defaultId) {
+      button.classList.add("is-default");
+      button.dataset.default = "true";
+    }
     button.addEventListener("click", () => choose(choice, button));
     ui.choiceList.append(button);
   }
+  ui.choices.dataset.state = "open";
   ui.choices.hidden = false;
+  ui.countdown.hidden = !choiceWindow();
   setStatus("What happens next?", "choosing", true);
   ui.choiceList.querySelector("button")?.focus({ preventScroll: true });
-  startCountdown();
+  const win = choiceWindow();
+  if (win) {
+    const seconds = Math.ceil(win.closes_at - position());
+    ui.countdownLive.textContent = `Choose what happens next: ${plural(seconds, "second", "seconds")}.`;
+    state.announced = seconds;
+  }
+}
+
+function renderCountdown(win, at) {
+  const left = Math.max(0, win.closes_at - at);
+  const span = Math.max(0.001, win.closes_at - win.opens_at);
+  const seconds = Math.ceil(left);
+  ui.countdown.dataset.remaining = left.toFixed(1);
+  ui.countdown.dataset.running = String(isPlaying() && left > 0);
+  ui.countdownNumber.textContent = String(seconds);
+  ui.countdown.setAttribute("aria-label", `${plural(seconds, "second", "seconds")} left to choose`);
+  ui.countdownFill.style.transform = `scaleX(${Math.min(1, left / span)})`;
+  // Screen readers hear the countdown at a few moments, not every second.
+  if (state.choice === "open" && seconds !== state.announced && (seconds === 5 || seconds === 3)) {
+    state.announced = seconds;
+    ui.countdownLive.textContent = `${plural(seconds, "second", "seconds")} left.`;
+  }
+}
+
+function lockChoices(picked) {
+  for (const button of ui.choiceList.querySelectorAll("button")) {
+    button.disabled = true;
+    button.setAttribute("aria-pressed", String(button === picked));
+  }
 }
 
 function choose(choice, button) {
-  if (state.phase !== "choosing") return;
-  stopCountdown();
-  setPhase("chosen");
+  if (state.choice !== "open") return;
+  state.choice = "chosen";
   state.pending = { choice: choice.id, tries: 0 };
-  for (const other of ui.choiceList.querySelectorAll("button")) {
-    other.disabled = true;
-    other.setAttribute("aria-pressed", String(other === button));
-  }
-  if (send({ type: "choose", choice: choice.id })) {
+  ui.choices.dataset.state = "chosen";
+  lockChoices(button);
+  if (sendChoose(choice.id)) {
     setStatus(`You chose: ${choice.label}`, "chosen");
   } else {
     // Offline: keep the choice; it is sent again once the session is resumed.
@@ -490,33 +799,113 @@ function choose(choice, button) {
   }
 }
 
-// A timed default (the story's `default` + `timeout_s`, sent by the server with the scene):
-// a bar shows the time left; when it runs out the server itself takes the default choice and
-// sends the next scene, so nothing is sent from here and a slow or closed tab changes nothing.
-function startCountdown() {
-  stopCountdown();
-  const timed = state.scene?.default;
-  if (!timed || !(timed.timeout_s > 0)) return;
-  const bar = document.createElement("div");
-  bar.className = "countdown";
-  bar.setAttribute("aria-hidden", "true");
-  const fill = document.createElement("div");
-  fill.className = "countdown-fill";
-  bar.style.setProperty("--countdown", `${timed.timeout_s}s`);
-  bar.append(fill);
-  ui.choiceList.append(bar);
-  ui.choiceList.querySelector(`[data-choice="${CSS.escape(timed.choice)}"]`)?.classList.add("is-default");
+// The window closed without a choice: show the default as picked. The server takes it when the
+// progress report at `closes_at` arrives and sends the next scene; nothing else is sent from here.
+function takeDefault() {
+  state.choice = "defaulted";
+  ui.choices.dataset.state = "defaulted";
+  const picked = ui.choiceList.querySelector("[data-default='true']") ?? ui.choiceList.querySelector("button");
+  lockChoices(picked);
+  picked?.classList.add("is-picked");
+  const label = picked?.textContent ?? "";
+  ui.countdownLive.textContent = `Time is up: ${label}.`;
+  setStatus(`Time is up: ${label}`, "chosen", true);
 }
 
-function stopCountdown() {
-  clearTimeout(state.countdownTimer);
-  state.countdownTimer = 0;
-  ui.choiceList.querySelector(".countdown")?.remove();
+// ---------- the paywall ----------
+
+function onLocked(message) {
+  state.resuming = false;
+  state.locked = message;
+  leaveScene();
+  ui.video.pause();
+  setPhase("locked");
+  showPaywall(message);
 }
 
+function showPaywall(message) {
+  const episode = message.episode ?? {};
+  ui.paywallEpisode.textContent = Number.isInteger(episode.number) ? `Episode ${episode.number}` : "Next episode";
+  ui.paywallTitle.textContent = episode.title || "";
+  ui.paywallCoins.textContent = String(message.price?.coins ?? "?");
+  ui.paywallNote.textContent = "";
+  ui.demoUnlock.disabled = false;
+  const wasHidden = ui.paywall.hidden;
+  ui.paywall.hidden = false;
+  setStatus(`Episode ${episode.number ?? ""} is locked`, "locked", true);
+  if (wasHidden) {
+    ui.demoUnlock.hidden = true;
+    probeDemoUnlock();
+    ui.paywall.focus({ preventScroll: true });
+  }
+}
+
+function hidePaywall() {
+  ui.paywall.hidden = true;
+  state.demo = null;
+}
+
+// The demo route is off unless the server enables it; it answers 404 or 403 then, and the button stays hidden.
+async function mintDemoEntitlement() {
+  const session = load(sessionKey(state.storyId));
+  if (!session) return { off: true };
+  const response = await fetch(endpoint("v1/demo/entitlements"), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ session }),
+  });
+  if (response.status === 404 || response.status === 403) return { off: true };
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const { entitlement } = await response.json();
+  if (typeof entitlement !== "string") throw new Error("no entitlement in the answer");
+  return { entitlement };
+}
+
+async function probeDemoUnlock() {
+  const locked = state.locked;
+  try {
+    const minted = await mintDemoEntitlement();
+    if (state.locked !== locked) return;
+    if (minted.off) return;
+    state.demo = { entitlement: minted.entitlement, at: performance.now() };
+    ui.demoUnlock.hidden = false;
+  } catch {
+    if (state.locked === locked) ui.demoUnlock.hidden = false; // a passing failure: let the viewer try
+  }
+}
+
+async function demoUnlock() {
+  if (state.phase !== "locked") return;
+  ui.demoUnlock.disabled = true;
+  ui.paywallNote.textContent = "Unlocking…";
+  try {
+    let entitlement = state.demo && performance.now() - state.demo.at < DEMO_TOKEN_FRESH_MS ? state.demo.entitlement : null;
+    state.demo = null; // one use each
+    if (!entitlement) {
+      const minted = await mintDemoEntitlement();
+      if (minted.off) {
+        ui.demoUnlock.hidden = true;
+        ui.paywallNote.textContent = "Unlocking is not available on this server.";
+        return;
+      }
+      entitlement = minted.entitlement;
+    }
+    if (!send({ type: "unlock", entitlement })) throw new Error("not connected");
+  } catch (error) {
+    ui.demoUnlock.disabled = false;
+    ui.paywallNote.textContent = `Could not unlock (${error.message}).`;
+  }
+}
+
+ui.demoUnlock.addEventListener("click", demoUnlock);
+ui.paywallBack.addEventListener("click", () => backToPicker());
+
+// ---------- the end ----------
 
 function showEnding() {
   setPhase("ending");
+  stopClock();
+  ui.choices.hidden = true;
   ui.endingScene.textContent = state.scene?.title ?? "";
   ui.ending.hidden = false;
   setStatus("The End", "ending", true);
@@ -529,7 +918,9 @@ function showEnding() {
 function backToPicker() {
   closeConnection();
   ui.video.pause();
-  stopCountdown();
+  leaveScene();
+  hidePaywall();
+  state.locked = null;
   setPhase("idle");
   const url = new URL(location.href);
   url.searchParams.delete("story");

@@ -112,6 +112,11 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
             break
         if len(visited) == 1:
             shot(page, "3-choices")
+        # The choices come while the clip plays (at the window's opening, which may be its start).
+        page.wait_for_function(
+            "() => document.querySelector('video').currentTime > 0.3 || document.querySelector('video').ended",
+            timeout=SCENE_TIMEOUT_MS,
+        )
         expect(choices.first).to_be_focused()
         choices.first.click()
         expect(page.locator("#choices")).to_be_hidden(timeout=SCENE_TIMEOUT_MS)
