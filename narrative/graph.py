@@ -18,7 +18,8 @@ from reelfork.narrative.expressions import (
     written_variables,
 )
 from reelfork.narrative.problems import Problem, Severity, errors, ordered
-from reelfork.narrative.story import NARRATOR, Choice, Line, Scene, Story
+from reelfork.narrative.series import CLIFFHANGER
+from reelfork.narrative.story import NARRATOR, Choice, Line, Scene, Story, episode_of, is_free, membership
 
 __all__ = ["GENERATED_PREFIX", "Problem", "Severity", "build_graph", "errors", "validate"]
 
@@ -78,11 +79,13 @@ def validate(story: Story) -> list[Problem]:
         problems.extend(_scene_problems(scene, seen, speakers, story))
         problems.extend(_logic_problems(scene, names))
 
+    problems.extend(_episode_declaration(story, seen))
     if any(p.severity == "error" for p in problems):
         return ordered(problems)
 
     graph = _links(story)
     reachable = nx.descendants(graph, story.start) | {story.start}
+    problems.extend(_episode_membership(story, reachable))
     for scene in story.scenes:
         if scene.id not in reachable:
             problems.append(Problem("warning", f"scenes[{scene.id}]", "unreachable from the start scene"))
@@ -100,6 +103,78 @@ def validate(story: Story) -> list[Problem]:
         problems.append(Problem("error", "scenes", "the story has no ending scene"))
     problems.extend(_dead_ends(story, graph))
     return ordered(problems)
+
+
+def _episode_declaration(story: Story, scene_ids: set[str]) -> list[Problem]:
+    """Numbers 1..N in order, openings that exist (the first at ``start``), prices exactly on locked episodes."""
+    problems: list[Problem] = []
+    opened: dict[str, int] = {}
+    for index, episode in enumerate(story.episodes):
+        where = f"episodes[{index}]"
+        if episode.number != index + 1:
+            problems.append(Problem("error", f"{where}.number",
+                                    f"episode numbers go 1, 2, 3... in list order: expected {index + 1}, "
+                                    f"got {episode.number}"))
+        if episode.opens not in scene_ids:
+            problems.append(Problem("error", f"{where}.opens", f"opening scene {episode.opens!r} does not exist"))
+        elif episode.opens in opened:
+            problems.append(Problem("error", f"{where}.opens",
+                                    f"scene {episode.opens!r} already opens episode {opened[episode.opens]}"))
+        opened.setdefault(episode.opens, episode.number)
+        if index == 0 and episode.opens != story.start:
+            problems.append(Problem("error", f"{where}.opens",
+                                    f"the first episode opens at the start scene {story.start!r}, "
+                                    f"not {episode.opens!r}"))
+        free = is_free(story, index + 1)
+        if free and episode.price is not None:
+            problems.append(Problem("error", f"{where}.price",
+                                    f"episode {index + 1} is free (free_episodes: {story.free_episodes}); "
+                                    "remove its price" if story.free_episodes is not None else
+                                    "every episode is free without 'free_episodes'; set it or remove the price"))
+        if not free and episode.price is None:
+            problems.append(Problem("error", f"{where}.price",
+                                    f"episode {index + 1} is beyond free_episodes: {story.free_episodes}; "
+                                    "give it a price like {coins: 60}"))
+    return problems
+
+
+def _episode_membership(story: Story, reachable: set[str]) -> list[Problem]:
+    """Every authored scene in exactly one episode; openings reachable; cliffhangers before locked episodes."""
+    if not story.episodes:
+        return []
+    problems: list[Problem] = []
+    for index, episode in enumerate(story.episodes):
+        if episode.opens not in reachable:
+            problems.append(Problem("error", f"episodes[{index}].opens",
+                                    f"episode {episode.number} opens at {episode.opens!r}, which cannot be "
+                                    f"reached from the start scene {story.start!r}"))
+    members = membership(story)
+    for scene in story.scenes:
+        numbers = members[scene.id]
+        if not numbers:
+            problems.append(Problem("error", f"scenes[{scene.id}]",
+                                    "in no episode: no episode's opening scene reaches it; reach it from one, "
+                                    "or declare an episode that opens here"))
+        elif len(numbers) > 1:
+            shown = ", ".join(str(n) for n in numbers)
+            problems.append(Problem("error", f"scenes[{scene.id}]",
+                                    f"in episodes {shown}: a scene belongs to one episode; reach it from one "
+                                    "episode's scenes only, or declare an episode that opens here"))
+    if any(p.severity == "error" for p in problems):
+        return problems
+    locked = {e.opens: e for e in story.episodes if not is_free(story, e.number)}
+    for scene in story.scenes:
+        if CLIFFHANGER in scene.tags:
+            continue
+        own = episode_of(story, scene.id).number
+        for choice in scene.choices:
+            target = choice.target if choice.target is not None else choice.open.fallback if choice.open else None
+            if target in locked and locked[target].number != own:
+                problems.append(Problem("warning", f"scenes[{scene.id}].tags",
+                                        f"choice {choice.id!r} leads into locked episode {locked[target].number}: "
+                                        f"tag this scene '{CLIFFHANGER}' so the episode ends on one"))
+                break
+    return problems
 
 
 def _backward_reach(graph: nx.DiGraph, targets: Iterable[str]) -> set[str]:
@@ -186,10 +261,6 @@ def _logic_problems(scene: Scene, names: Names) -> list[Problem]:
             Problem("error", f"scenes[{scene.id}].default",
                     f"default choice {scene.default!r} is not one of this scene's choices: {offered}")
         )
-    if scene.timeout_s is not None and scene.default is None:
-        problems.append(
-            Problem("error", f"scenes[{scene.id}].timeout_s", "a timeout needs a 'default' choice to take when it ends")
-        )
     return problems
 
 
@@ -252,8 +323,8 @@ def _dead_end_findings(scene: Scene, never: list[Choice], hideable: bool) -> lis
         if default.condition is not None or default.once:
             problems.append(
                 Problem("warning", f"scenes[{scene.id}].default",
-                        f"default choice {default.id!r} can be hidden; when it is, the timeout takes the first "
-                        "choice still offered")
+                        f"default choice {default.id!r} can be hidden; when it is, the end of the choice window "
+                        "takes the first choice still offered")
             )
     return problems
 

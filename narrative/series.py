@@ -1,16 +1,17 @@
 """A linear series: one path through a story, cut into episodes that end on cliffhangers.
 
 Linear production (``reelfork produce``) takes a story in the project's format whose every
-scene offers at most one choice: the path from ``start`` to the ending is the series. An episode
-ends after each scene tagged :data:`CLIFFHANGER` and at the ending; a story without that tag is one
-episode. Pure data: no I/O.
+scene offers at most one choice: the path from ``start`` to the ending is the series. A story that
+declares ``episodes`` is cut where they open (the same declaration interactive play uses); otherwise an
+episode ends after each scene tagged :data:`CLIFFHANGER` and at the ending, and a story without that tag
+is one episode. Pure data: no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelfork.narrative.story import Scene, Story
+from reelfork.narrative.story import Scene, Story, episode_of
 
 CLIFFHANGER = "cliffhanger"
 """The scene tag that closes an episode."""
@@ -82,6 +83,13 @@ def series_of(story: Story) -> Series:
     if not any(scene.ending for scene in story.scenes):
         raise SeriesError(f"story {story.id!r} has no ending scene; mark the last scene with 'ending: true'")
     path = linear_path(story)
+    episodes = _declared(story, path) if story.episodes else _cut_at_cliffhangers(path)
+    if len(episodes) > MAX_EPISODES:
+        raise SeriesError(f"the series has {len(episodes)} episodes; at most {MAX_EPISODES} are produced in one run")
+    return Series(story=story, episodes=tuple(episodes))
+
+
+def _cut_at_cliffhangers(path: list[Scene]) -> list[Episode]:
     episodes: list[Episode] = []
     current: list[Scene] = []
     for scene in path:
@@ -89,6 +97,22 @@ def series_of(story: Story) -> Series:
         if CLIFFHANGER in scene.tags or scene.ending:
             episodes.append(Episode(number=len(episodes) + 1, scenes=tuple(current)))
             current = []
-    if len(episodes) > MAX_EPISODES:
-        raise SeriesError(f"the series has {len(episodes)} episodes; at most {MAX_EPISODES} are produced in one run")
-    return Series(story=story, episodes=tuple(episodes))
+    return episodes
+
+
+def _declared(story: Story, path: list[Scene]) -> list[Episode]:
+    """The path grouped by the declared episodes; every declared one must be on it, in order."""
+    groups: list[tuple[int, list[Scene]]] = []
+    for scene in path:
+        number = episode_of(story, scene.id).number
+        if groups and groups[-1][0] == number:
+            groups[-1][1].append(scene)
+        else:
+            groups.append((number, [scene]))
+    numbers = [number for number, _ in groups]
+    if numbers != list(range(1, len(story.episodes) + 1)):
+        raise SeriesError(
+            f"the path from {story.start!r} to the ending passes episodes {numbers}; a series plays every declared "
+            f"episode once, in order (1 to {len(story.episodes)})"
+        )
+    return [Episode(number=number, scenes=tuple(scenes)) for number, scenes in groups]

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from reelfork.narrative.expressions import Value, apply_effect, evaluate
 from reelfork.narrative.graph import GENERATED_PREFIX
-from reelfork.narrative.story import DEFAULT_TIMEOUT_S, Choice, Scene, Story
+from reelfork.narrative.story import Choice, Episode, Scene, Story, episode_of
 
 
 class UnknownChoice(LookupError):
@@ -58,14 +57,6 @@ class ViewerState(BaseModel):
                 break
             depth += 1
         return depth
-
-
-@dataclass(frozen=True)
-class TimedDefault:
-    """What the server takes when the viewer has not chosen ``timeout_s`` seconds into the choice."""
-
-    choice: Choice
-    timeout_s: float
 
 
 def start(story: str, version: int, start_scene: str, variables: Mapping[str, Value] | None = None) -> ViewerState:
@@ -118,19 +109,24 @@ def available_choices(source: Story | Scene, state: ViewerState) -> list[Choice]
     return [choice for choice in scene.choices if is_available(scene, choice, state, defaults)]
 
 
-def timed_default(source: Story | Scene, state: ViewerState) -> TimedDefault | None:
-    """The choice to take when the viewer does not choose in time, or ``None`` when the scene has no default.
-
-    The scene's ``default`` when it is offered; when its condition hides it, the first choice offered.
-    """
+def default_choice(source: Story | Scene, state: ViewerState) -> Choice | None:
+    """The choice taken when playback passes the window without a choice: the scene's ``default`` when it is
+    offered, else the first choice offered; ``None`` when nothing is offered (an ending)."""
     scene, defaults = _scene_of(source, state)
-    if scene.default is None:
-        return None
     offered = [choice for choice in scene.choices if is_available(scene, choice, state, defaults)]
     if not offered:
         return None
-    chosen = next((choice for choice in offered if choice.id == scene.default), offered[0])
-    return TimedDefault(chosen, scene.timeout_s or DEFAULT_TIMEOUT_S)
+    return next((choice for choice in offered if choice.id == scene.default), offered[0])
+
+
+def current_episode(story: Story, state: ViewerState) -> Episode:
+    """The episode the viewer is in: that of the last authored scene on the path (written scenes belong to
+    their parent's episode)."""
+    index = story.scene_index()
+    for scene_id in reversed(state.path):
+        if scene_id in index:
+            return episode_of(story, scene_id)
+    return episode_of(story, story.start)
 
 
 def choose(

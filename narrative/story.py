@@ -6,8 +6,13 @@ IDs are stable so dubbing and subtitles survive edits: a line without an ``id``
 gets one derived from its scene, text and occurrence (:func:`reelfork.narrative.ids.line_id`).
 
 Fields added after the first format (variables, conditions, effects, once, sticky,
-default, timeout_s, tags) are left out of dumps while they hold their defaults, so a
-story that does not use them keeps its digest, and its clips keep their keys.
+default, choice_window, tags, episodes, free_episodes) are left out of dumps while they hold
+their defaults, so a story that does not use them keeps its digest, and its clips keep their keys.
+
+Episodes: a story may declare them (each opens at an authored scene; a scene belongs to the
+episode whose opening reaches it without passing through another opening), ``free_episodes``
+and each locked episode's ``price``. Choice windows: a scene's choices are offered from
+``opens_at`` to ``closes_at`` on its clip's timeline (:func:`choice_window`).
 
 A small example in YAML::
 
@@ -17,8 +22,8 @@ A small example in YAML::
       - id: dock
         title: The Dock
         place: A foggy pier
-        default: wait          # taken when the viewer does not choose within timeout_s
-        timeout_s: 10
+        default: wait          # taken when playback passes the choice window without a choice
+        choice_window: {seconds: 6, after_end: 4}
         lines:
           - {speaker: mara, text: "Who's there?"}      # id derived, stable across edits
         choices:
@@ -34,6 +39,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from collections import deque
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -41,8 +48,9 @@ from reelfork.narrative.expressions import Effect, Expr, Variable
 from reelfork.narrative.ids import Identifier, line_id
 
 __all__ = [
-    "NARRATOR", "Bible", "Character", "Choice", "Effect", "Expr", "Identifier", "Line", "OpenNode", "Scene",
-    "Story", "Variable", "Voice", "build_story",
+    "NARRATOR", "Bible", "Character", "Choice", "ChoiceWindow", "Effect", "Episode", "Expr", "Identifier", "Line",
+    "OpenNode", "Price", "Scene", "Story", "Variable", "Voice", "Window", "build_story", "choice_window",
+    "episode_of", "episodes_of", "is_free", "membership",
 ]
 
 
@@ -141,6 +149,40 @@ class Choice(Strict):
         return self
 
 
+class ChoiceWindow(Strict):
+    """When choices are offered on the clip's timeline: the last ``seconds`` of it, and ``after_end`` more
+    while the last frame holds. ``{seconds: 0, after_end: N}`` is "choose after the end"."""
+
+    seconds: float = Field(default=10.0, ge=0, le=60)
+    """How long before the clip's end the choices appear."""
+    after_end: float = Field(default=0.0, ge=0, le=600)
+    """How long after the clip's end the choices stay, the last frame held, before the default is taken."""
+
+    @model_validator(mode="after")
+    def _some_time(self) -> ChoiceWindow:
+        if self.seconds <= 0 and self.after_end <= 0:
+            raise ValueError("a choice window needs time: 'seconds' or 'after_end' (or both) above 0")
+        return self
+
+
+DEFAULT_WINDOW = ChoiceWindow()
+
+
+class Price(Strict):
+    coins: int = Field(ge=1, le=1_000_000)
+
+
+class Episode(Strict):
+    """One episode: a number (1-based, consecutive), a title and the authored scene that opens it."""
+
+    number: int = Field(ge=1, le=10_000)
+    title: ShortText
+    opens: Identifier
+    """The scene the episode starts at; the first episode's is the story's ``start``."""
+    price: Price | None = Field(default=None, exclude_if=_empty)
+    """Coins to unlock it; required beyond ``free_episodes``, forbidden within them."""
+
+
 class Scene(Strict):
     id: Identifier
     title: ShortText
@@ -151,13 +193,23 @@ class Scene(Strict):
     choices: list[Choice] = Field(default_factory=list, max_length=4)
     ending: bool = False
     default: Identifier | None = Field(default=None, exclude_if=_empty)
-    """The choice taken when the viewer does not choose within ``timeout_s``."""
-    timeout_s: float | None = Field(default=None, gt=0, le=600, exclude_if=_empty)
-    """Seconds the viewer has to choose when ``default`` is set; :data:`DEFAULT_TIMEOUT_S` when absent."""
+    """The choice taken when playback passes the choice window without a choice; else the first one offered."""
+    choice_window: ChoiceWindow | None = Field(default=None, exclude_if=_empty)
+    """This scene's window; the story's when absent."""
     tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=32, exclude_if=_empty
     )
-    """Free labels (Twine passage tags survive import here)."""
+    """Free labels (Twine passage tags survive import here); ``cliffhanger`` ends an episode."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timeout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timeout_s" in data:
+            raise ValueError(
+                "'timeout_s' is no longer part of the format: the default is taken when playback passes the "
+                "choice window; use 'choice_window: {seconds: 0, after_end: N}' for N seconds after the clip ends"
+            )
+        return data
 
     @model_validator(mode="after")
     def _stable_line_ids(self) -> Scene:
@@ -205,6 +257,12 @@ class Story(Strict):
     """How many generated scenes may follow each other before the writer must end the story."""
     variables: dict[Identifier, Variable] = Field(default_factory=dict, max_length=256, exclude_if=_empty)
     """Typed story variables (bool, int, string) with the value every viewer starts with."""
+    choice_window: ChoiceWindow | None = Field(default=None, exclude_if=_empty)
+    """Every scene's choice window unless the scene sets its own; default: the last 10 s of the clip."""
+    episodes: list[Episode] = Field(default_factory=list, max_length=10_000, exclude_if=_empty)
+    """Absent: one episode, the whole story."""
+    free_episodes: int | None = Field(default=None, ge=0, le=10_000, exclude_if=_empty)
+    """How many episodes (from the first) are free; absent: every episode."""
     scenes: list[Scene] = Field(min_length=1, max_length=100_000)
 
     def scene(self, scene_id: str) -> Scene:
@@ -231,8 +289,78 @@ class Story(Strict):
 
 NARRATOR = "narrator"
 
-DEFAULT_TIMEOUT_S = 10.0
-"""How long a viewer has to choose in a scene with a ``default`` but no ``timeout_s``."""
+
+@dataclass(frozen=True)
+class Window:
+    """When a scene's choices are offered, in seconds on its clip's timeline: ``0 <= opens_at < closes_at``."""
+
+    opens_at: float
+    closes_at: float
+
+
+def choice_window(story: Story, scene: Scene, duration: float) -> Window:
+    """The window of ``scene`` for a clip of ``duration`` seconds: the scene's, else the story's, else the last 10 s."""
+    window = scene.choice_window or story.choice_window or DEFAULT_WINDOW
+    opens_at = max(0.0, duration - window.seconds)
+    closes_at = max(0.0, duration) + window.after_end
+    if closes_at <= opens_at:  # a clip of no length with no time after it: keep the window non-empty
+        closes_at = opens_at + 0.1
+    return Window(round(opens_at, 3), round(closes_at, 3))
+
+
+def episodes_of(story: Story) -> list[Episode]:
+    """The declared episodes, or the implicit one: the whole story, opening at ``start``."""
+    if story.episodes:
+        return story.episodes
+    return [Episode(number=1, title=story.title, opens=story.start)]
+
+
+def membership(story: Story) -> dict[str, list[int]]:
+    """For each authored scene, the numbers of the episodes whose opening reaches it (exactly one when valid).
+
+    A walk from each opening follows choice targets and open choices' fallbacks and stops at other openings.
+    """
+    cached: dict[str, list[int]] | None = story.__dict__.get("_membership")
+    if cached is not None:
+        return cached
+    index = story.scene_index()
+    declared = episodes_of(story)
+    openings = {episode.opens for episode in declared}
+    found: dict[str, list[int]] = {scene.id: [] for scene in story.scenes}
+    for episode in declared:
+        if episode.opens not in index:
+            continue
+        seen = {episode.opens}
+        queue = deque([episode.opens])
+        while queue:
+            scene_id = queue.popleft()
+            found[scene_id].append(episode.number)
+            for choice in index[scene_id].choices:
+                target = choice.target if choice.target is not None else choice.open.fallback if choice.open else None
+                if target is None or target in seen or target in openings or target not in index:
+                    continue
+                seen.add(target)
+                queue.append(target)
+    story.__dict__["_membership"] = found
+    return found
+
+
+def episode_of(story: Story, scene_id: str) -> Episode:
+    """The episode an authored scene belongs to; a scene in none (only in an invalid story) is in the first.
+
+    Written scenes belong to their parent's episode: pass the last authored scene on the viewer's path.
+    """
+    numbers = membership(story).get(scene_id)
+    if numbers is None:
+        raise KeyError(f"scene {scene_id!r} is not authored in story {story.id!r}")
+    declared = episodes_of(story)
+    number = numbers[0] if numbers else declared[0].number
+    return next((episode for episode in declared if episode.number == number), declared[0])
+
+
+def is_free(story: Story, episode_number: int) -> bool:
+    """Whether episode ``episode_number`` plays without an entitlement: within ``free_episodes``, or none set."""
+    return story.free_episodes is None or episode_number <= story.free_episodes
 
 
 def build_story(data: Any) -> Story:

@@ -174,7 +174,7 @@ def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "ani
     speakers = {line.speaker for line in scene.lines}
     cast = [c.model_dump(mode="json") for c in story.bible.characters if c.id in speakers]
     payload = {
-        "scene": scene.model_dump(mode="json", exclude={"choices", "ending", "id"}),
+        "scene": scene.model_dump(mode="json", exclude={"choices", "ending", "id", "default", "choice_window"}),
         "cast": cast,
         "language": story.language,
         "profile": profile_name,

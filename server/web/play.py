@@ -22,8 +22,8 @@ from reelfork.narrative.state import (
     available_choices,
     begin,
     choose,
+    default_choice,
     find_choice,
-    timed_default,
 )
 from reelfork.narrative.story import Scene
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
@@ -47,6 +47,12 @@ from reelfork.server.web.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _Interim:
+    def __init__(self, choice: Any, timeout_s: float) -> None:
+        self.choice = choice
+        self.timeout_s = timeout_s
 
 
 class Connection:
@@ -192,7 +198,8 @@ class Connection:
         await self.lookahead.viewer_at(self._require_token(), story, state, scene, 0.0)
         keys = self.director.clip_keys(story, scene)
         clip = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
-        default = timed_default(scene, state)
+        chosen = default_choice(scene, state) if scene.default is not None else None
+        default = _Interim(chosen, 10.0) if chosen is not None else None
         SCENES.labels(clip="pending" if clip is None else "ready" if clip.key == keys[0] else "degraded").inc()
         if clip is None:
             STALLS.inc()

@@ -20,8 +20,8 @@ from reelfork.narrative.state import (
     available_choices,
     begin,
     choose,
+    default_choice,
     start,
-    timed_default,
 )
 from reelfork.narrative.story import Story, build_story
 from reelfork.server.cli import app
@@ -90,25 +90,27 @@ def test_once_choices_are_used_up_and_sticky_ones_are_not() -> None:
         parse_story(json.dumps(story(scene("a", choice("x", "a", once=True, sticky=True)))))
 
 
-def test_timed_default_takes_the_default_or_the_first_choice_still_offered() -> None:
+def test_default_choice_is_the_default_or_the_first_choice_still_offered() -> None:
     data = story(
         scene("ask", choice("yes", "end", condition={"var": "met"}), choice("no", "end"),
-              default="yes", timeout_s=8),
+              default="yes"),
         scene("plain", choice("go", "end")),
         scene("end"),
         variables=TRUST,
     )
     parsed = Story.model_validate(data)
     state = begin(parsed, 1)
-    fallback = timed_default(parsed, state)
-    assert fallback is not None and (fallback.choice.id, fallback.timeout_s) == ("no", 8)
+    fallback = default_choice(parsed, state)
+    assert fallback is not None and fallback.id == "no"
     met = state.model_copy(update={"variables": {**state.variables, "met": True}})
-    chosen = timed_default(parsed, met)
-    assert chosen is not None and chosen.choice.id == "yes"
-    assert timed_default(parsed.scene("plain"), advance(state, "plain")) is None
+    chosen = default_choice(parsed, met)
+    assert chosen is not None and chosen.id == "yes"
+    plain = default_choice(parsed.scene("plain"), advance(state, "plain"))
+    assert plain is not None and plain.id == "go"
+    assert default_choice(parsed.scene("end"), advance(state, "end")) is None
     found = problems(data)
-    assert "warning: scenes[ask].default: default choice 'yes' can be hidden; when it is, the timeout takes " \
-           "the first choice still offered" in found
+    assert "warning: scenes[ask].default: default choice 'yes' can be hidden; when it is, the end of the choice " \
+           "window takes the first choice still offered" in found
 
 
 def test_old_sessions_keep_working() -> None:
@@ -149,11 +151,13 @@ def test_unknown_names_and_type_errors_are_located(change: dict[str, Any], expec
     assert expected in problems(data)
 
 
-def test_default_and_timeout_are_checked() -> None:
-    data = story(scene("a", choice("go", "b"), default="run"), scene("b", timeout_s=5))
-    found = problems(data)
-    assert "error: scenes[a].default: default choice 'run' is not one of this scene's choices: go" in found
-    assert "error: scenes[b].timeout_s: a timeout needs a 'default' choice to take when it ends" in found
+def test_default_is_checked_and_the_old_timeout_is_refused() -> None:
+    data = story(scene("a", choice("go", "b"), default="run"), scene("b"))
+    assert "error: scenes[a].default: default choice 'run' is not one of this scene's choices: go" in problems(data)
+    old = story(scene("a", choice("go", "b"), default="go", timeout_s=5), scene("b"))
+    (found,) = problems(old)
+    assert found.startswith("error: scenes[0]: ") and "'timeout_s' is no longer part of the format" in found
+    assert "choice_window" in found
 
 
 def test_dead_ends_proven_and_possible() -> None:
