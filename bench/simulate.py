@@ -70,14 +70,17 @@ def runner(world: World, policy: str, model: Model) -> Callable[[int], Outcome]:
 
 def fewest_gpus(run: Callable[[int], Outcome]) -> tuple[int | None, Outcome]:
     """The fewest GPUs whose run is feasible (doubling, then bisection), and that run; None if even
-    ``MAX_GPUS`` is not enough (on-demand: every first visit to a scene waits for its render)."""
+    ``MAX_GPUS`` is not enough (on-demand: every first visit to a scene waits for its render), or if
+    doubling them changed neither the stalls nor the degraded clips (GPUs are not what is missing)."""
     low, high = 0, 1
     best = run(high)
     while not best.feasible:
         if high >= MAX_GPUS:
             return None, best
         low, high = high, high * 2
-        best = run(high)
+        before, best = best, run(high)
+        if high >= 64 and (best.stalls, best.degraded) == (before.stalls, before.degraded):
+            return None, best
     while high - low > 1:
         middle = (low + high) // 2
         outcome = run(middle)
@@ -122,6 +125,13 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
         log(row(at_gpus[policy], per_gpu[policy]))
     oracle, reelfork = per_gpu["oracle"], per_gpu["reelfork"]
     share = reelfork / oracle if oracle and reelfork else 0.0
+    if oracle is None:
+        seen = searches["oracle"][1]
+        log(
+            f"no policy keeps stalls <= {MAX_STALL_RATE:.0%} with <= {MAX_DEGRADED:.0%} of clips degraded: the oracle,"
+            f" at {seen.gpus} GPUs, stalls {seen.stall_rate:.2%} and degrades {seen.degraded_share:.1%}"
+            " (a choice comes seconds into a scene, sooner than a child's first clip renders)"
+        )
     log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
     ours = at_gpus["reelfork"]
     work = ours.gpu_busy_s / max(1e-9, at_gpus["oracle"].gpu_busy_s)
