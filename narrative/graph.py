@@ -135,6 +135,9 @@ def _episode_declaration(story: Story, scene_ids: set[str]) -> list[Problem]:
             problems.append(Problem("error", f"{where}.price",
                                     f"episode {index + 1} is beyond free_episodes: {story.free_episodes}; "
                                     "give it a price like {coins: 60}"))
+    if story.free_episodes is not None and not story.episodes:
+        problems.append(Problem("error", "free_episodes",
+                                "'free_episodes' needs 'episodes': declare the episodes and price the locked ones"))
     return problems
 
 

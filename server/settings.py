@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from reelfork.generation.render.profiles import FALLBACKS, PROFILES, RenderProfile
+from reelfork.server.entitlements import MIN_SECRET_CHARS, public_key_algorithm
 
 PREFIX = "REELFORK_"
 
@@ -86,6 +87,18 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=30.0, ge=1, le=3600)
     """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    choice_backstop_s: float = Field(default=120.0, ge=1, le=86_400)
+    """A viewer who reports no ``progress`` gets the default this long after the scene's ``closes_at`` would have
+    been reached from when it was presented. Reported progress takes the default at ``closes_at`` itself."""
+
+    entitlement_secret: SecretStr | None = None
+    """HS256 key of the entitlement JWTs that unlock paid episodes; with neither this nor the public key, every
+    episode is free."""
+    entitlement_public_key: str | None = None
+    """PEM public key (Ed25519 for EdDSA, P-256 for ES256) of the entitlement JWTs, instead of a shared secret."""
+    demo_unlock: bool = False
+    """``POST /v1/demo/entitlements`` mints entitlements for any session: for the web player's demo only. Needs
+    ``entitlement_secret``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -109,9 +122,27 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"render profile {profile.name!r} renders with a diffusion model: set REELFORK_RENDER_MODEL_DIR"
                 )
+        if self.demo_unlock and self.entitlement_secret is None:
+            raise ValueError("REELFORK_DEMO_UNLOCK=true needs REELFORK_ENTITLEMENT_SECRET to sign the demo's tokens")
+        if self.entitlement_secret is not None and self.entitlement_public_key is not None:
+            raise ValueError("set REELFORK_ENTITLEMENT_SECRET or REELFORK_ENTITLEMENT_PUBLIC_KEY, not both")
         if self.render_profile in (self.render_fallbacks or ()):
             raise ValueError(f"REELFORK_RENDER_FALLBACKS repeats the render profile {self.render_profile!r}")
         return self
+
+    @field_validator("entitlement_public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            public_key_algorithm(value)  # a ValueError naming what is wrong
+        return value
+
+    @field_validator("entitlement_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"the entitlement secret needs at least {MIN_SECRET_CHARS} characters (HS256 key)")
+        return value
 
     @field_validator("render_profile")
     @classmethod

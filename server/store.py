@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from reelfork.narrative.state import ViewerState
 from reelfork.narrative.story import Scene, Story
+from reelfork.server.entitlements import Unlocked
 from reelfork.server.queue import keys
 
 SESSION_TTL_S = 30 * 24 * 3600
@@ -38,6 +39,27 @@ class StoredScene(BaseModel):
     provenance: dict[str, Any] = {}
 
 
+class Position(BaseModel):
+    """The last playback position a viewer reported: seconds on the clip of ``scene``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scene: str
+    seconds: float
+
+
+class SessionRecord(BaseModel):
+    """One viewer's session: the story state, the public viewer id, where playback was, what is unlocked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: ViewerState
+    viewer: str
+    position: Position | None = None
+    unlocked: Unlocked = Field(default_factory=list)
+    """Episodes unlocked by entitlements the viewer sent; kept for the session's life."""
+
+
 @dataclass(frozen=True)
 class StoryVersion:
     story: Story
@@ -48,6 +70,16 @@ class StoryVersion:
 def new_session_token() -> str:
     """128 bits from the OS's CSPRNG, URL-safe."""
     return secrets.token_urlsafe(16)
+
+
+def new_viewer_id() -> str:
+    """A public viewer id for a client that sets none: random, unrelated to the token."""
+    return "v-" + secrets.token_urlsafe(12)
+
+
+def legacy_viewer_id(token: str) -> str:
+    """The viewer id of a session stored before viewers had ids: stable, and not the token's key digest."""
+    return "v-" + hashlib.sha256(b"viewer\x1f" + token.encode()).hexdigest()[:16]
 
 
 def _session_key(token: str) -> str:
@@ -104,12 +136,17 @@ class Store:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    async def save_session(self, token: str, state: ViewerState) -> None:
-        await self.redis.set(_session_key(token), state.model_dump_json(), ex=SESSION_TTL_S)
+    async def save_session(self, token: str, record: SessionRecord) -> None:
+        """Durable when it returns (the embedded Redis's fsync policy): save before acknowledging."""
+        await self.redis.set(_session_key(token), record.model_dump_json(), ex=SESSION_TTL_S)
 
-    async def load_session(self, token: str) -> ViewerState | None:
+    async def load_session(self, token: str) -> SessionRecord | None:
         raw = await self.redis.get(_session_key(token))
-        return ViewerState.model_validate_json(raw) if raw is not None else None
+        if raw is None:
+            return None
+        if '"state"' not in raw[:16]:  # stored before sessions had viewers: the bare story state
+            return SessionRecord(state=ViewerState.model_validate_json(raw), viewer=legacy_viewer_id(token))
+        return SessionRecord.model_validate_json(raw)
 
     # -- audience -----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
-from reelfork.server.web import asyncapi, health, productions, stories
+from reelfork.server.web import asyncapi, demo, health, productions, stories
 from reelfork.server.web.play import Connection
 from reelfork.server.web.problems import Refused, invalid_request, refused
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stories.router)
     app.include_router(productions.router)
     app.include_router(asyncapi.router)
+    app.include_router(demo.router)
 
     @app.websocket("/v1/play")
     async def play(websocket: WebSocket) -> None:

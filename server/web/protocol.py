@@ -1,4 +1,5 @@
-"""The v1 play protocol: JSON text frames, each with a ``type``. Parsing is strict; errors have stable codes.
+"""The v1 play protocol (``protocol`` 2 in ``session``): JSON text frames, each with a ``type``. Parsing is strict;
+errors have stable codes.
 
 Every frame either way is a model here; ``asyncapi.py`` describes them and README.md's table lists them.
 """
@@ -9,11 +10,15 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
 from reelfork.narrative.ids import Identifier
 
 VERSION = "1"
 PATH = "/v1/play"
+PROTOCOL = 2
+"""The ``protocol`` integer in ``session``: 2 adds choice windows, episodes, the paywall and positions."""
+VIEWER_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MAX_ENTITLEMENT_CHARS = 8 * 1024
 
 
 class ErrorCode(StrEnum):
@@ -31,6 +36,9 @@ class ErrorCode(StrEnum):
     NOT_READY = "not_ready"
     UNAVAILABLE = "unavailable"
     RENDER_FAILED = "render_failed"
+    STALE_CHOICE = "stale_choice"
+    INVALID_ENTITLEMENT = "invalid_entitlement"
+    LOCKED = "locked"
     INTERNAL = "internal"
 
 
@@ -43,6 +51,8 @@ class Start(ClientMessage):
 
     type: Literal["start"]
     story: Identifier
+    viewer: Annotated[str, Field(pattern=VIEWER_PATTERN)] | None = None
+    """The viewer's public id (the client's own account id); absent: the server makes one."""
 
 
 class Resume(ClientMessage):
@@ -53,18 +63,28 @@ class Resume(ClientMessage):
 
 
 class Choose(ClientMessage):
-    """Pick a choice of the current scene."""
+    """Pick a choice of the current scene; naming ``scene`` makes a late choice for a scene left harmless."""
 
     type: Literal["choose"]
     choice: Identifier
+    scene: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class Progress(ClientMessage):
-    """Playback position in seconds, about once a second."""
+    """Playback position in seconds on the scene's clip, about once a second, paused too."""
 
     type: Literal["progress"]
     scene: Annotated[str, Field(min_length=1, max_length=64)]
     position: Annotated[float, Field(ge=0, le=86_400)]
+    playing: StrictBool = True
+    """``false`` while paused or buffering: the position then stays, and the default waits."""
+
+
+class Unlock(ClientMessage):
+    """An entitlement (a JWT from the operator's billing) for the locked episode."""
+
+    type: Literal["unlock"]
+    entitlement: Annotated[str, Field(min_length=1, max_length=MAX_ENTITLEMENT_CHARS)]
 
 
 class ServerMessage(BaseModel):
@@ -77,6 +97,9 @@ class Session(ServerMessage):
 
     type: Literal["session"] = "session"
     session: str
+    viewer: str
+    """The viewer's public id: the ``sub`` of its entitlements."""
+    protocol: int = PROTOCOL
     story: str
     version: int
 
@@ -88,19 +111,36 @@ class Offer(BaseModel):
 
     id: str
     label: str
+    default: bool
+    """The choice the server takes when playback passes ``closes_at``: exactly one per scene with choices."""
 
 
-class Default(BaseModel):
-    """What the server chooses when the viewer has not chosen ``timeout_s`` seconds after the clip ends."""
+class WindowTimes(BaseModel):
+    """When the choices are offered, in seconds on the clip's timeline: ``0 <= opens_at < closes_at``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    choice: str
-    timeout_s: float
+    opens_at: float
+    closes_at: float
+
+
+class EpisodeInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    number: int
+    title: str
+    free: bool
+
+
+class PriceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    coins: int
 
 
 class SceneMessage(ServerMessage):
-    """The scene to play; ``clip`` and ``duration`` are null until it is rendered (a ``clip`` frame follows)."""
+    """The scene to play; ``clip``, ``duration`` and ``choice_window`` are null until it is rendered (a ``clip``
+    frame follows)."""
 
     type: Literal["scene"] = "scene"
     scene: str
@@ -108,17 +148,29 @@ class SceneMessage(ServerMessage):
     clip: str | None
     duration: float | None
     choices: list[Offer]
+    choice_window: WindowTimes | None
+    episode: EpisodeInfo
     ending: bool
-    default: Default | None
+    position: float
+    """Where to continue on the clip, in seconds: the last reported position when resuming into this scene."""
 
 
 class Clip(ServerMessage):
-    """The clip of a scene sent with ``clip: null``."""
+    """The clip of a scene sent with ``clip: null``, with the choice window its duration gives."""
 
     type: Literal["clip"] = "clip"
     scene: str
     url: str
     duration: float
+    choice_window: WindowTimes | None
+
+
+class Locked(ServerMessage):
+    """Sent instead of a scene of an episode the viewer has no entitlement for; ``unlock`` continues."""
+
+    type: Literal["locked"] = "locked"
+    episode: EpisodeInfo
+    price: PriceInfo
 
 
 class Error(ServerMessage):
@@ -129,10 +181,10 @@ class Error(ServerMessage):
     message: str
 
 
-ClientMessages = Start | Resume | Choose | Progress
-ServerMessages = Session | SceneMessage | Clip | Error
-CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (Start, Resume, Choose, Progress)
-SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (Session, SceneMessage, Clip, Error)
+ClientMessages = Start | Resume | Choose | Progress | Unlock
+ServerMessages = Session | SceneMessage | Clip | Locked | Error
+CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (Start, Resume, Choose, Progress, Unlock)
+SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (Session, SceneMessage, Clip, Locked, Error)
 
 Incoming = Annotated[ClientMessages, Field(discriminator="type")]
 _incoming: TypeAdapter[ClientMessages] = TypeAdapter(Incoming)

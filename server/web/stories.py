@@ -10,7 +10,7 @@ from pydantic import BaseModel, JsonValue, RootModel
 from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
 from reelfork.narrative.formats import StoryError, StoryFormat, load_story
 from reelfork.narrative.schema import story_schema
-from reelfork.narrative.story import Story
+from reelfork.narrative.story import Story, episodes_of, is_free
 from reelfork.server.web.dependencies import RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Refused
 
@@ -24,12 +24,40 @@ CONTENT_TYPES: dict[str, StoryFormat] = {
 }
 
 
+class Price(BaseModel):
+    coins: int
+
+
+class EpisodeSummary(BaseModel):
+    number: int
+    title: str
+    free: bool
+    """Plays without an entitlement (every episode does while the server has no entitlement key)."""
+    price: Price | None
+    """What unlocking it costs; null for a free episode."""
+
+
 class StorySummary(BaseModel):
     id: str
     title: str
     logline: str
     version: int
     """The latest version."""
+    episodes: list[EpisodeSummary]
+    """In order; a story that declares none is one episode."""
+    free_episodes: int
+    """How many episodes, from the first, are free."""
+
+
+def story_summary(story: Story, version: int, paywall: bool) -> StorySummary:
+    episodes = []
+    for episode in episodes_of(story):
+        free = not paywall or is_free(story, episode.number)
+        price = Price(coins=episode.price.coins) if episode.price is not None and not free else None
+        episodes.append(EpisodeSummary(number=episode.number, title=episode.title, free=free, price=price))
+    free_count = next((e.number - 1 for e in episodes if not e.free), len(episodes))
+    return StorySummary(id=story.id, title=story.title, logline=story.bible.logline, version=version,
+                        episodes=episodes, free_episodes=free_count)
 
 
 class StoryListing(BaseModel):
@@ -122,14 +150,14 @@ def story_graph_of(
 
 @router.get("/stories")
 async def list_stories(runtime: RuntimeDep) -> StoryListing:
+    """The published stories with their episodes, free count and prices: what a client draws its catalogue from."""
+    settings = runtime.settings
+    paywall = settings.entitlement_secret is not None or settings.entitlement_public_key is not None
     stories = []
     for story_id in await runtime.store.story_ids():
         loaded = await runtime.store.story(story_id)
         if loaded is not None:
-            summary = StorySummary(
-                id=story_id, title=loaded.story.title, logline=loaded.story.bible.logline, version=loaded.version
-            )
-            stories.append(summary)
+            stories.append(story_summary(loaded.story, loaded.version, paywall))
     return StoryListing(stories=stories)
 
 

@@ -15,7 +15,19 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 from reelfork.server.settings import Settings
 from reelfork.server.web.app import create_app
-from reelfork.server.web.protocol import CLIENT_MESSAGES, SERVER_MESSAGES, ErrorCode, SceneMessage, error, message_type
+from reelfork.server.web.protocol import (
+    CLIENT_MESSAGES,
+    SERVER_MESSAGES,
+    EpisodeInfo,
+    ErrorCode,
+    Locked,
+    Offer,
+    PriceInfo,
+    SceneMessage,
+    WindowTimes,
+    error,
+    message_type,
+)
 
 ROOT = Path(__file__).parents[3]
 SPEC = ROOT / "node_modules" / "@asyncapi" / "specs" / "schemas" / "3.0.0.json"
@@ -127,7 +139,12 @@ def test_the_error_code_schema_lists_every_code(document: dict[str, Any]) -> Non
 
 def test_real_frames_match_their_payload_schemas(document: dict[str, Any]) -> None:
     frames = {
-        "scene": SceneMessage(scene="a", title="A", clip=None, duration=None, choices=[], ending=True, default=None),
+        "scene": SceneMessage(
+            scene="a", title="A", clip="http://x/a.mp4", duration=30.0,
+            choices=[Offer(id="go", label="Go", default=True)], choice_window=WindowTimes(opens_at=20, closes_at=30),
+            episode=EpisodeInfo(number=1, title="One", free=True), ending=False, position=0,
+        ),
+        "locked": Locked(episode=EpisodeInfo(number=2, title="Two", free=False), price=PriceInfo(coins=60)),
         "error": error(ErrorCode.RENDER_FAILED, "no clip"),
     }
     for name, frame in frames.items():

@@ -12,12 +12,17 @@ from reelfork.server.web.protocol import (
     CLIENT_MESSAGES,
     SERVER_MESSAGES,
     Choose,
+    EpisodeInfo,
     ErrorCode,
+    Locked,
+    PriceInfo,
     Progress,
     ProtocolError,
     Resume,
     SceneMessage,
+    Session,
     Start,
+    Unlock,
     error,
     message_type,
     parse,
@@ -103,7 +108,7 @@ def test_the_readme_lists_every_error_code() -> None:
 def test_the_key_parser_sees_nested_keys() -> None:
     example = '{"a":1,"b":[{"c":"…","d":2}],"e":{"f":s}\\|null,"g":bool}'
     assert key_paths(example) == ["a", "b", "b.c", "b.d", "e", "e.f", "g"]
-    assert "choices.label" in model_paths(SceneMessage) and "default.timeout_s" in model_paths(SceneMessage)
+    assert "choices.label" in model_paths(SceneMessage) and "choice_window.closes_at" in model_paths(SceneMessage)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +121,14 @@ def test_the_key_parser_sees_nested_keys() -> None:
             '{"type":"progress","scene":"blackout","position":4.2}',
             Progress(type="progress", scene="blackout", position=4.2),
         ),
+        (
+            '{"type":"progress","scene":"blackout","position":4.2,"playing":false}',
+            Progress(type="progress", scene="blackout", position=4.2, playing=False),
+        ),
+        ('{"type":"start","story":"s","viewer":"acct:42.a_b-c"}',
+         Start(type="start", story="s", viewer="acct:42.a_b-c")),
+        ('{"type":"choose","choice":"c","scene":"s"}', Choose(type="choose", choice="c", scene="s")),
+        ('{"type":"unlock","entitlement":"a.b.c"}', Unlock(type="unlock", entitlement="a.b.c")),
     ],
 )
 def test_parse_reads_every_client_message(frame: str, message: BaseModel) -> None:
@@ -139,6 +152,13 @@ def test_parse_reads_every_client_message(frame: str, message: BaseModel) -> Non
         ('{"type":"choose","choice":7}', ErrorCode.INVALID_MESSAGE),
         ('{"type":"progress","scene":"blackout","position":-3}', ErrorCode.INVALID_MESSAGE),
         ('{"type":"progress","scene":"blackout","position":"soon"}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"progress","scene":"blackout","position":3,"playing":"no"}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"start","story":"last-ferry","viewer":"a b"}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"start","story":"last-ferry","viewer":""}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"start","story":"last-ferry","viewer":"' + "x" * 129 + '"}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"unlock","entitlement":""}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"unlock","entitlement":"' + "x" * 8193 + '"}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"choose","choice":"captain","scene":""}', ErrorCode.INVALID_MESSAGE),
     ],
 )
 def test_parse_refuses_with_the_right_code(frame: str, code: ErrorCode) -> None:
@@ -154,9 +174,20 @@ def test_an_invalid_field_is_named_in_the_message() -> None:
 
 
 def test_server_frames_keep_their_wire_format() -> None:
-    scene = SceneMessage(scene="a", title="A", clip=None, duration=None, choices=[], ending=True, default=None)
+    episode = EpisodeInfo(number=1, title="One", free=True)
+    scene = SceneMessage(scene="a", title="A", clip=None, duration=None, choices=[], choice_window=None,
+                         episode=episode, ending=True, position=0)
     assert scene.model_dump_json() == (
-        '{"type":"scene","scene":"a","title":"A","clip":null,"duration":null,"choices":[],"ending":true,"default":null}'
+        '{"type":"scene","scene":"a","title":"A","clip":null,"duration":null,"choices":[],"choice_window":null,'
+        '"episode":{"number":1,"title":"One","free":true},"ending":true,"position":0.0}'
+    )
+    locked = Locked(episode=EpisodeInfo(number=2, title="Two", free=False), price=PriceInfo(coins=60))
+    assert locked.model_dump_json() == (
+        '{"type":"locked","episode":{"number":2,"title":"Two","free":false},"price":{"coins":60}}'
+    )
+    session = Session(session="T", viewer="v-1", story="s", version=1)
+    assert session.model_dump_json() == (
+        '{"type":"session","session":"T","viewer":"v-1","protocol":2,"story":"s","version":1}'
     )
     refusal = error(ErrorCode.NOT_READY, "wait")
     assert refusal.model_dump_json() == '{"type":"error","code":"not_ready","message":"wait"}'
