@@ -113,12 +113,12 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
     for policy in POLICIES:
         searches[policy] = fewest_gpus(runner(world, policy, model))
         log(f"  {policy}: fewest GPUs at <= 1% stall: {searches[policy][0]}")
-    gpus = searches["reelfork"][0] or MAX_GPUS
+    gpus = searches["reelfork"][0] or searches["reelfork"][1].gpus  # never: where the search gave up
     at_gpus = {policy: simulate(world, policy, model, gpus) for policy in POLICIES}
     per_gpu = {p: (scenario.viewers / g if g else None) for p, (g, _) in searches.items()}
     log(
         f"\n{model.name}: {scenario.viewers} viewers over {scenario.window_s:.0f} s, {scenario.stories} stories;"
-        f" at {gpus} GPUs (reelfork's fewest):"
+        f" at {gpus} GPUs (reelfork's fewest{'' if searches['reelfork'][0] else '; never: the most it tried'}):"
     )
     log(HEADER)
     for policy in POLICIES:
@@ -132,7 +132,8 @@ def compare(scenario: Scenario, model: Model, log: Callable[[str], None]) -> dic
             f" at {seen.gpus} GPUs, stalls {seen.stall_rate:.2%} and degrades {seen.degraded_share:.1%}"
             " (a choice comes seconds into a scene, sooner than a child's first clip renders)"
         )
-    log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
+    else:
+        log(f"reelfork reaches {share:.0%} of the oracle's viewers per GPU (target >= 90%)")
     ours = at_gpus["reelfork"]
     work = ours.gpu_busy_s / max(1e-9, at_gpus["oracle"].gpu_busy_s)
     upgrades = ours.upgrade_busy_s / max(1e-9, ours.gpu_busy_s)
@@ -211,13 +212,15 @@ def windows(
             continue
         world = make_world(scenario)
         fewest[label] = {p: fewest_gpus(runner(world, p, model))[0] for p in ("reelfork", "oracle")}
-    gpus = fewest["10 s window"]["reelfork"] or MAX_GPUS
+    # The 10 s window's fewest GPUs; where there are none, the 0 s window's.
+    which = "10 s" if fewest["10 s window"]["reelfork"] else "0 s"
+    gpus = fewest["10 s window"]["reelfork"] or fewest["0 s window (choose after the end)"]["reelfork"] or MAX_GPUS
     paywalled = make_world(scenarios["10 s window, paywall after ep. 1"])
     reach = sum(1 for v in paywalled.viewers if v.paywall >= 0)
     buy = sum(1 for v in paywalled.viewers if v.paywall >= 0 and v.unlocks)
     log(
         f"\nwindows and paywall ({model.name}, reelfork): {base.viewers} viewers over {base.window_s:.0f} s,"
-        f" {base.stories} stories; at {gpus} GPUs (the 10 s window's fewest):"
+        f" {base.stories} stories; at {gpus} GPUs (the {which} window's fewest):"
     )
     log(
         f"  paywall after episode 1 ({base.episode_layers} scene layers), assumed unlock rate {base.unlock_rate:.0%}:"
