@@ -9,14 +9,16 @@ viewers at once (their starts spread over ``--ramp`` seconds); each starts the s
 ending ``--rounds`` times as the web player does: a ``progress {scene, position, playing: true}`` once a
 second of playback, position counting on past the clip's end while the window stays open. Most viewers
 choose at a random moment inside each scene's choice window (between ``opens_at`` and ``closes_at`` of
-the ``scene`` message's ``choice_window``), naming the scene; ``--defaulters`` of them never choose and
+the ``scene`` message's ``choice_window``), naming the scene, among its authored choices (an open
+choice would time the writer, not the server); ``--defaulters`` of them never choose and
 send one more ``progress`` at the moment playback crosses ``closes_at``, for the server to take the
 default. It prints:
 
 * choice→scene latency p50/p99 (from sending ``choose`` to the next ``scene``),
 * default latency p50/p99 (from the ``progress`` crossing ``closes_at`` to the next ``scene``),
-* the server's CPU seconds per 1,000 viewer-seconds of playback (user + system time of ``--pid`` and
-  its child processes, such as the embedded Redis, read from ``/proc`` before and after),
+* the server's CPU seconds per 1,000 viewer-seconds of playback (user + system time of ``--pid``, and
+  with its child processes: the embedded Redis, and the in-process worker's, which should be idle with
+  every clip rendered; read from ``/proc`` before and after),
 
 and writes ``bench/results/play.json``. ``--speed S`` compresses time: positions still advance 1 s per
 ``progress`` message, but messages go S times as often, so the server sees S times the message rate of
@@ -148,8 +150,19 @@ async def with_clip(conn: Connection, scene: dict[str, Any], tally: Tally) -> di
             return {**scene, "clip": clip["url"], "duration": clip["duration"], "choice_window": clip["choice_window"]}
 
 
+def authored_choices(story: dict[str, Any]) -> dict[str, set[str]]:
+    return {scene["id"]: {c["id"] for c in scene["choices"] if c.get("target")} for scene in story["scenes"]}
+
+
 async def viewer(
-    url: str, story_id: str, rounds: int, defaulter: bool, speed: float, ramp_s: float, rng: random.Random
+    url: str,
+    story_id: str,
+    authored: dict[str, set[str]],
+    rounds: int,
+    defaulter: bool,
+    speed: float,
+    ramp_s: float,
+    rng: random.Random,
 ) -> Tally:
     tally = Tally()
     await asyncio.sleep(rng.uniform(0, ramp_s))
@@ -162,11 +175,12 @@ async def viewer(
                 while scene["type"] == "scene" and not scene["ending"]:
                     scene = await with_clip(conn, scene, tally)
                     window = scene["choice_window"]
-                    if defaulter or not scene["choices"]:
+                    offers = [o["id"] for o in scene["choices"] if o["id"] in authored.get(scene["scene"], ())]
+                    if defaulter or not offers:
                         choose_at, choice = None, None
                     else:
                         choose_at = rng.uniform(float(window["opens_at"]), float(window["closes_at"]))
-                        choice = rng.choice([offer["id"] for offer in scene["choices"]])
+                        choice = rng.choice(offers)
                     _, scene = await play_scene(conn, scene, choose_at, choice, speed, tally)
                 if scene["type"] == "locked":
                     tally.locked += 1
@@ -188,8 +202,8 @@ async def wait_until_rendered(url: str, timeout: float) -> None:
     raise TimeoutError("the server still has queued render jobs; is a render worker running?")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants (from ``/proc``)."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU seconds of ``pid`` (and its live descendants) from ``/proc``."""
     tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0.0, [pid]
     while todo:
@@ -197,7 +211,7 @@ def cpu_seconds(pid: int) -> float:
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-            for task in Path(f"/proc/{current}/task").iterdir():
+            for task in Path(f"/proc/{current}/task").iterdir() if descendants else ():
                 todo += [int(child) for child in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue  # exited meanwhile
@@ -218,21 +232,32 @@ def quantiles(values: list[float]) -> dict[str, float | int | None]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        authored = authored_choices((await http.get(f"{args.url}/v1/stories/{args.story}")).json()["story"])
     await wait_until_rendered(args.url, args.wait)
     rng = random.Random(args.seed)
     defaulters = round(args.viewers * args.defaulters)
-    cpu_before = cpu_seconds(args.pid) if args.pid else None
+    cpu_before = (cpu_seconds(args.pid, False), cpu_seconds(args.pid)) if args.pid else None
     started = time.perf_counter()
     tallies = await asyncio.gather(
         *(
             viewer(
-                args.url, args.story, args.rounds, n < defaulters, args.speed, args.ramp, random.Random(rng.random())
+                args.url,
+                args.story,
+                authored,
+                args.rounds,
+                n < defaulters,
+                args.speed,
+                args.ramp,
+                random.Random(rng.random()),
             )
             for n in range(args.viewers)
         )
     )
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(args.pid) - cpu_before if args.pid and cpu_before is not None else None
+    cpu = cpu_all = None
+    if args.pid and cpu_before is not None:
+        cpu, cpu_all = cpu_seconds(args.pid, False) - cpu_before[0], cpu_seconds(args.pid) - cpu_before[1]
     viewer_seconds = sum(t.played_s for t in tallies)
     session_bytes = await session_memory(args.redis) if args.redis else None
     errors = [e for t in tallies for e in t.errors]
@@ -248,6 +273,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "viewer_seconds": round(viewer_seconds, 1),
         "server_cpu_s": round(cpu, 2) if cpu is not None else None,
         "server_cpu_s_per_1000_viewer_s": round(1000 * cpu / viewer_seconds, 3) if cpu and viewer_seconds else None,
+        "with_children_cpu_s": round(cpu_all, 2) if cpu_all is not None else None,
+        "with_children_cpu_s_per_1000_viewer_s": (
+            round(1000 * cpu_all / viewer_seconds, 3) if cpu_all and viewer_seconds else None
+        ),
         "scenes_waiting_for_clip": sum(t.clip_waits for t in tallies),
         "locked": sum(t.locked for t in tallies),
         "errors": len(errors),
@@ -296,7 +325,12 @@ def main() -> None:
     if args.speed != 1:
         print(f"  (the server saw {args.speed:g}x the message rate of {report['viewers']} real-time viewers)")
     per_1000 = report["server_cpu_s_per_1000_viewer_s"]
-    cpu = f"{per_1000} CPU s per 1,000 viewer-seconds" if per_1000 is not None else "not measured (give --pid)"
+    cpu = "not measured (give --pid)"
+    if per_1000 is not None:
+        cpu = (
+            f"{per_1000} CPU s per 1,000 viewer-seconds"
+            f" ({report['with_children_cpu_s_per_1000_viewer_s']} with its child processes)"
+        )
     print(f"  server: {cpu}; {report['progress_per_s']} progress messages/s, {report['viewer_seconds']} viewer-s")
     for key, value in report.items():
         if key not in ("choose_to_scene", "closes_at_to_scene"):

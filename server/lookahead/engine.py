@@ -87,6 +87,11 @@ WORKER_SEEN_S = 200.0
 RECOUNT_S = 300.0
 """How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
 MAX_TARGETS = 50_000
+DRIFT_S = 1.5
+"""A ``progress`` report within this many seconds of where playback was expected to be tells the scheduler
+nothing new (it counts playback on by itself): only a pause, a seek or a new scene does."""
+REFRESH_S = 15.0
+"""A viewer is observed again at least this often while they report progress (clips rendered meanwhile)."""
 
 MayEnter = Callable[[int], bool]
 """Whether the viewer may enter an episode (by number): free, unlocked, or no paywall."""
@@ -192,6 +197,9 @@ class Lookahead:
         """``viewer`` is ``position_s`` seconds into ``scene``'s clip (0 when it is presented), or past its
         end while the window stays open. ``may_enter``: which episodes the viewer may enter (None: all);
         a viewer held at the paywall of ``scene``'s episode is not observed there (they have not unlocked)."""
+        seen = self._observed.get(viewer)
+        if unless_moved is None and seen is not None and self._as_expected(seen, story, state, scene, position_s):
+            return  # most progress reports: playing on as the scheduler already assumes
         episode = current_episode(story.story, state).number
         if may_enter is not None and not may_enter(episode):
             return
@@ -208,6 +216,20 @@ class Lookahead:
             self._observed[viewer] = Observation(story, state, scene, position_s, time.time(), writes, may_enter)
             self.scheduler.viewer_at(viewer, node_of(story, scene.id), position_s, (clip,), children, window)
             await self._apply(self.scheduler.decisions())
+
+    @staticmethod
+    def _as_expected(
+        seen: Observation, story: StoryVersion, state: ViewerState, scene: Scene, position_s: float
+    ) -> bool:
+        elapsed = time.time() - seen.at
+        expected = seen.position_s + elapsed
+        return (
+            elapsed < REFRESH_S
+            and abs(position_s - expected) <= DRIFT_S
+            and seen.scene.id == scene.id
+            and seen.story.digest == story.digest
+            and seen.state == state
+        )
 
     async def viewer_chose(self, viewer: str, story: StoryVersion, scene_id: str, choice_id: str) -> None:
         """Counted here, and told to the other replicas, whose probabilities follow the whole audience."""

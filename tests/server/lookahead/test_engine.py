@@ -465,6 +465,12 @@ async def test_the_paywall_and_the_choice_windows_reach_the_scheduler(redis_serv
         # Episode 2 opens at blackout: its first clip is wanted (weighed by the unlock rate), nothing below it.
         assert "blackout" in wanted and not {"wheelhouse", "cargo-hold"} & set(wanted)
         assert free_only.scheduler.unlock_rate(seed.id) == free_only.scheduler.tuning.unlock_rate
+        # Playing on as expected tells the scheduler nothing new; a jump (a seek, a pause) does.
+        seen = free_only._observed["ann"]
+        await free_only.viewer_at("ann", story, at_heiress, seed.scene("heiress"), 0.5, may_enter=lambda n: n == 1)
+        assert free_only._observed["ann"] is seen
+        await free_only.viewer_at("ann", story, at_heiress, seed.scene("heiress"), 30.0, may_enter=lambda n: n == 1)
+        assert free_only._observed["ann"] is not seen
 
         paid = Lookahead(director, director.queue, "b", 1)
         await paid.viewer_at("bob", story, at_heiress, seed.scene("heiress"), 0.0, may_enter=lambda n: True)
