@@ -1,5 +1,12 @@
 """The discrete-event loop: viewers play, choose and stall while GPUs render what a policy asks for,
-and the ``Outcome`` of a run (stalls, GPU use, unwatched and degraded renders)."""
+and the ``Outcome`` of a run (stalls, GPU use, unwatched and degraded renders).
+
+A viewer is offered a scene's choices when playback reaches its window's ``opens_at``, chooses
+``decisions_s`` later (real time: thinking goes on while a clip stalls) and starts the chosen scene
+at once; one who does not choose gets the default when the window closes (``after_end_s`` past the
+end of the last clip). A choice into a locked episode without an entitlement is the paywall: the
+viewer unlocks after ``unlock_s`` and goes on, or leaves.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,10 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
-from reelfork.server.lookahead.scheduler import Cancel, Child, Clip, Job, Tuning, job_key
+from reelfork.server.lookahead.scheduler import Cancel, Child, Clip, Job, Tuning, Window, job_key
 
 from bench.simulation.policies import Clock, make_policy
-from bench.simulation.world import Model, Scene, World
+from bench.simulation.world import Model, Scene, World, window
 
 MAX_STALL_RATE = 0.01
 MAX_DEGRADED = 0.05
@@ -39,6 +46,8 @@ class Outcome:
     span_s: float = 0.0
     cancels: int = 0
     upgrades: int = 0
+    paywall_reached: int = 0
+    paywall_unlocked: int = 0
 
     @property
     def stall_rate(self) -> float:
@@ -85,6 +94,8 @@ class Outcome:
             "upgrades": self.upgrades,
             "rendered_twice": self.rendered_twice,
             "watched_unrendered": self.watched_unrendered,
+            "paywall_reached": self.paywall_reached,
+            "paywall_unlocked": self.paywall_unlocked,
         }
 
 
@@ -113,7 +124,8 @@ class Simulation:
         self.taken: set[str] = set()
         self.clip_keys: dict[str, list[str]] = {}
         self.clip_cache: dict[str, tuple[Clip, ...]] = {}
-        self.tree_cache: dict[tuple[str, int], tuple[Child, ...]] = {}
+        self.tree_cache: dict[tuple[str, int, bool], tuple[Child, ...]] = {}
+        self.windows: dict[str, Window] = {}
         """What ``tell`` hands the policy, kept until the next render changes it."""
         self.running: dict[str, Job] = {}
         self.last_played: dict[str, float] = {}
@@ -124,11 +136,15 @@ class Simulation:
         self.idle = [f"gpu{i}" for i in range(gpus)]
         self.step: dict[str, int] = {}
         self.clip: dict[str, int] = {}
-        self.window = world.choice_window_s
-        self.decided: set[str] = set()
-        """Viewers who chose while their scene still plays (with a choice window)."""
-        self.ended: set[str] = set()
-        """Viewers whose scene ended before they chose."""
+        self.offered: set[str] = set()
+        """Viewers shown their scene's choices."""
+        self.stalled: dict[str, tuple[str, float]] = {}
+        """Viewers waiting for a clip: its key, since when."""
+        self.entitled: set[str] = set()
+        """Viewers who unlocked the story's locked episodes."""
+        self.paused: set[str] = set()
+        """Viewers at the paywall, buying."""
+        self.gone: set[str] = set()
         self.viewers = {viewer.name: viewer for viewer in world.viewers}
         for root in world.roots:
             for index in range(len(world.scenes[root].clips)):
@@ -182,23 +198,32 @@ class Simulation:
             keys = self.clip_keys[scene.node] = [job_key("render", scene.node, i) for i in range(len(scene.clips))]
         return keys
 
-    def children(self, scene: Scene, depth: int) -> tuple[Child, ...]:
-        """A scene's choices as the server knows them, with their own down to ``depth`` levels."""
-        children = self.tree_cache.get((scene.node, depth))
-        if children is None:
-            children = self.tree_cache[(scene.node, depth)] = tuple(
-                Child(str(i), node, self.clips(self.world.scenes[node]), True, self.children_of(node, depth - 1))
-                for i, node in enumerate(scene.children)
-            )
-        return children
+    def window(self, scene: Scene) -> Window:
+        found = self.windows.get(scene.node)
+        if found is None:
+            found = self.windows[scene.node] = window(self.world, scene)
+        return found
 
-    def children_of(self, node: str, depth: int) -> tuple[Child, ...]:
-        return self.children(self.world.scenes[node], depth) if depth > 0 else ()
+    def children(self, scene: Scene, depth: int, locked: bool) -> tuple[Child, ...]:
+        """A scene's choices as the server knows them, with their own down to ``depth`` levels; behind
+        the paywall when ``locked`` (the viewer has no entitlement) and in a locked episode."""
+        children = self.tree_cache.get((scene.node, depth, locked))
+        if children is None:
+            wall = self.world.paywall_level if locked else 0
+            made = []
+            for i, node in enumerate(scene.children):
+                child = self.world.scenes[node]
+                paywall = node.split("/")[0] if wall and child.level >= wall else ""
+                below = self.children(child, depth - 1, locked) if depth > 1 and not paywall else ()
+                made.append(Child(str(i), node, self.clips(child), True, below, self.window(child), paywall))
+            children = self.tree_cache[(scene.node, depth, locked)] = tuple(made)
+        return children
 
     def tell(self, viewer: str, position_s: float) -> None:
         scene = self.scene_of(viewer)
-        children = self.children(scene, self.depth)
-        self.policy.viewer_at(viewer, scene.node, position_s, self.clips(scene), children)
+        locked = bool(self.world.paywall_level) and viewer not in self.entitled
+        children = self.children(scene, self.depth, locked)
+        self.policy.viewer_at(viewer, scene.node, position_s, self.clips(scene), children, self.window(scene))
 
     def on_arrive(self, viewer: str) -> None:
         self.step[viewer] = 0
@@ -214,11 +239,21 @@ class Simulation:
             self.outcome.watched_unrendered += 1
         elif self.rendered[key] != self.full:
             self.outcome.degraded += 1
-        self.tell(viewer, sum(scene.clips[:index]))
-        self.at(self.clock.time + scene.clips[index], "clip_end", viewer)
-        if self.window > 0 and scene.children and index == len(scene.clips) - 1:
-            opens = self.clock.time + max(0.0, scene.clips[index] - self.window)
-            self.at(opens + self.viewers[viewer].decisions_s[self.step[viewer]], "choose", viewer)
+        offset = sum(scene.clips[:index])
+        self.tell(viewer, offset)
+        self.at(self.clock.time + scene.clips[index], "clip_end", f"{viewer}@{self.step[viewer]}.{index}")
+        opens = self.window(scene).opens_at
+        if scene.children and viewer not in self.offered and opens < offset + scene.clips[index]:
+            self.offer(viewer, self.clock.time + max(0.0, opens - offset))
+
+    def offer(self, viewer: str, at: float) -> None:
+        """The viewer sees the choices at ``at`` and chooses when they have decided (unless they leave it
+        to the default)."""
+        self.offered.add(viewer)
+        step = self.step[viewer]
+        delay = self.viewers[viewer].decisions_s[step]
+        if math.isfinite(delay):
+            self.at(at + delay, "choose", f"{viewer}@{step}")
 
     def need(self, viewer: str) -> None:
         """The viewer is ready for their next clip: play it, or stall until it is rendered."""
@@ -230,34 +265,70 @@ class Simulation:
             self.play(viewer)
             return
         self.waiting.setdefault(key, []).append((viewer, self.clock.time))
+        self.stalled[viewer] = (key, self.clock.time)
         self.tell(viewer, sum(scene.clips[: self.clip[viewer]]))
 
-    def on_clip_end(self, viewer: str) -> None:
+    def current(self, subject: str) -> tuple[str, int, int] | None:
+        """The viewer, step and clip an event was for, if the viewer is still there."""
+        viewer, _, at = subject.partition("@")
+        step, _, clip = at.partition(".")
+        if viewer in self.gone or viewer in self.paused or self.step.get(viewer) != int(step):
+            return None
+        if clip and self.clip[viewer] != int(clip):
+            return None
+        return viewer, int(step), int(clip or 0)
+
+    def on_clip_end(self, subject: str) -> None:
+        current = self.current(subject)
+        if current is None:
+            return  # the viewer chose and moved on meanwhile
+        viewer, step, _ = current
         scene = self.scene_of(viewer)
         if self.clip[viewer] + 1 < len(scene.clips):
             self.clip[viewer] += 1
             self.need(viewer)
         elif scene.children:
-            self.tell(viewer, sum(scene.clips))
-            if self.window <= 0:
-                self.at(self.clock.time + self.viewers[viewer].decisions_s[self.step[viewer]], "choose", viewer)
-            elif viewer in self.decided:
-                self.decided.discard(viewer)
-                self.next_scene(viewer)
-            else:
-                self.ended.add(viewer)
+            length = sum(scene.clips)
+            self.tell(viewer, length)
+            if viewer not in self.offered:
+                self.offer(viewer, self.clock.time)
+            self.at(self.clock.time + self.window(scene).closes_at - length, "choose", f"{viewer}@{step}")
         else:
-            self.policy.viewer_left(viewer)
+            self.leave(viewer)
 
-    def on_choose(self, viewer: str) -> None:
+    def on_choose(self, subject: str) -> None:
+        """The viewer chose, or their window closed (whichever came first): the next scene starts."""
+        current = self.current(subject)
+        if current is None:
+            return
+        viewer, step, _ = current
         plan = self.viewers[viewer]
-        step = self.step[viewer]
         self.policy.viewer_chose(viewer, plan.path[step], str(plan.choices[step]))
-        if self.window <= 0 or viewer in self.ended:
-            self.ended.discard(viewer)
-            self.next_scene(viewer)
-        else:
-            self.decided.add(viewer)  # the scene plays on; the next one starts when it ends
+        self.offered.discard(viewer)
+        stalled = self.stalled.pop(viewer, None)
+        if stalled is not None:  # chose while a clip of the scene was late: that wait ends here
+            key, since = stalled
+            self.waiting[key].remove((viewer, since))
+            self.outcome.stalls.append(self.clock.time - since)
+        if step + 1 == plan.paywall and viewer not in self.entitled:
+            self.outcome.paywall_reached += 1
+            if not plan.unlocks:
+                self.leave(viewer)
+                return
+            self.paused.add(viewer)
+            self.at(self.clock.time + plan.unlock_s, "unlock", viewer)
+            return
+        self.next_scene(viewer)
+
+    def on_unlock(self, viewer: str) -> None:
+        self.outcome.paywall_unlocked += 1
+        self.paused.discard(viewer)
+        self.entitled.add(viewer)
+        self.next_scene(viewer)
+
+    def leave(self, viewer: str) -> None:
+        self.gone.add(viewer)
+        self.policy.viewer_left(viewer)
 
     def next_scene(self, viewer: str) -> None:
         self.step[viewer] += 1
@@ -294,6 +365,7 @@ class Simulation:
         self.tree_cache.clear()
         self.policy.job_done(job.key, self.cost[job.profile] * job.duration_s * jitter(job.key))
         for viewer, since in self.waiting.pop(key, []):
+            self.stalled.pop(viewer, None)
             self.outcome.stalls.append(self.clock.time - since)
             self.play(viewer)
 

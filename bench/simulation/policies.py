@@ -31,11 +31,12 @@ from reelfork.server.lookahead.scheduler import (
     Job,
     Profile,
     Scheduler,
+    Window,
     job_key,
     pick_profile,
 )
 
-from bench.simulation.world import Model, Viewer, World
+from bench.simulation.world import Model, Viewer, World, choice_at, watched
 
 POLICIES = ("on-demand", "prefetch-all", "reelfork", "oracle")
 
@@ -52,7 +53,13 @@ class Clock:
 
 class Policy(Protocol):
     def viewer_at(
-        self, viewer: str, node: str, position_s: float, clips: Sequence[Clip], children: Sequence[Child]
+        self,
+        viewer: str,
+        node: str,
+        position_s: float,
+        clips: Sequence[Clip],
+        children: Sequence[Child],
+        window: Window | None = None,
     ) -> None: ...
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None: ...
@@ -83,7 +90,13 @@ class Fifo:
                 self.queue.append(Job(key, "render", node, index, clip.duration_s, self.full, 0.0, 0.0))
 
     def viewer_at(
-        self, viewer: str, node: str, position_s: float, clips: Sequence[Clip], children: Sequence[Child]
+        self,
+        viewer: str,
+        node: str,
+        position_s: float,
+        clips: Sequence[Clip],
+        children: Sequence[Child],
+        window: Window | None = None,
     ) -> None:
         self.add(node, clips)
         if self.prefetch:
@@ -120,7 +133,13 @@ class Oracle:
         self.started: set[str] = set()
 
     def viewer_at(
-        self, viewer: str, node: str, position_s: float, clips: Sequence[Clip], children: Sequence[Child]
+        self,
+        viewer: str,
+        node: str,
+        position_s: float,
+        clips: Sequence[Clip],
+        children: Sequence[Child],
+        window: Window | None = None,
     ) -> None:
         if viewer in self.started:
             return
@@ -130,13 +149,17 @@ class Oracle:
         at = self.clock.now()
         for step, scene_id in enumerate(plan.path):
             scene = self.world.scenes[scene_id]
-            for index, duration in enumerate(scene.clips):
+            delay = plan.decisions_s[step] if step < len(plan.decisions_s) else None
+            offset = 0.0
+            for index in range(watched(self.world, scene, delay)):
                 key = job_key("render", scene_id, index)
-                if at < self.deadlines.get(key, float("inf")) and key not in self.taken:
-                    self.deadlines[key] = at
-                    heapq.heappush(self.heap, (at, key, scene_id, index, duration))
-                at += duration
-            at += plan.decisions_s[step] if step < len(plan.decisions_s) else 0.0
+                due = at + offset
+                if due < self.deadlines.get(key, float("inf")) and key not in self.taken:
+                    self.deadlines[key] = due
+                    heapq.heappush(self.heap, (due, key, scene_id, index, scene.clips[index]))
+                offset += scene.clips[index]
+            at += sum(scene.clips) if delay is None else choice_at(self.world, scene, delay)
+            at += plan.unlock_s if step + 1 == plan.paywall else 0.0
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
         pass
@@ -185,10 +208,12 @@ def speculation_floor(world: World, model: Model) -> float:
     """
     roots = set(world.roots)
     longest = max((duration for scene in world.scenes.values() for duration in scene.clips), default=0.0)
-    watched: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int]] = set()
     needed: set[tuple[str, int]] = set()
     for viewer in world.viewers:
-        watched.update((n, i) for n in viewer.path if n not in roots for i in range(len(world.scenes[n].clips)))
+        for step, n in enumerate(viewer.path):
+            delay = viewer.decisions_s[step] if step < len(viewer.decisions_s) else None
+            seen.update((n, i) for i in range(watched(world, world.scenes[n], delay)) if n not in roots)
         chosen = choice_times(world, viewer)
         for step, node in enumerate(viewer.path[:-1]):
             known_until = chosen[step + 1]
@@ -197,25 +222,28 @@ def speculation_floor(world: World, model: Model) -> float:
             while ahead:
                 scene_id, entered, scene_step = ahead.pop()
                 scene = world.scenes[scene_id]
+                delay = viewer.decisions_s[scene_step] if scene_step < len(viewer.decisions_s) else None
                 offset = 0.0
-                for index, duration in enumerate(scene.clips):
+                for index in range(watched(world, scene, delay)):
+                    duration = scene.clips[index]
                     if entered + offset - model.rtf * duration < known_until:
                         needed.add((scene_id, index))
                     offset += duration
-                if scene_step < len(viewer.decisions_s):
-                    after = entered + offset + viewer.decisions_s[scene_step]
+                if delay is not None and scene.children:
+                    after = entered + choice_at(world, scene, delay)
                     if after - model.rtf * longest < known_until:
                         ahead.extend((child, after, scene_step + 1) for child in scene.children)
 
     def seconds(clips: set[tuple[str, int]]) -> float:
         return sum(world.scenes[node].clips[index] for node, index in clips)
 
-    return seconds(watched | needed) / max(1e-9, seconds(watched))
+    return seconds(seen | needed) / max(1e-9, seconds(seen))
 
 
 def choice_times(world: World, viewer: Viewer) -> list[float]:
     """When each scene on the viewer's path starts (when they chose it), if no clip ever stalls."""
     times = [viewer.arrival]
     for step, node in enumerate(viewer.path[:-1]):
-        times.append(times[-1] + sum(world.scenes[node].clips) + viewer.decisions_s[step])
+        unlock = viewer.unlock_s if step + 1 == viewer.paywall else 0.0
+        times.append(times[-1] + choice_at(world, world.scenes[node], viewer.decisions_s[step]) + unlock)
     return times

@@ -6,8 +6,17 @@ Assumptions (all seeded, all overridable in ``Scenario``):
   way authored branching stories do (branch and bottleneck): a layer holds at most ``width``
   scenes, later choices lead into existing ones. A scene is 1-3 clips of 5-10 s.
 * Audiences choose by Zipf (exponent 1.0) over a scene's choices, in a random order per scene:
-  with three choices 55% / 27% / 18%. A viewer decides 1-5 s after a scene ends; 5% let the 10 s
-  timeout choose for them. Stories' popularity in a catalogue is Zipf (exponent 1.0) too.
+  with three choices 55% / 27% / 18%. Stories' popularity in a catalogue is Zipf (exponent 1.0) too.
+* Choice windows as the play server offers them: a scene's choices are offered from ``opens_at =
+  max(0, length - choice_window_s)`` to ``closes_at = length + after_end_s`` on its timeline (the
+  story format's default: the last 10 s, closing as it ends; ``choice_window_s=0, after_end_s=10``
+  is choosing after the end, as before the windows). A viewer chooses 1-5 s after the choices
+  appear and the chosen scene starts at once (the rest of the scene is skipped); 5% do not choose
+  and get the default (the first choice) when the window closes.
+* The paywall (``paywall=True``): the story's first ``episode_layers`` layers are episode 1, free;
+  the rest is locked. A viewer whose path leads past episode 1 unlocks with ``unlock_rate``
+  probability (seeded by their name, so the paths are those of the world without a paywall), after
+  ``unlock_s`` seconds at the paywall (buying); the others leave there.
 * Arrivals are uniform over a window. Each story's first scene is rendered when it is published.
 * Render cost: real-time factor (render seconds per clip second, one GPU) 0.4 for an LTX-class
   model on an H100 (LTX-Video renders 5 s of 768x512 in about 2 s), and 1.5 for a slower
@@ -20,10 +29,11 @@ Assumptions (all seeded, all overridable in ``Scenario``):
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
-from reelfork.server.lookahead.scheduler import Profile
+from reelfork.server.lookahead.scheduler import Profile, Window
 
 FAST_COST = 0.35
 ANIMATIC_COST = 0.05
@@ -42,11 +52,21 @@ class Scenario:
     clip_s: tuple[float, float] = (5.0, 10.0)
     zipf: float = 1.0
     decision_s: tuple[float, float] = (1.0, 5.0)
-    timeout_s: float = 10.0
-    timeout_share: float = 0.05
-    choice_window_s: float = 0.0
-    """Seconds before a scene ends that its choices are offered while it plays on (the way Netflix's
-    interactive titles do); ``decision_s`` then counts from then. 0: offered when the scene ends."""
+    """Seconds after the choices appear that a viewer chooses."""
+    default_share: float = 0.05
+    """Viewers who let the default be taken when the window closes."""
+    choice_window_s: float = 10.0
+    """``choice_window.seconds``: the choices are offered this long before a scene ends (0: once it ends)."""
+    after_end_s: float = 0.0
+    """``choice_window.after_end``: the window stays open this long after the scene ends, its last frame held."""
+    paywall: bool = False
+    """Whether episodes after the first are locked (see ``unlock_rate``)."""
+    episode_layers: int = 4
+    """Layers of scenes per episode (4 scenes of 5-30 s: about a minute)."""
+    unlock_rate: float = 0.2
+    """Share of the viewers reaching the paywall who unlock it (an assumption)."""
+    unlock_s: tuple[float, float] = (5.0, 20.0)
+    """Seconds an unlocking viewer spends at the paywall."""
     seed: int = 7
 
 
@@ -73,6 +93,8 @@ class Scene:
     clips: tuple[float, ...]
     children: tuple[str, ...]
     weights: tuple[float, ...]
+    level: int = 0
+    """Its layer in the story, from 0: its episode is ``level // episode_layers + 1``."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,12 @@ class Viewer:
     """Scenes in the order this viewer watches them, the story's first scene first."""
     choices: tuple[int, ...]
     decisions_s: tuple[float, ...]
+    """Seconds after each scene's choices appear that the viewer chooses; ``inf``: the default is taken."""
+    paywall: int = -1
+    """The step on the path where the viewer enters a locked episode (-1: never). One who does not
+    unlock has chosen into it, but their path ends before it."""
+    unlocks: bool = True
+    unlock_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +119,36 @@ class World:
     roots: tuple[str, ...]
     viewers: tuple[Viewer, ...]
     choice_window_s: float = 0.0
+    after_end_s: float = 10.0
+    paywall_level: int = 0
+    """Scenes at this layer and below are locked; 0: no paywall."""
+
+
+def window(world: World, scene: Scene) -> Window:
+    """A scene's choice window on its timeline, as the play server computes it."""
+    length = sum(scene.clips)
+    opens = max(0.0, length - world.choice_window_s)
+    closes = length + world.after_end_s
+    return Window(opens, closes if closes > opens else opens + 0.1)
+
+
+def choice_at(world: World, scene: Scene, delay_s: float) -> float:
+    """Seconds into ``scene`` that a viewer who takes ``delay_s`` once the choices appear moves on."""
+    offered = window(world, scene)
+    return offered.opens_at + min(delay_s, offered.closes_at - offered.opens_at)
+
+
+def watched(world: World, scene: Scene, delay_s: float | None) -> int:
+    """How many of ``scene``'s clips a viewer watches before moving on (``None``: no choice, all)."""
+    if delay_s is None:
+        return len(scene.clips)
+    leaves, offset, count = choice_at(world, scene, delay_s), 0.0, 0
+    for duration in scene.clips:
+        if count and offset >= leaves:
+            break
+        count += 1
+        offset += duration
+    return count
 
 
 def zipf_weights(rng: random.Random, count: int, exponent: float) -> tuple[float, ...]:
@@ -123,7 +181,8 @@ def make_story(rng: random.Random, name: str, scenario: Scenario) -> dict[str, S
         for node in layer:
             clips = tuple(round(rng.uniform(*scenario.clip_s), 2) for _ in range(rng.randint(*scenario.clips)))
             choices = tuple(links.get(node, []))
-            scenes[node] = Scene(node, clips, choices, zipf_weights(rng, len(choices), scenario.zipf))
+            level = layers.index(layer)
+            scenes[node] = Scene(node, clips, choices, zipf_weights(rng, len(choices), scenario.zipf), level)
     return scenes
 
 
@@ -148,7 +207,8 @@ def make_world(scenario: Scenario) -> World:
         else:
             root = own.choices(roots, weights=popularity)[0]
         viewers.append(walk(own, f"v{number}", arrival, root, scenes, scenario))
-    return World(scenes, tuple(roots), tuple(viewers), scenario.choice_window_s)
+    paywall = scenario.episode_layers if scenario.paywall else 0
+    return World(scenes, tuple(roots), tuple(viewers), scenario.choice_window_s, scenario.after_end_s, paywall)
 
 
 def walk(rng: random.Random, name: str, arrival: float, root: str, scenes: dict[str, Scene], s: Scenario) -> Viewer:
@@ -156,8 +216,19 @@ def walk(rng: random.Random, name: str, arrival: float, root: str, scenes: dict[
     while scenes[path[-1]].children:
         scene = scenes[path[-1]]
         choice = rng.choices(range(len(scene.children)), weights=scene.weights)[0]
+        if rng.random() < s.default_share:
+            choice = 0
+            decisions.append(math.inf)
+        else:
+            decisions.append(round(rng.uniform(*s.decision_s), 2))
         path.append(scene.children[choice])
         choices.append(choice)
-        timeout = rng.random() < s.timeout_share
-        decisions.append(s.timeout_s if timeout else round(rng.uniform(*s.decision_s), 2))
-    return Viewer(name, arrival, tuple(path), tuple(choices), tuple(decisions))
+    wall = next((step for step, node in enumerate(path) if s.paywall and scenes[node].level >= s.episode_layers), -1)
+    if wall < 0:
+        return Viewer(name, arrival, tuple(path), tuple(choices), tuple(decisions))
+    buyer = random.Random(f"{s.seed}:unlock:{name}")
+    unlocks, unlock_s = buyer.random() < s.unlock_rate, round(buyer.uniform(*s.unlock_s), 2)
+    end = len(path) if unlocks else wall
+    return Viewer(
+        name, arrival, tuple(path[:end]), tuple(choices[:end]), tuple(decisions[:end]), wall, unlocks, unlock_s
+    )

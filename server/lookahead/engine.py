@@ -12,10 +12,13 @@ so a job another replica still wants is never dropped or delayed by this one: it
 only when nobody wants it, and a leased job always finishes.
 
 What the scheduler sees of a story: a node per scene (a written scene's id, or an authored one's
-within its story version), one clip per scene, and the choices the viewer will be offered, two levels
-down, with conditions evaluated on the state each path leads to. A newly written scene makes the
-viewers who were waiting for it observed again, so its clip is queued by the scheduler (and can be
-cancelled) like any other.
+within its story version), one clip per scene with its choice window (``choice_window`` of the story
+format, from the clip's duration, or an estimate of it before it is rendered), and the choices the
+viewer will be offered, two levels down, with conditions evaluated on the state each path leads to.
+A choice leading into an episode the viewer may not enter (``may_enter``, from the play connection:
+no entitlement for it) is behind the paywall: the scheduler weighs its first clip by the story's
+observed unlock rate and looks no deeper. A newly written scene makes the viewers who were waiting
+for it observed again, so its clip is queued by the scheduler (and can be cancelled) like any other.
 
 Render profiles: the director's ladder, best first (``REELFORK_RENDER_PROFILE`` then
 ``REELFORK_RENDER_FALLBACKS``). The scheduler picks one per job from how busy the render slots are
@@ -33,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +46,11 @@ from reelfork.narrative.state import (
     ViewerState,
     available_choices,
     choose,
+    current_episode,
     generated_scene_id,
     is_generated,
 )
-from reelfork.narrative.story import Scene
+from reelfork.narrative.story import Scene, choice_window, episode_of
 from reelfork.server.director import Director
 from reelfork.server.lookahead.scheduler import (
     Budget,
@@ -57,6 +61,7 @@ from reelfork.server.lookahead.scheduler import (
     Profile,
     Scheduler,
     Tuning,
+    Window,
     job_key,
 )
 from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
@@ -82,6 +87,14 @@ WORKER_SEEN_S = 200.0
 RECOUNT_S = 300.0
 """How often the stored choice tallies are read again, in case a ``chose:`` notice was lost."""
 MAX_TARGETS = 50_000
+DRIFT_S = 1.5
+"""A ``progress`` report within this many seconds of where playback was expected to be tells the scheduler
+nothing new (it counts playback on by itself): only a pause, a seek or a new scene does."""
+REFRESH_S = 15.0
+"""A viewer is observed again at least this often while they report progress (clips rendered meanwhile)."""
+
+MayEnter = Callable[[int], bool]
+"""Whether the viewer may enter an episode (by number): free, unlocked, or no paywall."""
 
 
 class WallClock:
@@ -119,6 +132,15 @@ class Observation:
     at: float
     writes: set[str] = field(default_factory=set)
     """The scheduler's write jobs for the scenes the viewer's choices lead to."""
+    may_enter: MayEnter | None = None
+
+
+def window_of(story: StoryVersion, scene: Scene, clip: Clip) -> Window | None:
+    """When ``scene``'s choices are offered on its clip's timeline (from an estimate until it is rendered)."""
+    if scene.ending:
+        return None
+    window = choice_window(story.story, scene, clip.duration_s)
+    return Window(window.opens_at, window.closes_at)
 
 
 def node_of(story: StoryVersion, scene_id: str) -> str:
@@ -170,20 +192,44 @@ class Lookahead:
         position_s: float,
         *,
         unless_moved: Observation | None = None,
+        may_enter: MayEnter | None = None,
     ) -> None:
-        """``viewer`` is ``position_s`` seconds into ``scene``'s clip (0 when it is presented)."""
+        """``viewer`` is ``position_s`` seconds into ``scene``'s clip (0 when it is presented), or past its
+        end while the window stays open. ``may_enter``: which episodes the viewer may enter (None: all);
+        a viewer held at the paywall of ``scene``'s episode is not observed there (they have not unlocked)."""
+        seen = self._observed.get(viewer)
+        if unless_moved is None and seen is not None and self._as_expected(seen, story, state, scene, position_s):
+            return  # most progress reports: playing on as the scheduler already assumes
+        episode = current_episode(story.story, state).number
+        if may_enter is not None and not may_enter(episode):
+            return
         await self._load_counts(story)
         writes: set[str] = set()
-        children = await self._children(story, state, scene, DEPTH, writes)
+        children = await self._children(story, state, scene, DEPTH, writes, episode, may_enter)
         (clip,) = await self._clips(story, [scene])
         if not clip.rendered:
             position_s = 0.0  # nothing to play yet: the viewer waits at the start, whatever the client says
+        window = window_of(story, scene, clip)
         async with self._lock:
             if unless_moved is not None and self._observed.get(viewer) is not unless_moved:
                 return  # observed again meanwhile, from a newer position
-            self._observed[viewer] = Observation(story, state, scene, position_s, time.time(), writes)
-            self.scheduler.viewer_at(viewer, node_of(story, scene.id), position_s, (clip,), children)
+            self._observed[viewer] = Observation(story, state, scene, position_s, time.time(), writes, may_enter)
+            self.scheduler.viewer_at(viewer, node_of(story, scene.id), position_s, (clip,), children, window)
             await self._apply(self.scheduler.decisions())
+
+    @staticmethod
+    def _as_expected(
+        seen: Observation, story: StoryVersion, state: ViewerState, scene: Scene, position_s: float
+    ) -> bool:
+        elapsed = time.time() - seen.at
+        expected = seen.position_s + elapsed
+        return (
+            elapsed < REFRESH_S
+            and abs(position_s - expected) <= DRIFT_S
+            and seen.scene.id == scene.id
+            and seen.story.digest == story.digest
+            and seen.state == state
+        )
 
     async def viewer_chose(self, viewer: str, story: StoryVersion, scene_id: str, choice_id: str) -> None:
         """Counted here, and told to the other replicas, whose probabilities follow the whole audience."""
@@ -275,9 +321,16 @@ class Lookahead:
                 seen = self._observed.get(viewer)
                 if seen is not None:
                     position = seen.position_s + time.time() - seen.at
-                    await self._quietly(
-                        self.viewer_at(viewer, seen.story, seen.state, seen.scene, position, unless_moved=seen)
+                    observe = self.viewer_at(
+                        viewer,
+                        seen.story,
+                        seen.state,
+                        seen.scene,
+                        position,
+                        unless_moved=seen,
+                        may_enter=seen.may_enter,
                     )
+                    await self._quietly(observe)
         finally:
             self._observing = None
 
@@ -321,10 +374,18 @@ class Lookahead:
             self.scheduler.count_total(node_of(story, scene_id), choice_id, times)
 
     async def _children(
-        self, story: StoryVersion, state: ViewerState, scene: Scene, depth: int, writes: set[str]
+        self,
+        story: StoryVersion,
+        state: ViewerState,
+        scene: Scene,
+        depth: int,
+        writes: set[str],
+        episode: int,
+        may_enter: MayEnter | None,
     ) -> tuple[Child, ...]:
-        """The scenes the choices offered in ``scene`` lead to, written or not, with the choices each will
-        offer (on the state that path leads to) ``depth - 1`` levels further down."""
+        """The scenes the choices offered in ``scene`` (of ``episode``) lead to, written or not, with the
+        choices each will offer (on the state that path leads to) ``depth - 1`` levels further down; those
+        in an episode the viewer may not enter are behind the paywall, and nothing below them is looked at."""
         if scene.ending:
             return ()
         found: list[tuple[str, str, Scene | None]] = []
@@ -336,22 +397,28 @@ class Lookahead:
         clips = iter(await self._clips(story, [child for _, _, child in found if child is not None]))
         children: list[Child] = []
         for choice_id, target, child in found:
+            # Written scenes belong to their parent's episode.
+            number = episode if is_generated(target) else episode_of(story.story, target).number
+            paywall = story.story.id if may_enter is not None and not may_enter(number) else ""
             if child is None:
                 job = job_key("write", target)
                 self._remember(job, Target({"": target}, story, target, write_job(story, state, choice_id, target)))
                 if depth == DEPTH:  # a choice away: its clip is wanted as soon as it is written
                     writes.add(job)
-                children.append(Child(choice_id, target, (Clip(CLIP_ESTIMATE_S),), written=False))
+                estimate = (Clip(CLIP_ESTIMATE_S),)
+                children.append(Child(choice_id, target, estimate, written=False, paywall=paywall))
                 continue
+            clip = next(clips)
             below: tuple[Child, ...] = ()
-            if depth > 1:
+            if depth > 1 and not paywall:
                 try:
                     after = choose(state, scene, choice_id, child.id, story=story.story)
                 except (UnknownChoice, ValueError):
                     after = None  # its effects cannot apply on this path (say, a variable the session lacks)
                 if after is not None:
-                    below = await self._children(story, after, child, depth - 1, writes)
-            children.append(Child(choice_id, node_of(story, child.id), (next(clips),), True, below))
+                    below = await self._children(story, after, child, depth - 1, writes, number, may_enter)
+            window = window_of(story, child, clip)
+            children.append(Child(choice_id, node_of(story, child.id), (clip,), True, below, window, paywall))
         return tuple(children)
 
     async def _clips(self, story: StoryVersion, scenes: list[Scene]) -> list[Clip]:

@@ -11,9 +11,16 @@ badly, is kept in :mod:`reelfork.server.lookahead.wants`.
 The policy
 ----------
 * **Deadline.** A viewer ``position_s`` into a scene whose clips last ``d_0..d_n`` needs the scene's
-  clip ``j`` at ``now + offset_j - position`` and the first clip of whichever child they choose at
-  the end of the scene, ``now + total - position``; a child's later clips follow at their offsets.
-  Later clips of the current scene are thus rendered while its first plays.
+  clip ``j`` at ``now + offset_j - position``, and the first clip of whichever child they choose
+  when they choose: a choice may come at any time in the scene's choice window (``opens_at`` to
+  ``closes_at`` on its timeline; the default is taken at ``closes_at``) and moves the viewer on at
+  once. Without a window the choices come once the scene ends (a window of 0 s). A child's later
+  clips follow at their offsets; later clips of the current scene are rendered while its first plays.
+* **When viewers choose.** How long after a window opens viewers choose is learned from their choices
+  (before enough are seen: ``choice_s``, give or take ``decision_grace_s``): a child is due when
+  the earliest of them (``early_quantile``) choose, and degraded only if it would not be ready even
+  for a typical one (``typical_quantile``). A window opening at the start of a short scene thus
+  makes its children due long before the scene would end.
 * **Depth.** Clips are rendered ahead ``render_depth`` levels down (children, grandchildren, ...), as
   far as the shell's ``Child.children`` reach, each level due after the one before it plus the
   shortest time to choose; a level's probability is the product of the choices leading to it, and
@@ -52,18 +59,24 @@ The policy
   replaced by the first timing; then a running average), and the profile a worker reports it used
   wins over the planned one.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
+* **The paywall.** A child that opens an episode the viewer has no entitlement for (``Child.paywall``)
+  is reached only by those who unlock it: its probability is weighted by the story's observed unlock
+  rate (viewers who chose into the paywall, and of them those observed in the scene afterwards,
+  with a prior of ``unlock_rate`` worth ``unlock_prior`` viewers), and only its first clip (or its
+  text) is wanted for this viewer, nothing deeper in the locked episode.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
-from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, WorkKind
+from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, Window, WorkKind
 
 __all__ = [
     "Budget",
@@ -78,6 +91,7 @@ __all__ = [
     "Reprioritise",
     "Scheduler",
     "Tuning",
+    "Window",
     "WorkKind",
     "job_key",
     "pick_profile",
@@ -115,10 +129,26 @@ class Tuning:
     """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
     are planned when they get there; a worker re-checks with ``pick_profile`` when it starts one)."""
     choice_s: float = 1.0
-    """Seconds a viewer takes at least to choose once a scene ends: children are due that much later."""
+    """Seconds the earliest viewers take to choose once the choices are offered, until their choices
+    tell: children are due that much after the window opens."""
     decision_grace_s: float = 2.0
-    """Further seconds a viewer usually takes to choose: a child's clip is degraded only if even that
-    late it would not be ready (a stall that short is less likely than a worse clip is certain)."""
+    """Further seconds a typical viewer takes to choose, until their choices tell: a child's clip is
+    degraded only if even that late it would not be ready (a stall that short is less likely than a
+    worse clip is certain)."""
+    early_quantile: float = 0.1
+    """Once learned, children are due when this share of viewers has chosen after the window opened."""
+    typical_quantile: float = 0.5
+    """Once learned, a child's clip is degraded only if not ready when this share of viewers has chosen."""
+    choice_samples: int = 20
+    """Choices seen before their timing replaces ``choice_s`` and ``decision_grace_s``."""
+    choice_memory: int = 1000
+    """The latest choices whose timing is kept."""
+    after_end_s: float = 10.0
+    """For a scene given without a window: its choices are offered when it ends, and close this much later."""
+    unlock_rate: float = 0.1
+    """Prior share of viewers reaching a paywall who unlock it (see ``unlock_prior``)."""
+    unlock_prior: float = 10.0
+    """How many viewers' worth of evidence the prior unlock rate counts as."""
     learning_rate: float = 0.2
     """Weight of each finished job's timing in the running real-time factor estimate."""
 
@@ -195,26 +225,77 @@ class Scheduler:
         self._replan = False
         """Whether the queue or the running jobs changed since the last plan."""
         self._versions = 0
+        self._delays: deque[float] = deque(maxlen=self.tuning.choice_memory)
+        """Seconds after their window opened that viewers chose (the default: when it closed)."""
+        self._delay_quantiles: tuple[float, float] | None = None
+        self._delays_seen = 0
+        self._paywalls: dict[str, tuple[int, int]] = {}
+        """Paywall tally (the story) → viewers who chose into it, and of them those who went on."""
 
     # -- observations ------------------------------------------------------------------------
 
     def viewer_at(
-        self, viewer: str, node: str, position_s: float, clips: Sequence[Clip], children: Sequence[Child]
+        self,
+        viewer: str,
+        node: str,
+        position_s: float,
+        clips: Sequence[Clip],
+        children: Sequence[Child],
+        window: Window | None = None,
     ) -> None:
-        """``viewer`` is ``position_s`` seconds into ``node``'s scene, made of ``clips`` in order."""
+        """``viewer`` is ``position_s`` seconds into ``node``'s scene, made of ``clips`` in order, whose
+        choices are offered in ``window`` (None: once it ends, closing ``after_end_s`` later). A viewer
+        seen next in the scene behind the paywall they chose into has unlocked it."""
         view = self._views.get(viewer)
         chosen = view.chosen if view is not None and view.node == node else None
+        if view is not None and view.node != node and view.chosen is not None:
+            behind = next((c for c in view.children if c.choice == view.chosen), None)
+            if behind is not None and behind.paywall and behind.node == node:
+                self.count_unlocks(behind.paywall, 0, 1)
         wants = view.wants if view is not None else {}
-        self._views[viewer] = View(node, position_s, self.clock.now(), tuple(clips), tuple(children), chosen, wants)
+        now = self.clock.now()
+        self._views[viewer] = View(node, position_s, now, tuple(clips), tuple(children), chosen, wants, window)
         self._refresh(viewer)
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
-        """Counts the choice; for this viewer the chosen child becomes certain and its siblings unreachable."""
+        """Counts the choice, and when in its window it came; for this viewer the chosen child becomes
+        certain (behind a paywall: as likely as the unlock) and its siblings unreachable."""
         self.count(node, choice)
         view = self._views.get(viewer)
-        if view is not None and view.node == node:
+        if view is not None and view.node == node and view.chosen is None:
+            window = self._window(view)
+            elapsed = view.position_s + self.clock.now() - view.seen_at
+            self._observe_delay(min(max(0.0, elapsed - window.opens_at), window.closes_at - window.opens_at))
+            child = next((c for c in view.children if c.choice == choice), None)
+            if child is not None and child.paywall:
+                self.count_unlocks(child.paywall, 1, 0)
             view.chosen = choice
             self._refresh(viewer)
+
+    def count_unlocks(self, paywall: str, reached: int, unlocked: int) -> None:
+        """``reached`` more viewers chose into ``paywall`` without an entitlement; ``unlocked`` more went on."""
+        seen, went_on = self._paywalls.get(paywall, (0, 0))
+        self._paywalls[paywall] = (seen + reached, went_on + unlocked)
+
+    def unlock_rate(self, paywall: str) -> float:
+        """How likely a viewer who reaches ``paywall`` unlocks it: the observed rate, with the prior."""
+        reached, unlocked = self._paywalls.get(paywall, (0, 0))
+        prior = self.tuning.unlock_prior
+        rate = (unlocked + prior * self.tuning.unlock_rate) / (reached + prior) if reached + prior > 0 else 0.0
+        return min(1.0, max(0.0, rate))
+
+    def choice_delays(self) -> tuple[float, float]:
+        """Seconds after a window opens that the earliest (``early_quantile``) and a typical
+        (``typical_quantile``) viewer choose: learned, or the priors until ``choice_samples`` are seen."""
+        if len(self._delays) < max(1, self.tuning.choice_samples):
+            return self.tuning.choice_s, self.tuning.choice_s + self.tuning.decision_grace_s
+        if self._delay_quantiles is None:
+            ordered = sorted(self._delays)
+            last = len(ordered) - 1
+            early = ordered[round(self.tuning.early_quantile * last)]
+            typical = ordered[round(self.tuning.typical_quantile * last)]
+            self._delay_quantiles = (early, max(early, typical))
+        return self._delay_quantiles
 
     def count(self, node: str, choice: str, times: int = 1) -> None:
         """Earlier viewers took ``choice`` at ``node`` ``times`` more times."""
@@ -420,6 +501,27 @@ class Scheduler:
     def _write_backlog_s(self) -> float:
         return len(self._queued["write"]) * self._write_s / max(1, self.budget.write_slots)
 
+    def _observe_delay(self, seconds: float) -> None:
+        self._delays.append(seconds)
+        self._delays_seen += 1
+        # Sorting a thousand delays for every choice would cost more than it tells: every 16th will do.
+        if self._delays_seen % 16 == 0 or len(self._delays) <= self.tuning.choice_samples:
+            self._delay_quantiles = None
+
+    def _window(self, view: View | Child, total: float | None = None) -> Window:
+        """The choice window of a scene, or the end of it when none is given."""
+        if view.window is not None:
+            return view.window
+        if total is None:
+            total = sum(clip.duration_s for clip in view.clips)
+        return Window(total, total + self.tuning.after_end_s)
+
+    def _choice_times(self, window: Window) -> tuple[float, float]:
+        """When, on a scene's timeline, the earliest and a typical viewer choose in ``window``."""
+        early, typical = self.choice_delays()
+        length = window.closes_at - window.opens_at
+        return window.opens_at + min(early, length), window.opens_at + min(typical, length)
+
     def _refresh(self, viewer: str) -> None:
         view = self._views[viewer]
         self._apply(viewer, view.wants, self._wanted(view))
@@ -428,23 +530,25 @@ class Scheduler:
         """Every job this viewer's next minutes depend on, with when and how likely they need it."""
         now = self.clock.now()
         total = sum(clip.duration_s for clip in view.clips)
-        played = min(total, view.position_s + (now - view.seen_at))
+        elapsed = view.position_s + (now - view.seen_at)
+        played = min(total, elapsed)
         wants: dict[str, Want] = {}
         offset = 0.0
         for index, clip in enumerate(view.clips):
             if offset + clip.duration_s > played:
                 self._want_clip(wants, view.node, index, clip, now + max(0.0, offset - played), 1.0)
             offset += clip.duration_s
-        end = now + total - played
+        early, typical = self._choice_times(self._window(view, total))
+        at = now + max(0.0, early - elapsed)
+        grace = max(0.0, typical - elapsed) - max(0.0, early - elapsed)
         choices = [child.choice for child in view.children]
         for child in view.children:
             if view.chosen is None:
-                at = end + self.tuning.choice_s
                 chance = self.probability(view.node, child.choice, choices)
-                self._want_scene(wants, child, at, chance, self.tuning.decision_grace_s, 1, at)
-            elif child.choice == view.chosen:
-                decided = end + sum(clip.duration_s for clip in child.clips) + self.tuning.choice_s
-                self._want_scene(wants, child, end, 1.0, 0.0, 1, decided)
+                self._want_scene(wants, child, at, chance, grace, 1, at)
+            elif child.choice == view.chosen:  # the viewer moves on as they choose
+                child_early, _ = self._choice_times(self._window(child))
+                self._want_scene(wants, child, now, 1.0, 0.0, 1, now + child_early)
         return wants
 
     def _want_scene(
@@ -461,6 +565,8 @@ class Scheduler:
         its own children's, while within ``render_depth`` and ``min_probability``. ``decided`` is when
         the viewer's next choice tells more."""
         first = child.clips[0].duration_s if child.clips else 0.0
+        if child.paywall:
+            probability *= self.unlock_rate(child.paywall)
         if not child.written:
             if depth == 1 or self._write_backlog_s() <= self.tuning.lookahead_backlog_s:
                 deadline = at - self._rtf[self.budget.profiles[0].name] * first
@@ -468,16 +574,20 @@ class Scheduler:
             return
         if depth > self.tuning.render_depth:
             return
+        if child.paywall:  # nothing deeper in a locked episode for a viewer without the entitlement
+            if child.clips:
+                self._want_clip(wants, child.node, 0, child.clips[0], at, probability, grace_s, decided)
+            return
         offset = 0.0
         for index, clip in enumerate(child.clips):
             self._want_clip(wants, child.node, index, clip, at + offset, probability, grace_s, decided)
             offset += clip.duration_s
+        early, typical = self._choice_times(self._window(child, offset))
         choices = [grandchild.choice for grandchild in child.children]
         for grandchild in child.children:
             chance = probability * self.probability(child.node, grandchild.choice, choices)
             if chance >= self.tuning.min_probability:
-                at_next = at + offset + self.tuning.choice_s
-                self._want_scene(wants, grandchild, at_next, chance, self.tuning.decision_grace_s, depth + 1, decided)
+                self._want_scene(wants, grandchild, at + early, chance, typical - early, depth + 1, decided)
 
     def _want_clip(
         self,

@@ -26,6 +26,16 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class Window:
+    """When a scene's choices are offered, in seconds on its own timeline: ``0 <= opens_at < closes_at``.
+    A choice may come at any time in it (and moves the viewer on at once); at ``closes_at`` the default is
+    taken."""
+
+    opens_at: float
+    closes_at: float
+
+
+@dataclass(frozen=True)
 class Child:
     """One choice out of a scene, as the shell knows it now."""
 
@@ -35,6 +45,11 @@ class Child:
     written: bool = True
     children: tuple[Child, ...] = ()
     """The child's own choices (grandchildren), once it is written; for writing two levels ahead."""
+    window: Window | None = None
+    """When the child's own choices are offered; None: once it ends (see ``Scheduler.viewer_at``)."""
+    paywall: str = ""
+    """Non-empty when the child opens an episode this viewer has no entitlement for: the tally (the story)
+    whose observed unlock rate weighs its first clip; nothing below it is wanted for this viewer."""
 
 
 @dataclass(frozen=True)
@@ -121,3 +136,4 @@ class View:
     children: tuple[Child, ...]
     chosen: str | None = None
     wants: dict[str, Interest] = field(default_factory=dict)
+    window: Window | None = None

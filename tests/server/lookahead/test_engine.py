@@ -16,9 +16,10 @@ import redis
 import redis.asyncio as aioredis
 import websockets
 from reelfork.narrative.formats import load_story
-from reelfork.narrative.state import begin
+from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import Lookahead, node_of
+from reelfork.server.lookahead.engine import Lookahead, node_of, window_of
+from reelfork.server.lookahead.scheduler import Clip, Window
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue
@@ -445,6 +446,42 @@ async def test_idle_workers_count_as_render_slots_once_they_announce_themselves(
         finally:
             worker.stop()
             ticking.cancel()
+
+
+async def test_the_paywall_and_the_choice_windows_reach_the_scheduler(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        story = await published(director, seed_story_files()[0].read_bytes())
+        seed = story.story
+        # The seed story's default window is the last 10 s; flare-gun's is 8 s, open 2 s after the end.
+        assert window_of(story, seed.scene("heiress"), Clip(12.0)) == Window(2.0, 12.0)
+        assert window_of(story, seed.scene("flare-gun"), Clip(12.0)) == Window(4.0, 14.0)
+        assert window_of(story, seed.scene("end-fog"), Clip(12.0)) is None
+
+        at_heiress = choose(begin(seed, story.version), seed.scene("boarding"), "next", "heiress", story=seed)
+        free_only = Lookahead(director, director.queue, "a", 1)
+        await free_only.viewer_at("ann", story, at_heiress, seed.scene("heiress"), 0.0, may_enter=lambda n: n == 1)
+        wanted = queued_payloads(sync, "render")
+        # Episode 2 opens at blackout: its first clip is wanted (weighed by the unlock rate), nothing below it.
+        assert "blackout" in wanted and not {"wheelhouse", "cargo-hold"} & set(wanted)
+        assert free_only.scheduler.unlock_rate(seed.id) == free_only.scheduler.tuning.unlock_rate
+        # Playing on as expected tells the scheduler nothing new; a jump (a seek, a pause) does.
+        seen = free_only._observed["ann"]
+        await free_only.viewer_at("ann", story, at_heiress, seed.scene("heiress"), 0.5, may_enter=lambda n: n == 1)
+        assert free_only._observed["ann"] is seen
+        await free_only.viewer_at("ann", story, at_heiress, seed.scene("heiress"), 30.0, may_enter=lambda n: n == 1)
+        assert free_only._observed["ann"] is not seen
+
+        paid = Lookahead(director, director.queue, "b", 1)
+        await paid.viewer_at("bob", story, at_heiress, seed.scene("heiress"), 0.0, may_enter=lambda n: True)
+        assert {"blackout", "wheelhouse", "cargo-hold"} <= set(queued_payloads(sync, "render"))
+
+        # Held at the paywall (the play server sends ``locked``): not observed in the locked scene.
+        at_blackout = choose(at_heiress, seed.scene("heiress"), "next", "blackout", story=seed)
+        held = Lookahead(director, director.queue, "c", 1)
+        await held.viewer_at("cid", story, at_blackout, seed.scene("blackout"), 0.0, may_enter=lambda n: n == 1)
+        assert held.scheduler.queued() == 0
+    sync.close()
 
 
 def queued_payloads(client: redis.Redis, kind: str) -> dict[str, dict[str, str]]:

@@ -17,6 +17,7 @@ from reelfork.server.lookahead.scheduler import (
     Reprioritise,
     Scheduler,
     Tuning,
+    Window,
     job_key,
 )
 
@@ -247,15 +248,119 @@ def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_th
 
 def test_with_a_choice_window_viewers_choose_while_the_scene_plays_and_lose_no_time() -> None:
     scenario = Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3)
-    after, during = make_world(scenario), make_world(replace(scenario, choice_window_s=30.0))
+    after = make_world(replace(scenario, choice_window_s=0.0, after_end_s=10.0))
+    during = make_world(scenario)  # the last 10 s of each scene, the story format's default
     assert during.viewers == after.viewers  # the same paths and decision times
     lazy, eager = simulate(after, "oracle", LTX, 40), simulate(during, "oracle", LTX, 40)
-    assert lazy.transitions == eager.transitions and eager.stall_rate == 0.0
-    # Offered as the last clip (5-10 s) starts, most choices (1-5 s; a few wait for the 10 s timeout)
-    # come before the scene ends: fewer pauses to decide, so the same paths end sooner.
+    for outcome in (lazy, eager):
+        assert outcome.watched_unrendered == 0 and len(outcome.stalls) == outcome.transitions
+    # Most choices (1-5 s after the choices appear; a few leave it to the default) come before the scene
+    # ends, and the chosen scene starts at once: the same paths end sooner, skipping the ends of scenes.
     assert eager.span_s < lazy.span_s
+    assert eager.transitions <= lazy.transitions
     reelfork = simulate(during, "reelfork", LTX, 3)
-    assert reelfork.transitions == lazy.transitions and len(reelfork.stalls) == reelfork.transitions
+    assert reelfork.transitions == eager.transitions and len(reelfork.stalls) == reelfork.transitions
+
+
+def test_simulated_paywall_stops_the_viewers_who_do_not_unlock() -> None:
+    scenario = Scenario(viewers=60, stories=2, window_s=60.0, depth=(6, 7), width=6, seed=3, episode_layers=3)
+    free, paid = make_world(scenario), make_world(replace(scenario, paywall=True, unlock_rate=0.5))
+    reach = [viewer for viewer in paid.viewers if viewer.paywall >= 0]
+    buyers = [viewer for viewer in reach if viewer.unlocks]
+    assert reach and buyers and len(buyers) < len(reach)
+    for viewer in paid.viewers:
+        paths = {v.name: v.path for v in free.viewers}
+        assert viewer.path == (paths[viewer.name] if viewer.unlocks else paths[viewer.name][: viewer.paywall])
+    for policy in ("reelfork", "oracle"):
+        outcome = simulate(paid, policy, LTX, 40)
+        assert (outcome.paywall_reached, outcome.paywall_unlocked) == (len(reach), len(buyers))
+        assert outcome.watched_unrendered == 0 and len(outcome.stalls) == outcome.transitions
+    assert simulate(paid, "oracle", LTX, 40).unwatched_share == 0.0
+    assert simulate(paid, "oracle", LTX, 40).gpu_busy_s < simulate(free, "oracle", LTX, 40).gpu_busy_s
+
+
+def latest(decisions: list[Decision]) -> dict[str, tuple[float, float]]:
+    """Each queued job's last (score, deadline)."""
+    out: dict[str, tuple[float, float]] = {}
+    for d in decisions:
+        if isinstance(d, Enqueue | Reprioritise):
+            out[d.key] = (d.score, d.deadline)
+        else:
+            out.pop(d.key, None)
+    return out
+
+
+SCENE_30 = (Clip(30.0, rendered=True),)
+
+
+def test_a_child_is_due_when_the_choice_window_opens_not_when_the_scene_ends() -> None:
+    s, clock = scheduler()
+    s.viewer_at("last-10", "r1", 0.0, SCENE_30, [child("a", "A")], Window(20.0, 30.0))
+    s.viewer_at("after-end", "r2", 0.0, SCENE_30, [child("a", "B")], Window(30.0, 40.0))
+    s.viewer_at("no-window", "r3", 0.0, SCENE_30, [child("a", "C")])
+    s.viewer_at("in-it", "r4", 25.0, SCENE_30, [child("a", "D")], Window(20.0, 30.0))
+    due = {key: deadline for key, (_, deadline) in latest(s.decisions()).items()}
+    choose_s = Tuning().choice_s  # until viewers' choices tell how soon they choose
+    assert due[job_key("render", "A")] == pytest.approx(clock.time + 20.0 + choose_s)
+    assert due[job_key("render", "B")] == pytest.approx(clock.time + 30.0 + choose_s)
+    assert due[job_key("render", "C")] == pytest.approx(clock.time + 30.0 + choose_s)
+    assert due[job_key("render", "D")] == pytest.approx(clock.time)  # inside the window: any moment now
+
+
+def test_when_viewers_choose_in_the_window_is_learned() -> None:
+    s, clock = scheduler(choice_samples=20)
+    for number in range(30):
+        s.viewer_at(f"v{number}", "root", 0.0, SCENE_30, [child("a", "A")], Window(20.0, 30.0))
+        clock.time += 26.0  # 6 s after the choices appeared
+        s.viewer_chose(f"v{number}", "root", "a")
+        s.viewer_left(f"v{number}")
+    assert s.choice_delays() == pytest.approx((6.0, 6.0))
+    s.decisions()
+    s.viewer_at("new", "other", 0.0, SCENE_30, [child("b", "B")], Window(20.0, 30.0))
+    s.viewer_at("short", "third", 0.0, (Clip(3.0, rendered=True),), [child("c", "C")], Window(0.0, 3.0))
+    due = {key: deadline for key, (_, deadline) in latest(s.decisions()).items()}
+    assert due[job_key("render", "B")] == pytest.approx(clock.time + 26.0)
+    assert due[job_key("render", "C")] == pytest.approx(clock.time + 3.0)  # the default, when it closes
+
+
+def test_a_locked_episode_is_weighed_by_the_unlock_rate_and_nothing_deeper_is_rendered() -> None:
+    s, _ = scheduler(slots=8, unlock_rate=0.2)
+    below = (child("x", "LX"), child("y", "LY"))
+    two_clips = (Clip(8.0), Clip(8.0))
+    locked = Child("pay", "L", two_clips, children=below, paywall="story")
+    free = Child("free", "F", two_clips, children=(child("x", "FX"), child("y", "FY")))
+    s.viewer_at("v", "root", 0.0, PLAYING, [locked, free])
+    jobs = latest(s.decisions())
+    assert job_key("render", "L", 1) not in jobs
+    assert {job_key("render", "LX"), job_key("render", "LY")}.isdisjoint(jobs)
+    assert {job_key("render", "F", 1), job_key("render", "FX"), job_key("render", "FY")} <= set(jobs)
+    weight = Tuning().probability_weight_s
+    score, deadline = jobs[job_key("render", "L")]
+    assert score - deadline == pytest.approx(weight * (1 - 0.5 * 0.2))
+    score, deadline = jobs[job_key("render", "F")]
+    assert score - deadline == pytest.approx(weight * (1 - 0.5))
+    # With the entitlement (no paywall for this viewer) the episode is rendered ahead like any other.
+    s.viewer_at("paid", "root", 0.0, PLAYING, [replace(locked, paywall=""), free])
+    assert {job_key("render", "L", 1), job_key("render", "LX")} <= set(latest(s.decisions()))
+
+
+def test_the_unlock_rate_is_observed_and_a_choice_into_the_paywall_is_not_certain() -> None:
+    s, _ = scheduler(unlock_rate=0.1, unlock_prior=10.0)
+    locked = Child("pay", "L", (Clip(8.0),), paywall="story")
+    for number in range(10):
+        viewer = f"v{number}"
+        s.viewer_at(viewer, "root", 9.0, PLAYING, [locked, child("free", "F")])
+        s.viewer_chose(viewer, "root", "pay")
+        if number < 5:  # these unlocked: the next scene they are seen in is behind the paywall
+            s.viewer_at(viewer, "L", 0.0, (Clip(8.0, rendered=True),), [])
+        s.viewer_left(viewer)
+    assert s.unlock_rate("story") == pytest.approx((5 + 10 * 0.1) / (10 + 10))
+    assert s.unlock_rate("other") == pytest.approx(0.1)
+    s.decisions()
+    s.viewer_at("w", "root", 9.0, PLAYING, [locked, child("free", "F")])
+    s.viewer_chose("w", "root", "pay")  # at the paywall now: L is needed only if they unlock
+    score, deadline = latest(s.decisions())[job_key("render", "L")]
+    assert score - deadline == pytest.approx(Tuning().probability_weight_s * (1 - s.unlock_rate("story")))
 
 
 def test_renders_further_ahead_while_the_branch_is_likely_enough() -> None:
