@@ -202,8 +202,9 @@ def speculation_floor(world: World, model: Model) -> float:
     (``rtf * duration``) must start before that next choice, to be ready when it is due, must be
     rendered whichever way they go: the first clips of every child always, and for a slow model
     some of every grandchild's when a scene is shorter than its children's renders. Due times take
-    the viewer's own decision times (the ones the simulation uses) down every continuation, and
-    nominal render times, so the floor is generous to the policy. Degrading a few clips (which the
+    the viewer's own decision times (the ones the simulation uses, in each scene's choice window;
+    clips a viewer skips by choosing early count neither as watched nor as needed) down every
+    continuation, and nominal render times, so the floor is generous to the policy. Degrading a few clips (which the
     report allows, up to ``MAX_DEGRADED``) can go below it.
     """
     roots = set(world.roots)

@@ -137,10 +137,28 @@ async def test_a_choice_cancels_what_became_unreachable_unless_another_replica_s
         client.close()
 
 
-def seed_clip_keys(profile: str) -> dict[str, str]:
+def seed_clip_keys(profile: str, text: bytes | None = None) -> dict[str, str]:
     """The content address of each seed scene's clip in ``profile`` (both profiles here are animatic-tier)."""
-    story, _ = load_story(seed_story_files()[0].read_bytes(), source="seed")
+    story, _ = load_story(text or seed_story_files()[0].read_bytes(), source="seed")
     return {scene.id: clip_key(scene, story, profile, "animatic") for scene in story.scenes}
+
+
+SEED_WINDOW = b"choice_window: {seconds: 10, after_end: 0}"
+
+
+def after_the_end() -> bytes:
+    """The seed story with its choices offered once a scene ends (a 0 s window, closing 10 s later): the next
+    scene is then due a whole clip away, not as soon as the last 10 s of a clip begin."""
+    text = seed_story_files()[0].read_bytes()
+    assert SEED_WINDOW in text
+    return text.replace(SEED_WINDOW, b"choice_window: {seconds: 0, after_end: 10}")
+
+
+def serving(folder: Path, text: bytes) -> dict[str, str]:
+    """Settings that serve ``text`` (written to ``folder``) instead of the seed story."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "story.yaml").write_bytes(text)
+    return {"REELFORK_STORIES_DIR": str(folder), "REELFORK_SEED_STORIES": "false"}
 
 
 def payload_of(client: redis.Redis, key: str) -> dict[str, str] | None:
@@ -216,21 +234,24 @@ async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there
     redis_server: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    best, cheap = seed_clip_keys("animatic"), seed_clip_keys("preview")
+    text = after_the_end()
+    stories = serving(tmp_path / "stories", text)
+    best, cheap = seed_clip_keys("animatic", text), seed_clip_keys("preview", text)
     client = redis.Redis.from_url(redis_server, decode_responses=True)
     # Yesterday's fleet rendered every scene in the cheap profile only.
-    cheap_only = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, REELFORK_RENDER_PROFILE="preview")
+    cheap_only = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, REELFORK_RENDER_PROFILE="preview", **stories)
     try:
         for key in cheap.values():
             await stored(client, key)
     finally:
         cheap_only.stop()
-    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER)
+    server = ServerProcess(data_dir, REELFORK_REDIS_URL=redis_server, **NO_WORKERS, **LADDER, **stories)
     worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
     try:
         bob, shown = await start(server)
         assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
-        # The next scene is ~20 s away for Bob: time to render it in the best profile, for him and after.
+        # Choosing after the end, the next scene is ~20 s away for Bob: time to render it in the best profile,
+        # for him and after.
         await stored(client, best["heiress"])
         then = await bob.choose("next")
         assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
@@ -403,11 +424,12 @@ async def test_diffusion_clips_go_to_the_gpu_queue_and_their_animatic_fallbacks_
     ladder = {"full": "full:ltx", "fast": "fast:ltx", "animatic": "animatic"}
     async with director_on(redis_server, ladder) as director:
         lookahead = Lookahead(director, director.queue, "a", 1)
-        story = await published(director, seed_story_files()[0].read_bytes())
+        story = await published(director, after_the_end())
         state = begin(story.story, story.version)
         await lookahead.viewer_at("ann", story, state, story.story.scene(state.current), 0.0)
-        # The first clip is due now: only the cheapest profile has a chance, on a CPU. The next scene's
-        # is due in ~9 s: time for a diffusion render on the one GPU once the first is done.
+        # The first clip is due now: only the cheapest profile has a chance, on a CPU. With choices after
+        # the end, the next scene's is due in ~9 s: time for a diffusion render on the one GPU once the
+        # first is done.
         on_cpu, on_gpu = queued_payloads(sync, "render"), queued_payloads(sync, "diffuse")
         assert on_cpu["boarding"]["profile"] == "animatic"
         assert on_gpu["heiress"]["profile"] == "full"
