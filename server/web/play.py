@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,7 +245,9 @@ class Connection:
                 await self.take_default(message.scene)
                 return
         story, scene = await self._position(state)
-        await self.lookahead.viewer_at(self._require_token(), story, state, scene, message.position)
+        await self.lookahead.viewer_at(
+            self._require_token(), story, state, scene, message.position, may_enter=self._may_enter(story, record)
+        )
 
     async def on_unlock(self, message: Unlock) -> None:
         record = await self._record()
@@ -267,6 +269,11 @@ class Connection:
         """The episode the viewer is held at, or ``None`` when the current scene may play."""
         return locked_at(story.story, record.state, record.unlocked, self.verifier is not None)
 
+    def _may_enter(self, story: StoryVersion, record: SessionRecord) -> Callable[[int], bool]:
+        """Which episodes this viewer may enter: the lookahead renders nothing ahead behind a paywall they face."""
+        paywall = self.verifier is not None
+        return lambda episode: is_open(story.story, episode, record.unlocked, paywall)
+
     def _episode_info(self, story: StoryVersion, episode: Episode) -> EpisodeInfo:
         free = is_open(story.story, episode.number, [], self.verifier is not None)
         return EpisodeInfo(number=episode.number, title=episode.title, free=free)
@@ -282,7 +289,9 @@ class Connection:
             return
         choices = available_choices(scene, state)
         default = default_choice(scene, state)
-        await self.lookahead.viewer_at(self._require_token(), story, state, scene, position)
+        await self.lookahead.viewer_at(
+            self._require_token(), story, state, scene, position, may_enter=self._may_enter(story, record)
+        )
         keys = self.director.clip_keys(story, scene)
         clip = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
         SCENES.labels(clip="pending" if clip is None else "ready" if clip.key == keys[0] else "degraded").inc()
