@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, JsonValue, ValidationError
 from reelfork.generation.production.pipeline import Counters, ProductionError, read_json
@@ -19,6 +19,7 @@ from reelfork.server.productions import (
     production_id,
 )
 from reelfork.server.queue.payloads import ProduceJob
+from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Located, Refused, where
 
@@ -58,9 +59,10 @@ class ProductionStatus(BaseModel):
     """When done: where the outputs are (``/v1/productions/<id>/files/``)."""
 
 
-@router.post("", status_code=202, responses=NOT_FOUND)
-async def start_production(runtime: RuntimeDep, body: ProductionRequest) -> ProductionAccepted:
+@router.post("", status_code=202, responses=NOT_FOUND, openapi_extra=json_body(ProductionRequest))
+async def start_production(runtime: RuntimeDep, request: Request) -> ProductionAccepted:
     """Queue a linear production on the workers; the same request again returns the same production."""
+    body = await read_body(request, ProductionRequest)  # here, after the router's creator check, not before it
     story: Story | None = None
     try:
         if body.story_id is not None:
