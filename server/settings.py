@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     job_attempts: int = Field(default=3, ge=1, le=20)
     job_lease_s: float = Field(default=30.0, ge=1, le=3600)
     """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """The largest HTTP request body (413 beyond it, refused while reading, before any parsing): room for the largest
     story the limits allow in practice (100,000 scenes is about 9 MB of JSON, more as YAML or Twee)."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
