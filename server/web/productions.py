@@ -135,7 +135,11 @@ FILE = {"schema": {"type": "string", "format": "binary"}}
 async def production_file(runtime: RuntimeDep, production: Identifier, path: str) -> FileResponse:
     """Download one output (``manifest.json``, an episode MP4, a WebVTT, an HLS playlist or segment)."""
     folder = production_folder(runtime.settings, production).resolve()
-    target = (folder / path).resolve()
-    if not target.is_relative_to(folder) or not target.is_file() or target.name.startswith("."):
+    try:
+        target = (folder / path).resolve()
+        found = target.is_relative_to(folder) and target.is_file() and not target.name.startswith(".")
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         raise HTTPException(404, f"no file {path!r} in production {production!r}")
     return FileResponse(target)
