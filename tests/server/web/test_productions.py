@@ -42,5 +42,5 @@ def test_a_nul_in_the_production_id_is_422(client: TestClient) -> None:
 
 @pytest.mark.parametrize("token", ["ünïcode", "creator-secret\x7f", "x" * 10_000])
 def test_an_odd_token_is_401(client: TestClient, token: str) -> None:
-    response = client.get("/v1/productions/abc", headers={"Authorization": f"Bearer {token}".encode("latin-1")})
+    response = client.get("/v1/productions/abc", headers={b"Authorization": f"Bearer {token}".encode("latin-1")})
     assert response.status_code == 401
