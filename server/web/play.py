@@ -53,6 +53,8 @@ from reelfork.server.web.protocol import (
     error,
     parse,
 )
+from reelfork.server.web.ratelimit import TokenBucket
+from starlette.websockets import WebSocketState
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Connection:
         self._choice_lock = asyncio.Lock()
         """Held while a message is handled, so a default never races the viewer's own choice."""
         self._notifiers: set[asyncio.Task[None]] = set()
+        self.bucket = TokenBucket(settings.message_rate, settings.message_burst)
 
     async def serve(self) -> None:
         await self.websocket.accept()
@@ -97,6 +100,9 @@ class Connection:
                 if frame["type"] == "websocket.disconnect":
                     return
                 text = frame.get("text")
+                if not self.bucket.take():
+                    await self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down and send this again"))
+                    continue
                 if text is None:
                     await self.send(error(ErrorCode.INVALID_MESSAGE, "send JSON in text frames, not binary frames"))
                     continue
@@ -130,6 +136,8 @@ class Connection:
                 await self.on_unlock(message)
         except ProtocolError as exc:
             await self.send(error(exc.code, exc.message))
+        except WebSocketDisconnect:
+            raise  # the client left mid-answer: nothing failed
         except RedisError:
             log.exception("store unavailable")
             await self.send(
@@ -149,6 +157,8 @@ class Connection:
         token = new_session_token()
         record = SessionRecord(state=begin(story.story, story.version), viewer=message.viewer or new_viewer_id())
         await self.store.save_session(token, record)
+        if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
+            await self.lookahead.viewer_left(self.token)
         self.token = token
         await self.send(Session(session=token, viewer=record.viewer, story=story.story.id, version=story.version))
         await self.present(story, record, story.story.scene(record.state.current))
@@ -369,6 +379,8 @@ class Connection:
 
     async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:
+            if self.websocket.application_state == WebSocketState.DISCONNECTED:
+                raise WebSocketDisconnect(1006)
             await self.websocket.send_text(message.model_dump_json())
 
     def _require_token(self) -> str:

@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     STALE_CHOICE = "stale_choice"
     INVALID_ENTITLEMENT = "invalid_entitlement"
     LOCKED = "locked"
+    RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 
 
