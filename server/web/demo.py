@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from reelfork.server.entitlements import locked_at, mint
 from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep
-from reelfork.server.web.problems import ERRORS, NOT_FOUND
+from reelfork.server.web.problems import ERRORS, NOT_FOUND, TOO_LARGE
 
 router = APIRouter(prefix="/v1/demo", tags=["demo"], responses=ERRORS)
 
@@ -29,7 +29,7 @@ class Entitlement(BaseModel):
 
 @router.post(
     "/entitlements",
-    responses={**NOT_FOUND, 409: {"description": "The session is not locked."}},
+    responses={**NOT_FOUND, **TOO_LARGE, 409: {"description": "The session is not locked."}},
     openapi_extra=json_body(EntitlementRequest),
 )
 async def demo_entitlement(runtime: RuntimeDep, request: Request) -> Entitlement:

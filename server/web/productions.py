@@ -21,7 +21,7 @@ from reelfork.server.productions import (
 from reelfork.server.queue.payloads import ProduceJob
 from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Located, Refused, where
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Refused, where
 
 router = APIRouter(
     prefix="/v1/productions",
@@ -59,7 +59,7 @@ class ProductionStatus(BaseModel):
     """When done: where the outputs are (``/v1/productions/<id>/files/``)."""
 
 
-@router.post("", status_code=202, responses=NOT_FOUND, openapi_extra=json_body(ProductionRequest))
+@router.post("", status_code=202, responses={**NOT_FOUND, **TOO_LARGE}, openapi_extra=json_body(ProductionRequest))
 async def start_production(runtime: RuntimeDep, request: Request) -> ProductionAccepted:
     """Queue a linear production on the workers; the same request again returns the same production."""
     body = await read_body(request, ProductionRequest)  # here, after the router's creator check, not before it

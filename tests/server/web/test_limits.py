@@ -84,6 +84,8 @@ def test_the_production_body_is_documented(client: TestClient) -> None:
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"premise", "story", "story_id", "locales"} <= set(schema["properties"])
     assert "$ref" not in str(schema)
+    for path in ("/v1/productions", "/v1/stories", "/v1/demo/entitlements"):
+        assert "413" in client.get("/openapi.json").json()["paths"][path]["post"]["responses"], path
 
 
 def rss_bytes(pid: int) -> int:
