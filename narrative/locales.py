@@ -109,6 +109,7 @@ def import_csv(story: Story, locale: str, text: str) -> Story:
         raise StoryError([Problem("error", "csv:1", f"missing column(s) {', '.join(missing)}; need id, text")])
     keys = text_keys(story)
     table: dict[str, str] = {}
+    seen: set[str] = set()
     problems: list[Problem] = []
     if locale not in story.locales:
         offered = ", ".join(story.locales) or "none declared"
@@ -118,12 +119,13 @@ def import_csv(story: Story, locale: str, text: str) -> Story:
         key, value = (row.get("id") or "").strip(), (row.get("text") or "").strip()
         if key not in keys:
             problems.append(Problem("error", where, f"{key!r} names no scene title, line or choice of this story"))
-        elif key in table:
+        elif key in seen:
             problems.append(Problem("error", where, f"{key!r} appears twice"))
         elif value:
             table[key] = value
             problems.extend(Problem("error", where, message)
                             for message in placeholder_problems(value, story.persona is not None))
+        seen.add(key)
     if problems:
         raise StoryError(problems)
     tables = {**story.translations, locale: table}

@@ -16,10 +16,10 @@ from reelfork.narrative.ids import Identifier
 from reelfork.narrative.problems import Problem
 
 if TYPE_CHECKING:
-    from reelfork.narrative.story import Story
+    from reelfork.narrative.story import Scene, Story
 
 __all__ = [
-    "NAME", "PLACEHOLDER", "InvalidName", "Look", "Persona", "check_name", "fill", "persona_problems",
+    "NAME", "PLACEHOLDER", "InvalidName", "Look", "Persona", "check_name", "fill", "fill_scene", "persona_problems",
     "placeholder_problems", "uses_name",
 ]
 
@@ -118,6 +118,13 @@ def fill(text: str, name: str) -> str:
     if "{" not in text and "}" not in text:
         return text
     return _FIELD.sub(lambda m: "{" if m[0] == "{{" else "}" if m[0] == "}}" else name if m[1] == NAME else m[0], text)
+
+
+def fill_scene(scene: Scene, name: str) -> Scene:
+    """The scene as one viewer reads it: ``{name}`` filled in its title, lines and choice labels."""
+    lines = [line.model_copy(update={"text": fill(line.text, name)}) for line in scene.lines]
+    choices = [choice.model_copy(update={"label": fill(choice.label, name)}) for choice in scene.choices]
+    return scene.model_copy(update={"title": fill(scene.title, name), "lines": lines, "choices": choices})
 
 
 def uses_name(text: str) -> bool:
