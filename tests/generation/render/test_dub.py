@@ -9,14 +9,24 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import yaml
 from reelfork.generation.render.animatic import AnimaticRenderer
 from reelfork.generation.render.c2pa import ClipSigner
-from reelfork.generation.render.dub import Assembled, LineVoices, assemble, line_slots, picture_request
+from reelfork.generation.render.dub import (
+    Assembled,
+    LineVoices,
+    assemble,
+    line_slots,
+    picture_request,
+    viewer_bible,
+)
+from reelfork.generation.render.encoding import SAMPLE_RATE
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import RenderError
+from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE
 from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.narrative.story import Story
 
@@ -130,3 +140,22 @@ def test_a_locale_the_story_does_not_offer_is_refused(viewers: Viewers, tmp_path
         assemble(viewers.pictures["slicker"], story, story.scene(SCENE), "fr", "Zoë", viewers.slots,
                  viewers.voices, tmp_path / "fr.mp4")
     assert not (tmp_path / "fr.mp4").exists()
+
+
+def test_the_spliced_voice_decodes_as_the_lines_laid_on_their_slots(viewers: Viewers) -> None:
+    story, scene = viewers.story, viewers.story.scene(SCENE)
+    clip = viewers.clips["zoe"]
+    with av.open(str(clip.path)) as container:
+        heard = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
+    expected = np.zeros(len(heard), dtype=np.float32)
+    bible = viewer_bible(story, "en", "Zoë")
+    position = round(LEAD_IN * SAMPLE_RATE)
+    for line in clip.scene.lines:
+        slot = round(viewers.slots[line.id] * SAMPLE_RATE)
+        speech = viewers.voices.line(line, bible, "en")
+        expected[position : position + len(speech)] = speech
+        position += slot + round(PAUSE * SAMPLE_RATE)
+    signal = float(np.sqrt(np.mean(expected**2)))
+    assert signal > 0.01
+    assert float(np.sqrt(np.mean((heard - expected) ** 2))) < 0.1 * signal  # AAC's loss, no misplaced segment
+    assert scene.lines[0].id == clip.scene.lines[0].id
