@@ -3,7 +3,9 @@
 The pipeline, stage by stage (each stage's outputs are content-addressed files, so a run that is
 stopped anywhere and started again reuses what was finished and redoes nothing):
 
-1. translate every scene into every locale, keeping line IDs (the writer's model);
+1. translate every scene into every locale, keeping line IDs: the story's authored tables first, the
+   writer's model for what they lack (listed under ``machine_translated`` in the manifest); the
+   persona, if any, keeps its default name;
 2. plan the dub: each line holds the screen as long as its longest locale speaks it;
 3. render each scene's picture once, to that plan, without burned-in text: every locale shares it;
 4. per episode and locale, lay the locale's voices on the plan, write its WebVTT, and mux the shared

@@ -13,6 +13,8 @@ from reelfork.narrative.graph import validate
 from reelfork.narrative.locales import export_csv, import_csv, localized, text_keys
 from reelfork.narrative.problems import StoryError
 from reelfork.narrative.story import Story
+from reelfork.server.cli import app
+from typer.testing import CliRunner
 
 from tests.helpers.stories import choice, scene, story
 
@@ -96,3 +98,34 @@ def test_csv_import_errors_are_located_and_change_nothing() -> None:
         import_csv(source, "es", "key,value\n")
     with pytest.raises(StoryError, match="not in the story's locales"):
         import_csv(source, "de", "id,text\n")
+
+
+def test_cli_strings_export_then_import(tmp_path: Path) -> None:
+    runner = CliRunner()
+    table = tmp_path / "zh.csv"
+    exported = runner.invoke(app, ["story", "strings", "export", str(SEED), "--locale", "zh", "-o", str(table)])
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.DictReader(io.StringIO(table.read_text(encoding="utf-8"))))
+    assert rows[0] == {"id": "boarding/title", "text": "末班渡轮", "source": "The Last Ferry"}
+    table.write_text(table.read_text(encoding="utf-8").replace("末班渡轮", "最后一班渡轮"), encoding="utf-8")
+    out = tmp_path / "story.yaml"
+    command = ["story", "strings", "import", str(SEED), str(table), "--locale", "zh", "-o", str(out)]
+    imported = runner.invoke(app, command)
+    assert imported.exit_code == 0, imported.output
+    again = Story.model_validate(yaml.safe_load(out.read_text(encoding="utf-8")))
+    assert again.translations["zh"]["boarding/title"] == "最后一班渡轮"
+    assert again.translations["es"] == seed().translations["es"]
+
+
+def test_cli_strings_import_lists_located_problems(tmp_path: Path) -> None:
+    table = tmp_path / "es.csv"
+    table.write_text("id,text,source\nboarding/line:l9,Hola,\n", encoding="utf-8")
+    out = tmp_path / "story.yaml"
+    result = CliRunner().invoke(
+        app, ["story", "strings", "import", str(SEED), str(table), "--locale", "es", "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "es.csv:2: 'boarding/line:l9' names no scene title, line or choice" in result.output
+    assert not out.exists()
+    unknown = CliRunner().invoke(app, ["story", "strings", "export", str(SEED), "--locale", "fr"])
+    assert unknown.exit_code == 2 and "does not offer locale 'fr'" in unknown.output
