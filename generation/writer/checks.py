@@ -243,7 +243,8 @@ def persona_problems(draft: Draft, story: Story) -> list[str]:
     found: list[str] = []
     name = re.compile(rf"(?<!\w){re.escape(persona.name)}(?!\w)") if persona is not None else None
     for where, text in fields(draft):
-        found.extend(f"{where}: {problem}" for problem in placeholder_problems(text, persona is not None))
+        if not VARIABLE_REFERENCE.search(text):  # variable_problems explains those braces already
+            found.extend(f"{where}: {problem}" for problem in placeholder_problems(text, persona is not None))
         if name is not None and name.search(text):
             found.append(f"{where} spells out the protagonist's name; write {PLACEHOLDER} so every viewer sees theirs")
     return found
