@@ -231,6 +231,9 @@ class Worker:
             language=story.story.language,
             profile=profile,
             output=self.settings.media_dir / relative,
+            # Until the play protocol sends each viewer's subtitles as a text track (issue 20's play side), the
+            # one clip per scene keeps its burned-in title and subtitles, in the default name.
+            captions=True,
         )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
