@@ -98,15 +98,18 @@ class Store:
 
         Returns ``(version, created)``.
         """
-        digest = story.digest()
-        key = keys.story(story.id)
+        return await self.publish_document(story.id, story.model_dump_json(), story.digest())
+
+    async def publish_document(self, story_id: str, document: str, digest: str) -> tuple[int, bool]:
+        """:meth:`publish` for a story already serialised (``document``) and hashed (``digest``)."""
+        key = keys.story(story_id)
         known = await self.redis.hget(key, f"digest:{digest}")
         if known is not None:
             return int(known), False
         version = int(await self.redis.hincrby(key, "latest", 1))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={f"v{version}": story.model_dump_json(), f"digest:{digest}": version})
-            pipe.sadd(keys.STORIES, story.id)
+            pipe.hset(key, mapping={f"v{version}": document, f"digest:{digest}": version})
+            pipe.sadd(keys.STORIES, story_id)
             await pipe.execute()
         return version, True
 
