@@ -101,6 +101,8 @@ def _load_tree(text: str, source: str) -> Any:
         raise _yaml_error(exc, source) from None
     except RecursionError:
         raise StoryError([Problem("error", source, "nested too deeply")]) from None
+    except StoryError:
+        raise  # already located (a ValueError too)
     except (ValueError, OverflowError) as exc:  # an integer past Python's digit limit, a timestamp out of range
         raise StoryError([_value_error(exc, text, source)]) from None
 
