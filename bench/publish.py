@@ -14,11 +14,11 @@ A story already published answers 200 at once: use a fresh data dir or ``--title
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,22 +57,26 @@ class Publish:
     """Each ``/healthz`` answer's latency while the publish was in flight."""
 
 
-async def publish_while_polling(url: str, token: str, body: bytes) -> Publish:
-    """POST ``body`` to ``/v1/stories`` and poll ``/healthz`` back to back until it answers."""
-    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-        began = time.perf_counter()
-        publish = asyncio.create_task(client.post("/v1/stories", content=body, headers=headers))
-        latencies: list[float] = []
-        while not publish.done():
-            asked = time.perf_counter()
-            health = await client.get("/healthz")
-            if not publish.done():
-                health.raise_for_status()
-                latencies.append(time.perf_counter() - asked)
-            await asyncio.sleep(0.01)
-        answer = await publish
-        seconds = time.perf_counter() - began
+def publish_while_polling(url: str, token: str, body: bytes) -> Publish:
+    """POST ``body`` to ``/v1/stories`` from a thread and poll ``/healthz`` back to back until it answers.
+
+    Separate connections and threads: the upload never delays a poll on the client's side."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    with httpx.Client(base_url=url, timeout=300) as uploader, httpx.Client(base_url=url, timeout=60) as poller:
+        poller.get("/healthz").raise_for_status()  # connected before the publish starts
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            began = time.perf_counter()
+            publish = thread.submit(uploader.post, "/v1/stories", content=body, headers=headers)
+            latencies: list[float] = []
+            while not publish.done():
+                asked = time.perf_counter()
+                health = poller.get("/healthz")
+                if not publish.done():
+                    health.raise_for_status()
+                    latencies.append(time.perf_counter() - asked)
+                time.sleep(0.01)
+            answer = publish.result()
+            seconds = time.perf_counter() - began
     return Publish(answer.status_code, answer.json(), len(answer.content), seconds, latencies)
 
 
@@ -84,7 +88,7 @@ def main() -> None:
     parser.add_argument("--title", default=f"Large {int(time.time())}", help="a new title publishes a new version")
     args = parser.parse_args()
     body = large_story(args.scenes, args.title)
-    result = asyncio.run(publish_while_polling(args.url, args.token, body))
+    result = publish_while_polling(args.url, args.token, body)
     polls = result.healthz_s or [0.0]
     report = {
         "scenes": args.scenes,

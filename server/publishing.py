@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from reelfork.narrative.formats import StoryError, StoryFormat, load_story
 from reelfork.narrative.problems import Problem, Severity
 from reelfork.narrative.story import Scene, Story
+from reelfork.server.store import packed
 
 LISTED = 100
 """Findings listed one by one in a response; the rest are counted by kind."""
@@ -39,7 +40,7 @@ class Prepared(BaseModel):
 
     story_id: str = ""
     document: str = ""
-    """The story's JSON as stored."""
+    """The story's JSON as stored (:func:`reelfork.server.store.packed`: compressed when large)."""
     digest: str = ""
     excerpt: Story | None = None
     """The story with only the scenes warm-up may queue (the earliest from the start); None when refused."""
@@ -81,7 +82,7 @@ def prepare(body: bytes, kind: StoryFormat, warm_budget: int) -> Prepared:
     excerpt.__dict__.pop("_scene_index", None)  # the whole story's index: not sent back
     return Prepared(
         story_id=story.id,
-        document=story.model_dump_json(),
+        document=packed(story.model_dump_json()),
         digest=story.digest(),
         excerpt=excerpt,
         warnings=summarise(warnings),

@@ -7,9 +7,11 @@ token, so the token itself (the only proof of ownership) is never at rest. The c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -67,6 +69,25 @@ class StoryVersion:
     digest: str
 
 
+PACK_ABOVE = 256 * 1024
+"""Story JSON longer than this is stored compressed: Redis answers nobody while it takes in a 10 MB value."""
+PACKED = "zlib+b64:"
+
+
+def packed(document: str) -> str:
+    """A story's JSON as stored: as is up to :data:`PACK_ABOVE` characters, else compressed (text, for Redis)."""
+    if len(document) <= PACK_ABOVE:
+        return document
+    return PACKED + base64.b64encode(zlib.compress(document.encode(), 1)).decode("ascii")
+
+
+def unpacked(stored: str) -> str:
+    """The story JSON :func:`packed` stored."""
+    if not stored.startswith(PACKED):
+        return stored
+    return zlib.decompress(base64.b64decode(stored[len(PACKED) :])).decode()
+
+
 def new_session_token() -> str:
     """128 bits from the OS's CSPRNG, URL-safe."""
     return secrets.token_urlsafe(16)
@@ -98,10 +119,10 @@ class Store:
 
         Returns ``(version, created)``.
         """
-        return await self.publish_document(story.id, story.model_dump_json(), story.digest())
+        return await self.publish_document(story.id, packed(story.model_dump_json()), story.digest())
 
     async def publish_document(self, story_id: str, document: str, digest: str) -> tuple[int, bool]:
-        """:meth:`publish` for a story already serialised (``document``) and hashed (``digest``)."""
+        """:meth:`publish` for a story already serialised by :func:`packed` (``document``) and hashed."""
         key = keys.story(story_id)
         known = await self.redis.hget(key, f"digest:{digest}")
         if known is not None:
@@ -125,7 +146,7 @@ class Store:
         raw = await self.redis.hget(keys.story(story_id), f"v{version}")
         if raw is None:
             return None
-        story = Story.model_validate_json(raw)
+        story = Story.model_validate_json(unpacked(raw))
         loaded = StoryVersion(story=story, version=version, digest=story.digest())
         self._stories[(story_id, version)] = loaded
         return loaded

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from reelfork.narrative.problems import Problem
 from reelfork.server.publishing import LISTED, earliest_scenes, prepare, summarise
 from reelfork.server.queue import keys
+from reelfork.server.store import PACKED, packed, unpacked
 
 from bench.publish import large_story, publish_while_polling
 from tests.helpers.processes import RedisProcess, ServerProcess
@@ -29,8 +30,15 @@ def test_prepare_sends_back_the_earliest_scenes_only() -> None:
     assert [s.id for s in prepared.excerpt.scenes] == ["s0", "s10", "s20", "s30", "s40"]
     assert prepared.warnings.counts == {"unreachable from the start scene": 900}
     assert len(prepared.warnings.listed) == LISTED
-    assert json.loads(prepared.document)["id"] == "large"
+    assert json.loads(unpacked(prepared.document))["id"] == "large"
     assert [s.id for s in earliest_scenes(prepared.excerpt, 2)] == ["s0", "s10"]
+
+
+def test_large_story_documents_are_stored_compressed() -> None:
+    small, large = large_story(100).decode(), large_story(10_000).decode()
+    assert packed(small) == small and unpacked(small) == small
+    stored = packed(large)
+    assert stored.startswith(PACKED) and len(stored) < len(large) / 10 and unpacked(stored) == large
 
 
 def test_refusals_are_bounded_too() -> None:
@@ -53,7 +61,7 @@ def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path)
         before = int(client.zcard(keys.queued("render")))
         body = large_story(100_000)
         assert len(body) < 10 * 1024 * 1024
-        result = asyncio.run(publish_while_polling(server.url, server.creator_token, body))
+        result = publish_while_polling(server.url, server.creator_token, body)
         polls = result.healthz_s
         print(f"publish {result.seconds:.2f} s; /healthz {len(polls)} polls meanwhile, "
               f"max {max(polls) * 1000:.1f} ms, answer {result.answer_bytes:,} bytes")
@@ -62,6 +70,9 @@ def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path)
         assert result.answer["warnings_total"] == 90_000 and len(result.answer["warnings"]) == LISTED
         assert result.answer_bytes < 64 * 1024
         assert int(client.zcard(keys.queued("render"))) - before == 50
+        assert client.hget(keys.story("large"), "v1").startswith(PACKED.encode())  # type: ignore[union-attr]
+        story = httpx.get(f"{server.url}/v1/stories/large", timeout=120).json()  # read back from the packed form
+        assert len(story["story"]["scenes"]) == 100_000
     finally:
         client.close()
         server.stop()
