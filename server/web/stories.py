@@ -11,10 +11,11 @@ from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
 from reelfork.narrative.formats import StoryFormat
 from reelfork.narrative.schema import story_schema
 from reelfork.narrative.story import Story, episodes_of, is_free
+from reelfork.server.pool import WorkerDied
 from reelfork.server.publishing import Findings, prepare
 from reelfork.server.store import StoryVersion
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Refused
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 
 router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
 
@@ -249,6 +250,7 @@ STORY_BODY = {
         **CREATOR_ERRORS,
         **TOO_LARGE,
         200: {"model": Published, "description": "This story was already the latest."},
+        503: {"model": Message, "description": "The process checking the story died (nothing was published)."},
     },
     openapi_extra=STORY_BODY,
 )
@@ -258,7 +260,10 @@ async def publish_story(
     """Publish a story: the project's YAML/JSON, Twee 3 or Yarn (by ``format`` or content type)."""
     body = await request.body()
     kind = format or CONTENT_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip(), "story")
-    prepared = await runtime.publisher.run(prepare, body, kind, runtime.settings.warm_budget)
+    try:
+        prepared = await runtime.publisher.run(prepare, body, kind, runtime.settings.warm_budget)
+    except WorkerDied:  # killed (out of memory): the pool is already fresh, nothing was stored
+        raise HTTPException(503, "the process checking this story died; nothing was published, try again") from None
     if prepared.errors is not None or prepared.excerpt is None:
         raise Refused(bounded(prepared.errors or prepared.warnings))
     version, created = await runtime.store.publish_document(prepared.story_id, prepared.document, prepared.digest)
