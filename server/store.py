@@ -143,7 +143,7 @@ class Store:
         cached = self._stories.get((story_id, version))
         if cached is not None:
             return cached
-        raw = await self.redis.hget(keys.story(story_id), f"v{version}")
+        raw = cast(str | None, await self.redis.hget(keys.story(story_id), f"v{version}"))  # decode_responses
         if raw is None:
             return None
         story = Story.model_validate_json(unpacked(raw))

@@ -70,7 +70,8 @@ def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path)
         assert result.answer["warnings_total"] == 90_000 and len(result.answer["warnings"]) == LISTED
         assert result.answer_bytes < 64 * 1024
         assert int(client.zcard(keys.queued("render"))) - before == 50
-        assert client.hget(keys.story("large"), "v1").startswith(PACKED.encode())  # type: ignore[union-attr]
+        stored = client.hget(keys.story("large"), "v1")
+        assert isinstance(stored, bytes) and stored.startswith(PACKED.encode())
         story = httpx.get(f"{server.url}/v1/stories/large", timeout=120).json()  # read back from the packed form
         assert len(story["story"]["scenes"]) == 100_000
     finally:
