@@ -277,15 +277,23 @@ FUSED_HEADS = frozenset({"a", "i"})
 """One-letter words a fused word may start with ("Alifeboat"); other parts need three letters."""
 
 
+COMMON = 1000
+"""Both parts of a fused word are at least this frequent in the word list: rare parts ("tex" + "ted") are more
+likely an inflection the list lacks than two words run together."""
+SUFFIXES = ("ed", "d", "s", "es", "ing", "er", "ers", "ly")
+
+
 def fused(word: str, known: set[str]) -> tuple[str, str] | None:
-    """The two known words ``word`` runs together (``alifeboat`` -> ``a``, ``lifeboat``), if it is not one."""
+    """The two common words ``word`` runs together (``alifeboat`` -> ``a``, ``lifeboat``), if it is not one."""
     word = word.casefold()
-    words = vocabulary()
-    if len(word) < 5 or "'" in word or word in known or word in words:
+    counts = vocabulary().word_frequency.dictionary
+    if len(word) < 5 or "'" in word or word in known or word in counts:
         return None
+    if any(word.endswith(suffix) and word[: -len(suffix)] in counts for suffix in SUFFIXES):
+        return None  # an inflection the list lacks ("texted")
     for cut in range(1, len(word) - 2):
         head, tail = word[:cut], word[cut:]
-        if (len(head) >= 3 or head in FUSED_HEADS) and head in words and tail in words:
+        if (len(head) >= 3 or head in FUSED_HEADS) and counts.get(head, 0) >= COMMON and counts.get(tail, 0) >= COMMON:
             return head, tail
     return None
 

@@ -470,6 +470,8 @@ def test_words_run_together_are_rejected() -> None:
         "choices[0].label runs two words together: 'Alifeboat' (a lifeboat?): 'Alifeboat lowering into black water'"
     ]
     assert checks.fused("lifeboat", set()) is None and checks.fused("Harrowgate", {"harrowgate"}) is None
+    assert checks.fused("texted", set()) is None  # an inflection, not "tex" + "ted"
+    assert checks.fused("Theheiress", set()) == ("the", "heiress")
 
 
 def test_a_title_copied_from_another_scene_is_rejected() -> None:
