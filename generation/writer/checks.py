@@ -6,6 +6,7 @@ is acceptable. A content policy is one more source of problems.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -13,6 +14,7 @@ from typing import Protocol
 from reelfork.generation.writer.schema import TEXT_MAX, TITLE_MAX, Draft
 from reelfork.narrative.persona import PLACEHOLDER, placeholder_problems
 from reelfork.narrative.story import NARRATOR, Scene, Story
+from spellchecker import SpellChecker
 
 
 class ContentPolicy(Protocol):
@@ -154,12 +156,14 @@ def speaker_problems(draft: Draft, story: Story) -> list[str]:
     ]
 
 
-def title_problems(draft: Draft, parent: Scene) -> list[str]:
+def title_problems(draft: Draft, story: Story, parent: Scene) -> list[str]:
     title = normalize(draft.title)
     if not title:
         return ["title is empty"]
     if title == normalize(parent.title):
         return [f"title repeats the previous scene's title: {draft.title!r}"]
+    if title in {normalize(story.title), *(normalize(scene.title) for scene in story.scenes)}:
+        return [f"title copies the title of the story or one of its scenes: {draft.title!r}"]
     if len(draft.title) >= TITLE_MAX:
         return [f"title is cut off at {TITLE_MAX} characters: {draft.title!r}"]
     return []
@@ -250,6 +254,80 @@ def persona_problems(draft: Draft, story: Story) -> list[str]:
     return found
 
 
+TEMPLATE = re.compile(r"\{\{|\}\}|\{\s*([^{}]*?)\s*\}")
+"""A template placeholder left in written text: ``{{story}}``, ``{story}``, a stray ``{{`` or ``}}`` (authored
+text may escape braces as ``{{``; the writer has no reason to)."""
+ALLOWED_PLACEHOLDERS = frozenset({"name"})
+
+
+def template_problems(draft: Draft) -> list[str]:
+    """Template placeholders other than ``{name}`` (a variable in braces is :func:`variable_problems`')."""
+    problems: list[str] = []
+    for field, text in fields(draft):
+        for match in TEMPLATE.finditer(text):
+            inner = match.group(1)
+            if inner is None or (inner not in ALLOWED_PLACEHOLDERS and not VARIABLE_REFERENCE.search(match.group(0))):
+                problems.append(f"{field} contains a template placeholder {match.group(0)!r}: {text!r}")
+                break
+    return problems
+
+
+def label_problems(draft: Draft, story: Story) -> list[str]:
+    """Lines and choice labels that are only a character's name or a title from the story ("Mara Vance")."""
+    names = {normalize(story.title), *(normalize(scene.title) for scene in story.scenes)}
+    for character in story.bible.characters:
+        names.update({normalize(character.name), normalize(character.id), *map(normalize, character.name.split())})
+    return [f"{field} is only a name or a title from the story: {text!r}" for field, text in fields(draft)[1:]
+            if normalize(text) in names]
+
+
+@functools.cache
+def vocabulary() -> SpellChecker:
+    """An English word list (pyspellchecker's, about 160,000 words), loaded once."""
+    return SpellChecker(language="en")
+
+
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+FUSED_HEADS = frozenset({"a", "i"})
+"""One-letter words a fused word may start with ("Alifeboat"); other parts need three letters."""
+
+
+COMMON = 1000
+"""Both parts of a fused word are at least this frequent in the word list: rare parts ("tex" + "ted") are more
+likely an inflection the list lacks than two words run together."""
+SUFFIXES = ("ed", "d", "s", "es", "ing", "er", "ers", "ly")
+
+
+def fused(word: str, known: set[str]) -> tuple[str, str] | None:
+    """The two common words ``word`` runs together (``alifeboat`` -> ``a``, ``lifeboat``), if it is not one."""
+    word = word.casefold()
+    counts = vocabulary().word_frequency.dictionary
+    if len(word) < 5 or "'" in word or word in known or word in counts:
+        return None
+    if any(word.endswith(suffix) and word[: -len(suffix)] in counts for suffix in SUFFIXES):
+        return None  # an inflection the list lacks ("texted")
+    for cut in range(1, len(word) - 2):
+        head, tail = word[:cut], word[cut:]
+        if (len(head) >= 3 or head in FUSED_HEADS) and counts.get(head, 0) >= COMMON and counts.get(tail, 0) >= COMMON:
+            return head, tail
+    return None
+
+
+def fused_word_problems(draft: Draft, story: Story, parent: Scene) -> list[str]:
+    """Words run together ("Alifeboat lowering into black water"): unknown, but two known words side by side."""
+    said = [story.title, story.bible.logline, story.bible.setting, parent.title, *(line.text for line in parent.lines)]
+    said += [f"{character.name} {character.look}" for character in story.bible.characters]
+    known = {word.casefold() for text in said for word in WORD.findall(text)}
+    problems: list[str] = []
+    for field, text in fields(draft):
+        for word in WORD.findall(text):
+            parts = fused(word, known)
+            if parts is not None:
+                problems.append(f"{field} runs two words together: {word!r} ({' '.join(parts)}?): {text!r}")
+                break
+    return problems
+
+
 def problems(
     draft: Draft,
     story: Story,
@@ -259,7 +337,10 @@ def problems(
 ) -> list[str]:
     """Every problem found in ``draft``; empty when it may become a scene."""
     found = [
-        *title_problems(draft, parent),
+        *title_problems(draft, story, parent),
+        *template_problems(draft),
+        *label_problems(draft, story),
+        *fused_word_problems(draft, story, parent),
         *speaker_problems(draft, story),
         *line_problems(draft, story, parent),
         *choice_problems(draft),
