@@ -23,9 +23,8 @@ from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError, WriteRequest
 from reelfork.narrative.graph import bridge_to_ending
-from reelfork.narrative.persona import fill_scene
 from reelfork.narrative.state import find_choice, is_generated
-from reelfork.narrative.story import Choice
+from reelfork.narrative.story import Choice, fill_scene
 from reelfork.server.components import (
     RendererOptions,
     WriterOptions,
