@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from reelfork.generation.writer.schema import TEXT_MAX, TITLE_MAX, Draft
-from reelfork.narrative.persona import PLACEHOLDER, placeholder_problems
+from reelfork.narrative.persona import PLACEHOLDER, uses_name
 from reelfork.narrative.story import NARRATOR, Scene, Story
 from spellchecker import SpellChecker
 
@@ -242,14 +242,16 @@ def ending_problems(draft: Draft, must_end: bool) -> list[str]:
 
 
 def persona_problems(draft: Draft, story: Story) -> list[str]:
-    """Unknown placeholders, and the protagonist's default name spelled out where ``{name}`` belongs."""
+    """The protagonist's default name spelled out where ``{name}`` belongs, and ``{name}`` in a story without a
+    persona. Other placeholders are :func:`template_problems`'; a text that is only a name, :func:`label_problems`'."""
     persona = story.persona
     found: list[str] = []
     name = re.compile(rf"(?<!\w){re.escape(persona.name)}(?!\w)") if persona is not None else None
+    bare = bare_names(story)
     for where, text in fields(draft):
-        if not VARIABLE_REFERENCE.search(text):  # variable_problems explains those braces already
-            found.extend(f"{where}: {problem}" for problem in placeholder_problems(text, persona is not None))
-        if name is not None and name.search(text):
+        if persona is None and uses_name(text):
+            found.append(f"{where}: {PLACEHOLDER} needs a 'persona' in the story (which character the viewer plays)")
+        if name is not None and name.search(text) and normalize(text) not in bare:
             found.append(f"{where} spells out the protagonist's name; write {PLACEHOLDER} so every viewer sees theirs")
     return found
 
@@ -267,18 +269,24 @@ def template_problems(draft: Draft) -> list[str]:
         for match in TEMPLATE.finditer(text):
             inner = match.group(1)
             if inner is None or (inner not in ALLOWED_PLACEHOLDERS and not VARIABLE_REFERENCE.search(match.group(0))):
-                problems.append(f"{field} contains a template placeholder {match.group(0)!r}: {text!r}")
+                problems.append(f"{field}: a template placeholder {match.group(0)!r} is left in the text: {text!r}")
                 break
     return problems
 
 
 def label_problems(draft: Draft, story: Story) -> list[str]:
     """Lines and choice labels that are only a character's name or a title from the story ("Mara Vance")."""
+    names = bare_names(story)
+    return [f"{field} is only a name or a title from the story: {text!r}" for field, text in fields(draft)[1:]
+            if normalize(text) in names]
+
+
+def bare_names(story: Story) -> set[str]:
+    """The story's title, its scenes' titles and its characters' names and ids, normalised."""
     names = {normalize(story.title), *(normalize(scene.title) for scene in story.scenes)}
     for character in story.bible.characters:
         names.update({normalize(character.name), normalize(character.id), *map(normalize, character.name.split())})
-    return [f"{field} is only a name or a title from the story: {text!r}" for field, text in fields(draft)[1:]
-            if normalize(text) in names]
+    return names
 
 
 @functools.cache
@@ -338,6 +346,7 @@ def problems(
     """Every problem found in ``draft``; empty when it may become a scene."""
     found = [
         *title_problems(draft, story, parent),
+        *persona_problems(draft, story),
         *template_problems(draft),
         *label_problems(draft, story),
         *fused_word_problems(draft, story, parent),
@@ -346,7 +355,6 @@ def problems(
         *choice_problems(draft),
         *ending_problems(draft, must_end),
         *variable_problems(draft, story),
-        *persona_problems(draft, story),
     ]
     if policy is not None:
         found.extend(policy.check(texts(draft)))

@@ -467,7 +467,7 @@ def test_the_held_candidate_base_passes_on_the_ferry() -> None:
 )
 def test_template_placeholders_are_rejected(text: str, placeholder: str) -> None:
     bad = draft(lines=[{"speaker": "mara", "text": text}, {"speaker": "narrator", "text": "Rain."}])
-    assert ferry_found(bad) == [f"lines[0].text contains a template placeholder {placeholder!r}: {text!r}"]
+    assert ferry_found(bad) == [f"lines[0].text: a template placeholder {placeholder!r} is left in the text: {text!r}"]
 
 
 def test_the_allowed_name_placeholder_passes() -> None:
