@@ -58,6 +58,7 @@ class SessionRecord(BaseModel):
     state: ViewerState
     viewer: str
     position: Position | None = None
+    """Only in sessions saved before positions were kept apart (:meth:`Store.save_position`)."""
     unlocked: Unlocked = Field(default_factory=list)
     """Episodes unlocked by entitlements the viewer sent; kept for the session's life."""
 
@@ -103,8 +104,12 @@ def legacy_viewer_id(token: str) -> str:
     return "v-" + hashlib.sha256(b"viewer\x1f" + token.encode()).hexdigest()[:16]
 
 
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
 def _session_key(token: str) -> str:
-    return keys.session(hashlib.sha256(token.encode()).hexdigest()[:32])
+    return keys.session(_token_digest(token))
 
 
 class Store:
@@ -171,6 +176,14 @@ class Store:
         if '"state"' not in raw[:16]:  # stored before sessions had viewers: the bare story state
             return SessionRecord(state=ViewerState.model_validate_json(raw), viewer=legacy_viewer_id(token))
         return SessionRecord.model_validate_json(raw)
+
+    async def save_position(self, token: str, position: Position) -> None:
+        await self.redis.set(keys.playback(_token_digest(token)), position.model_dump_json(), ex=SESSION_TTL_S)
+
+    async def load_position(self, token: str, record: SessionRecord) -> Position | None:
+        """The last position kept for the session (sessions saved before positions were kept apart carry theirs)."""
+        raw = await self.redis.get(keys.playback(_token_digest(token)))
+        return Position.model_validate_json(raw) if raw is not None else record.position
 
     # -- audience -----------------------------------------------------------------------------
 

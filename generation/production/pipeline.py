@@ -61,6 +61,7 @@ from reelfork.generation.render.voice import (
 )
 from reelfork.generation.writer.request import SceneWriter, WriteError
 from reelfork.generation.writer.translation import JsonCompleter, TranslateRequest, translate, translated_scene
+from reelfork.generation.writer.translation import slots as translation_slots
 from reelfork.narrative.locales import localized
 from reelfork.narrative.series import Series, SeriesError, series_of
 from reelfork.narrative.story import Scene, Story, fill_scene
@@ -336,18 +337,15 @@ class Production:
         authored, missing = localized(story, scene, locale)
         if not missing:
             return authored, (), ()
-        machine, untranslated = self.translated(story, scene, locale)
-        slots = {key.split("/", 1)[1] for key in missing}
-        texts = {
-            **{f"line:{line.id}": line.text for line in machine.lines},
-            **{f"choice:{choice.id}": choice.label for choice in machine.choices},
-            "title": machine.title,
-        }
-        merged = translated_scene(authored, {slot: text for slot, text in texts.items() if slot in slots})
+        slots = frozenset(key.split("/", 1)[1] for key in missing)
+        texts, untranslated = self.translated(story, scene, locale, slots)
         left = tuple(slot for slot in untranslated if slot in slots)
-        return merged, left, tuple(slot for slot in texts if slot in slots and slot not in left)
+        return translated_scene(authored, texts), left, tuple(slot for slot in texts if slot not in left)
 
-    def translated(self, story: Story, scene: Scene, locale: str) -> tuple[Scene, tuple[str, ...]]:
+    def translated(
+        self, story: Story, scene: Scene, locale: str, slots: frozenset[str]
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The model's translation of the scene's ``slots`` (kept ones reused) and the slots it could not do."""
         if self.parts.completer is None:
             raise ProductionError(f"locale {locale!r} needs a translator, and this production has no writer model")
         key = digest(
@@ -355,15 +353,21 @@ class Production:
             story.bible.model_dump(mode="json"),
             story.language,
             locale,
+            sorted(slots),
             self.parts.writer_model,
         )
         path = self.cache / "translations" / f"{key}.json"
         kept = read_json(path)
         if kept is not None:
             self.counters.translations_reused += 1
-            return Scene.model_validate(kept["scene"]), tuple(kept["untranslated"])
+            return dict(kept["texts"]), tuple(kept["untranslated"])
         request = TranslateRequest(
-            scene=scene, bible=story.bible, source=story.language, target=locale, attempts=self.translate_attempts
+            scene=scene,
+            bible=story.bible,
+            source=story.language,
+            target=locale,
+            attempts=self.translate_attempts,
+            only=slots,
         )
         result = translate(self.parts.completer, request)
         if result.untranslated:
@@ -372,22 +376,16 @@ class Production:
                 scene.id,
                 locale,
                 len(result.untranslated),
-                len(scene.lines) + 1 + len(scene.choices),
+                len(slots),
                 "; ".join(result.problems[-3:]),
             )
+        texts = {slot: text for slot, text in translation_slots(result.scene).items() if slot in slots}
         with disk_errors("keeping a translation"):
-            write_json(
-                path,
-                {
-                    "scene": result.scene.model_dump(mode="json"),
-                    "untranslated": result.untranslated,
-                    "problems": result.problems,
-                },
-            )
+            write_json(path, {"texts": texts, "untranslated": result.untranslated, "problems": result.problems})
         self.counters.translated += 1
         self.counters.untranslated_texts += len(result.untranslated)
         self.save_counters()
-        return result.scene, result.untranslated
+        return texts, result.untranslated
 
     def line_seconds(self, story: Story, localized: dict[str, Scene]) -> dict[str, float]:
         """Each line's slot: the longest locale's speech (samples at the track's rate, exactly)."""

@@ -62,6 +62,8 @@ class TranslateRequest(BaseModel):
     target: str
     seed: int = 0
     attempts: int = Field(default=3, ge=1, le=10)
+    only: frozenset[str] | None = None
+    """Translate just these slots (what an authored table lacks); ``None``: every slot of the scene."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def judge_translation(
 
 def translate(completer: JsonCompleter, request: TranslateRequest, policy: ContentPolicy | None = None) -> Translated:
     """The scene in ``request.target``; slots no attempt translated acceptably keep their source text."""
-    sources = slots(request.scene)
+    sources = {key: text for key, text in slots(request.scene).items() if request.only is None or key in request.only}
     if request.target.lower() == request.source.lower():
         return Translated(scene=request.scene, untranslated=(), problems=(), attempts=0)
     done: dict[str, str] = {}

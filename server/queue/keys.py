@@ -66,6 +66,12 @@ def session(token_digest: str) -> str:
     return SESSION_PREFIX + token_digest
 
 
+def playback(token_digest: str) -> str:
+    """Where a session's playback was (a :class:`~reelfork.server.store.Position`): apart from the session, so
+    the frequent ``progress`` reports never rewrite, or race, the story state."""
+    return f"{PREFIX}playback:{token_digest}"
+
+
 def choices(story_id: str, version: int) -> str:
     """The audience's choices in a story version: ``scene/choice`` → times chosen."""
     return f"{PREFIX}choices:{story_id}:{version}"

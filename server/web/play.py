@@ -2,7 +2,10 @@
 
 A connection holds no state that matters: everything a viewer acknowledged is in Redis before the
 reply is sent, so a viewer can ``resume`` on any connection, on any replica. What it keeps is the scene it
-presented (its choice window and default), so reported ``progress`` can take the default at ``closes_at``.
+presented (its choice window and default), so reported ``progress`` can take the default at ``closes_at``
+without a round trip to Redis. The last reported position is kept in Redis apart from the session: at once
+when it is a new scene's first report or playback is paused, else at most ``POSITION_EVERY_S`` apart while
+the clip plays, and when the connection closes.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ from reelfork.server.web.protocol import (
 from reelfork.server.web.ratelimit import TokenBucket
 from starlette.websockets import WebSocketState
 
+POSITION_EVERY_S = 5.0
+"""While a clip plays, its position is kept at most this far apart: a resume after a crash starts that much early."""
+
 log = logging.getLogger(__name__)
 
 
@@ -69,6 +75,10 @@ class Playing:
     """Known once the clip is: its duration places the window."""
     since: float
     """``time.monotonic()`` when the clip could start playing (the scene, or its late ``clip`` frame, was sent)."""
+    story: StoryVersion
+    node: Scene
+    record: SessionRecord
+    """The session as it was when the scene was presented: what a report that keeps playing it needs."""
     reported: float | None = None
     """``time.monotonic()`` of the last ``progress`` for this scene."""
 
@@ -85,6 +95,10 @@ class Connection:
         self.verifier = verifier(secret, settings.entitlement_public_key)
         self.token: str | None = None
         self.playing: Playing | None = None
+        self.kept: tuple[Position, float] | None = None
+        """The position last kept in Redis, and ``time.monotonic()`` then."""
+        self.unkept: Position | None = None
+        """A reported position not kept yet (the clip plays on): kept when the connection closes."""
         self._send_lock = asyncio.Lock()
         self._choice_lock = asyncio.Lock()
         """Held while a message is handled, so a default never races the viewer's own choice."""
@@ -113,6 +127,8 @@ class Connection:
             SESSIONS.dec()
             for task in self._notifiers:
                 task.cancel()
+            with contextlib.suppress(Exception):  # Redis away: a resume starts up to POSITION_EVERY_S early
+                await self.flush_position()
             if self.token is not None:
                 with contextlib.suppress(Exception):  # Redis away: the queued wishes expire on their own
                     await self.lookahead.viewer_left(self.token)
@@ -159,6 +175,7 @@ class Connection:
         await self.store.save_session(token, record)
         if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
             await self.lookahead.viewer_left(self.token)
+            await self.flush_position()
         self.token = token
         await self.send(Session(session=token, viewer=record.viewer, story=story.story.id, version=story.version))
         await self.present(story, record, story.story.scene(record.state.current))
@@ -177,8 +194,8 @@ class Connection:
         state = record.state
         session = Session(session=message.session, viewer=record.viewer, story=state.story, version=state.version)
         await self.send(session)
-        position = record.position.seconds if record.position and record.position.scene == scene.id else 0.0
-        await self.present(story, record, scene, position=position)
+        kept = await self.store.load_position(message.session, record)
+        await self.present(story, record, scene, position=kept.seconds if kept and kept.scene == scene.id else 0.0)
 
     async def on_choose(self, message: Choose) -> None:
         with CHOICE_LATENCY.time():
@@ -188,7 +205,13 @@ class Connection:
                     ErrorCode.STALE_CHOICE,
                     f"scene {message.scene!r} is over: the viewer is at {record.state.current!r}; nothing changed",
                 )
-            await self.take_choice(record, message.choice)
+            try:
+                await self.take_choice(record, message.choice)
+            except ProtocolError as exc:
+                playing = self.playing
+                if exc.code == ErrorCode.NOT_READY and playing is not None and playing.scene == record.state.current:
+                    playing.reported = time.monotonic()  # a viewer waiting on their own choice is not moved on
+                raise
 
     async def take_choice(self, record: SessionRecord, choice_id: str) -> None:
         """Apply a choice of the current scene and present the next one (refused while the scene is locked)."""
@@ -240,24 +263,46 @@ class Connection:
             raise
 
     async def on_progress(self, message: Progress) -> None:
-        """Where playback is: the lookahead follows it, and a report at or past ``closes_at`` takes the default."""
-        record = await self._record()
-        state = record.state
-        if message.scene != state.current:
-            return  # a late report from the scene before: the choice already moved the viewer on
-        position = Position(scene=message.scene, seconds=message.position)
-        if record.position != position:
-            await self.store.save_session(self._require_token(), record.model_copy(update={"position": position}))
+        """Where playback is: kept for resume, followed by the lookahead, and at or past ``closes_at`` the default."""
+        token = self._require_token()
         playing = self.playing
-        if playing is not None and playing.scene == message.scene:
-            playing.reported = time.monotonic()
-            if playing.window is not None and message.position >= playing.window.closes_at:
-                await self.take_default(message.scene)
+        if playing is None or playing.scene != message.scene:
+            # Not the scene on screen here (held at the paywall, or a late report): ask the store where it is.
+            record = await self._record()
+            if message.scene != record.state.current:
+                return  # a late report from the scene before: the choice already moved the viewer on
+            await self.keep_position(Position(scene=message.scene, seconds=message.position), message.playing)
+            story, scene = await self._position(record.state)
+            may_enter = self._may_enter(story, record)
+            await self.lookahead.viewer_at(token, story, record.state, scene, message.position, may_enter=may_enter)
+            return
+        await self.keep_position(Position(scene=message.scene, seconds=message.position), message.playing)
+        playing.reported = time.monotonic()
+        if playing.window is not None and message.position >= playing.window.closes_at:
+            await self.take_default(message.scene)
+            return
+        may_enter = self._may_enter(playing.story, playing.record)
+        state = playing.record.state
+        await self.lookahead.viewer_at(token, playing.story, state, playing.node, message.position, may_enter=may_enter)
+
+    async def flush_position(self) -> None:
+        """Keep the last reported position now: the connection closes, or moves on to another session."""
+        if self.token is not None and self.unkept is not None:
+            await self.store.save_position(self.token, self.unkept)
+        self.kept = self.unkept = None
+
+    async def keep_position(self, position: Position, playing: bool) -> None:
+        """Keep ``position`` for resume: at once for a new scene or a paused clip, else every few seconds."""
+        now = time.monotonic()
+        if self.kept is not None:
+            kept, at = self.kept
+            if kept == position:
                 return
-        story, scene = await self._position(state)
-        await self.lookahead.viewer_at(
-            self._require_token(), story, state, scene, message.position, may_enter=self._may_enter(story, record)
-        )
+            if playing and kept.scene == position.scene and now - at < POSITION_EVERY_S:
+                self.unkept = position
+                return
+        await self.store.save_position(self._require_token(), position)
+        self.kept, self.unkept = (position, now), None
 
     async def on_unlock(self, message: Unlock) -> None:
         record = await self._record()
@@ -309,7 +354,7 @@ class Connection:
             STALLS.inc()
         window = self._window(story, scene, clip)
         default_id = default.id if default is not None else None
-        self.playing = Playing(scene.id, default_id, window, time.monotonic() - position)
+        self.playing = Playing(scene.id, default_id, window, time.monotonic() - position, story, scene, record)
         await self.send(
             SceneMessage(
                 scene=scene.id,

@@ -100,6 +100,18 @@ def test_in_process_model_translation_keeps_ids_and_reports_what_it_could_not() 
 
 
 @pytest.mark.slow
+def test_only_the_slots_asked_for_are_translated() -> None:
+    """What an authored table lacks goes to the model; everything else is left as it was, untouched."""
+    original, request = scene_and_request("es")
+    asked = frozenset({"title", f"line:{original.lines[0].id}"})
+    result = translate(LlamaCppWriter(n_threads=2), request.model_copy(update={"only": asked}))
+    assert set(result.untranslated) <= asked
+    translated, sources = slots(result.scene), slots(original)
+    assert {key for key in sources if translated[key] != sources[key]} <= asked
+    assert [line.id for line in result.scene.lines] == [line.id for line in original.lines]
+
+
+@pytest.mark.slow
 def test_http_model_translation_keeps_ids(llama_server: str) -> None:
     original, request = scene_and_request("es")
     writer = OpenAIWriter(llama_server, "smollm2", dialect="llama-cpp", timeout_s=30)
