@@ -17,6 +17,8 @@ from reelfork.narrative.expressions import (
     fold,
     written_variables,
 )
+from reelfork.narrative.locales import locale_problems
+from reelfork.narrative.persona import persona_problems
 from reelfork.narrative.problems import Problem, Severity, errors, ordered
 from reelfork.narrative.series import CLIFFHANGER
 from reelfork.narrative.story import NARRATOR, Choice, Line, Scene, Story, episode_of, is_free, membership
@@ -78,6 +80,8 @@ def validate(story: Story) -> list[Problem]:
     for scene in story.scenes:
         problems.extend(_scene_problems(scene, seen, speakers, story))
         problems.extend(_logic_problems(scene, names))
+    problems.extend(persona_problems(story))
+    problems.extend(locale_problems(story))
 
     problems.extend(_episode_declaration(story, seen))
     if any(p.severity == "error" for p in problems):

@@ -46,6 +46,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from reelfork.narrative.expressions import Effect, Expr, Variable
 from reelfork.narrative.ids import Identifier, line_id
+from reelfork.narrative.persona import Persona
 
 __all__ = [
     "NARRATOR", "Bible", "Character", "Choice", "ChoiceWindow", "Effect", "Episode", "Expr", "Identifier", "Line",
@@ -247,6 +248,12 @@ class Scene(Strict):
         raise KeyError(choice_id)
 
 
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+TextKey = Annotated[str, StringConstraints(pattern=rf"^{_ID}/(title|(line|choice):{_ID})$")]
+"""``<scene>/title``, ``<scene>/line:<line>`` or ``<scene>/choice:<choice>``."""
+
+
 class Story(Strict):
     id: Identifier
     title: ShortText
@@ -255,6 +262,12 @@ class Story(Strict):
     start: Identifier
     open_depth: int = Field(default=2, ge=1, le=8)
     """How many generated scenes may follow each other before the writer must end the story."""
+    persona: Persona | None = Field(default=None, exclude_if=_empty)
+    """The character the viewer plays: its default name and the looks they may pick."""
+    locales: list[Locale] = Field(default_factory=list, max_length=64, exclude_if=_empty)
+    """The locales the story offers, its own ``language`` among them; empty: only ``language``."""
+    translations: dict[Locale, dict[TextKey, LongText]] = Field(default_factory=dict, exclude_if=_empty)
+    """Authored translation tables per locale, keyed by text key (see :mod:`reelfork.narrative.locales`)."""
     variables: dict[Identifier, Variable] = Field(default_factory=dict, max_length=256, exclude_if=_empty)
     """Typed story variables (bool, int, string) with the value every viewer starts with."""
     choice_window: ChoiceWindow | None = Field(default=None, exclude_if=_empty)
@@ -280,6 +293,24 @@ class Story(Strict):
 
     def speakers(self) -> list[str]:
         return [character.id for character in self.bible.characters]
+
+    def offered_locales(self) -> list[str]:
+        """The locales a viewer may pick: ``locales``, or the story's own language when it declares none."""
+        return list(self.locales) or [self.language]
+
+    def bible_for(self, look_id: str | None) -> Bible:
+        """The bible with the persona's character drawn in that look (None: the default look)."""
+        if self.persona is None:
+            return self.bible
+        look = self.persona.look(look_id)
+        if look is None:
+            return self.bible
+        characters = [
+            c.model_copy(update={"look": look.look, "color": look.color or c.color})
+            if c.id == self.persona.character else c
+            for c in self.bible.characters
+        ]
+        return self.bible.model_copy(update={"characters": characters})
 
     def digest(self) -> str:
         """A hash of the story's content: the identity of one immutable version."""

@@ -30,6 +30,11 @@ StoryFile = Annotated[
 app = typer.Typer(help="reelfork: interactive, AI-generated microdramas.", no_args_is_help=True)
 story_app = typer.Typer(help="Check and convert story files.", no_args_is_help=True)
 app.add_typer(story_app, name="story")
+strings_app = typer.Typer(
+    help="A locale's translation table as CSV (id, text, source), for translators' tools.", no_args_is_help=True
+)
+story_app.add_typer(strings_app, name="strings")
+Locale = Annotated[str, typer.Option("--locale", "-l", help="A locale the story offers, e.g. es")]
 
 
 def _settings() -> Settings:
@@ -270,6 +275,52 @@ def story_schema(
         typer.echo(schema_text(), nl=False)
     else:
         out.write_text(schema_text(), encoding="utf-8")
+
+
+@strings_app.command("export")
+def export_strings(
+    file: StoryFile,
+    locale: Locale,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="CSV file; standard output if absent")] = None,
+) -> None:
+    """Write the locale's table: every text key, its translation (empty when missing) and the source text."""
+    from reelfork.narrative.locales import export_csv
+
+    story, _ = _read(file)
+    if locale not in story.offered_locales():
+        _usage(f"story {story.id!r} does not offer locale {locale!r}; it offers {', '.join(story.offered_locales())}")
+    text = export_csv(story, locale)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"{out}: {text.count(chr(10)) - 1} texts of {story.id!r} in {locale}", err=True)
+
+
+@strings_app.command("import")
+def import_strings(
+    file: StoryFile,
+    table: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV to import")],
+    locale: Locale,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the story: .yaml/.yml or .json")],
+) -> None:
+    """Replace the locale's table with the CSV's translations and write the story; exit 1 listing each problem."""
+    from reelfork.narrative.locales import import_csv
+
+    if out.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        _usage(f"cannot write {out.suffix or 'a file without extension'!r}: use .yaml, .yml or .json")
+    story, _ = _read(file)
+    try:
+        updated = import_csv(story, locale, table.read_text(encoding="utf-8-sig"))
+    except StoryError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem).replace("csv:", f"{table.name}:", 1), err=True)
+        raise typer.Exit(1) from None
+    data = updated.model_dump(mode="json")
+    text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n" if out.suffix.lower() == ".json"
+            else yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110))
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"{out}: {len(updated.translations.get(locale, {}))} texts in {locale}")
 
 
 def _read(file: Path, *, check: bool = False) -> tuple[Story, list[Problem]]:

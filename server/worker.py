@@ -23,6 +23,7 @@ from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError, WriteRequest
 from reelfork.narrative.graph import bridge_to_ending
+from reelfork.narrative.persona import fill_scene
 from reelfork.narrative.state import find_choice, is_generated
 from reelfork.narrative.story import Choice
 from reelfork.server.components import (
@@ -222,8 +223,10 @@ class Worker:
         if profile is None:
             raise LookupError(f"render profile {payload.profile!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
+        persona = story.story.persona
         request = RenderRequest(
-            scene=scene,
+            # One clip per scene for every viewer for now: the voice says the persona's default name.
+            scene=fill_scene(scene, persona.name) if persona is not None else scene,
             bible=story.story.bible,
             language=story.story.language,
             profile=profile,

@@ -24,7 +24,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 from reelfork.generation.render.request import RenderedClip, RenderError
-from reelfork.generation.render.voice import primary
+from reelfork.generation.render.voice import iso_639_2
 from reelfork.narrative.story import NARRATOR, Bible, Scene
 
 log = logging.getLogger(__name__)
@@ -209,17 +209,6 @@ def clip_offsets(clips: list[Path]) -> tuple[list[float], float]:
 
 
 # --- an episode MP4 per locale --------------------------------------------------------------------
-
-ISO_639_2: dict[str, str] = {
-    "en": "eng", "es": "spa", "zh": "chi", "fr": "fre", "de": "ger", "pt": "por", "it": "ita", "ja": "jpn",
-    "ko": "kor", "ru": "rus", "ar": "ara", "hi": "hin",
-}
-"""MP4 track languages are ISO 639-2 codes."""
-
-
-def iso_639_2(locale: str) -> str:
-    return ISO_639_2.get(primary(locale), primary(locale))
-
 
 def write_wav(path: Path, track: NDArray[np.float32], sample_rate: int) -> None:
     pcm = (np.clip(track, -1.0, 1.0) * 32767).astype("<i2")

@@ -3,7 +3,9 @@
 The pipeline, stage by stage (each stage's outputs are content-addressed files, so a run that is
 stopped anywhere and started again reuses what was finished and redoes nothing):
 
-1. translate every scene into every locale, keeping line IDs (the writer's model);
+1. translate every scene into every locale, keeping line IDs: the story's authored tables first, the
+   writer's model for what they lack (listed under ``machine_translated`` in the manifest); the
+   persona, if any, keeps its default name;
 2. plan the dub: each line holds the screen as long as its longest locale speaks it;
 3. render each scene's picture once, to that plan, without burned-in text: every locale shares it;
 4. per episode and locale, lay the locale's voices on the plan, write its WebVTT, and mux the shared
@@ -49,19 +51,24 @@ from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, aigc_label, re
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import Renderer, RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import Soundtrack, soundtrack
-from reelfork.generation.render.voice import Synthesizer, UnknownVoiceError, catalog, primary
+from reelfork.generation.render.voice import (
+    Synthesizer,
+    UnknownVoiceError,
+    bible_for,
+    catalog,
+    primary,
+    voice_name,
+)
 from reelfork.generation.writer.request import SceneWriter, WriteError
-from reelfork.generation.writer.translation import JsonCompleter, TranslateRequest, translate
+from reelfork.generation.writer.translation import JsonCompleter, TranslateRequest, translate, translated_scene
+from reelfork.narrative.locales import localized
+from reelfork.narrative.persona import fill_scene
 from reelfork.narrative.series import Series, SeriesError, series_of
-from reelfork.narrative.story import Bible, Scene, Story
+from reelfork.narrative.story import Scene, Story
 
 log = logging.getLogger(__name__)
 
 STAGES = ("draft", "translate", "render", "assemble")
-LOCALE_VOICES: dict[str, str] = {"zh": "cmn-latn-pinyin", "en": "en-us"}
-"""espeak-ng voices for locales whose plain code is not the best voice (NOTES: Mandarin)."""
-
-
 class ProductionError(Exception):
     """A production that cannot go on; finished work stays where it is for the next run."""
 
@@ -122,6 +129,9 @@ class Plan:
     localized: dict[str, Scene]
     line_seconds: dict[str, float]
     untranslated: dict[str, tuple[str, ...]]
+    machine_translated: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per locale, the slots (``title``, ``line:<id>``, ``choice:<id>``) the writer's model translated because
+    the story's table for that locale has no authored text for them."""
 
 
 def digest(*parts: Any) -> str:
@@ -167,22 +177,6 @@ def check_locales(locales: list[str], synthesizer_binary: str = "espeak-ng") -> 
         if code not in result:
             result.append(code)
     return result
-
-
-def voice_name(locale: str) -> str:
-    return LOCALE_VOICES.get(primary(locale), locale.lower())
-
-
-def bible_for(bible: Bible, locale: str, source: str) -> Bible:
-    """The bible with each character's voice speaking ``locale``: pitch and rate kept, so a character
-    sounds like themself in every language."""
-    if primary(locale) == primary(source):
-        return bible
-    characters = [
-        c.model_copy(update={"voice": c.voice.model_copy(update={"voice": voice_name(locale)})})
-        for c in bible.characters
-    ]
-    return bible.model_copy(update={"characters": characters})
 
 
 @contextmanager
@@ -316,23 +310,45 @@ class Production:
         scenes = series.scenes
         self.progress.stage("translate", len(scenes))
         plans: dict[str, Plan] = {}
+        # A linear production has no viewer: the persona keeps its default name.
+        name = story.persona.name if story.persona is not None else ""
         for scene in scenes:
             localized: dict[str, Scene] = {}
             untranslated: dict[str, tuple[str, ...]] = {}
+            machine: dict[str, tuple[str, ...]] = {}
             for locale in self.locales:
-                localized[locale], untranslated[locale] = self.translated(story, scene, locale)
+                text, untranslated[locale], machine[locale] = self.localized(story, scene, locale)
+                localized[locale] = fill_scene(text, name)
             plans[scene.id] = Plan(
-                scene=scene,
+                scene=fill_scene(scene, name),
                 localized=localized,
                 line_seconds=self.line_seconds(story, localized),
                 untranslated={locale: keys for locale, keys in untranslated.items() if keys},
+                machine_translated={locale: keys for locale, keys in machine.items() if keys},
             )
             self.progress.advance("translate", note=scene.id)
         return plans
 
-    def translated(self, story: Story, scene: Scene, locale: str) -> tuple[Scene, tuple[str, ...]]:
+    def localized(self, story: Story, scene: Scene, locale: str) -> tuple[Scene, tuple[str, ...], tuple[str, ...]]:
+        """The scene in ``locale``: the story's authored table first, the writer's model for what it lacks.
+        Returns the scene, the slots left untranslated and the slots the model translated."""
         if primary(locale) == primary(story.language):
-            return scene, ()
+            return scene, (), ()
+        authored, missing = localized(story, scene, locale)
+        if not missing:
+            return authored, (), ()
+        machine, untranslated = self.translated(story, scene, locale)
+        slots = {key.split("/", 1)[1] for key in missing}
+        texts = {
+            **{f"line:{line.id}": line.text for line in machine.lines},
+            **{f"choice:{choice.id}": choice.label for choice in machine.choices},
+            "title": machine.title,
+        }
+        merged = translated_scene(authored, {slot: text for slot, text in texts.items() if slot in slots})
+        left = tuple(slot for slot in untranslated if slot in slots)
+        return merged, left, tuple(slot for slot in texts if slot in slots and slot not in left)
+
+    def translated(self, story: Story, scene: Scene, locale: str) -> tuple[Scene, tuple[str, ...]]:
         if self.parts.completer is None:
             raise ProductionError(f"locale {locale!r} needs a translator, and this production has no writer model")
         key = digest(
@@ -402,8 +418,9 @@ class Production:
         previous_frame: Path | None = None
         for episode in series.episodes:
             previous_key, previous_frame = "", None  # an episode opens on its own picture
-            for scene in episode.scenes:
-                plan = plans[scene.id]
+            for authored in episode.scenes:
+                plan = plans[authored.id]
+                scene = plan.scene
                 key = digest(
                     scene.model_dump(mode="json"),
                     story.bible.model_dump(mode="json"),
@@ -561,9 +578,12 @@ class Production:
     def manifest(self, series: Series, plans: dict[str, Plan], episodes: list[dict[str, Any]]) -> dict[str, Any]:
         story = series.story
         untranslated: dict[str, list[str]] = {}
+        machine: dict[str, list[str]] = {}
         for plan in plans.values():
             for locale, keys in plan.untranslated.items():
                 untranslated.setdefault(locale, []).extend(f"{plan.scene.id}/{key}" for key in keys)
+            for locale, keys in plan.machine_translated.items():
+                machine.setdefault(locale, []).extend(f"{plan.scene.id}/{key}" for key in keys)
         return {
             "title": story.title,
             "story": story.id,
@@ -577,5 +597,6 @@ class Production:
             "episodes": episodes,
             "duration_s": round(sum(episode["duration_s"] for episode in episodes), 3),
             "untranslated": {locale: {"count": len(keys), "texts": keys} for locale, keys in untranslated.items()},
+            "machine_translated": {locale: {"count": len(keys), "texts": keys} for locale, keys in machine.items()},
             "counters": self.counters.__dict__,
         }

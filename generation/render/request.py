@@ -24,9 +24,10 @@ class RenderRequest(BaseModel):
     line_seconds: dict[str, float] | None = None
     """Seconds each line holds the screen, by line ID, at least its speech. Dubbing sets it to the longest
     locale's speech, so one picture fits every locale's voice; None: each line lasts as long as its speech."""
-    captions: bool = True
-    """Burn the title and the subtitles into the picture. Productions in several locales turn it off and ship
-    subtitles per locale instead, so the picture is shared."""
+    captions: bool = False
+    """Burn the title and the subtitles into the picture. Off by default: the picture carries nothing that
+    varies per viewer (names, language), so every viewer with the same look shares it; subtitles, with the
+    speakers' names, travel as WebVTT per locale instead."""
 
 
 class LineTiming(BaseModel):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from reelfork.generation.render.drawing import digest_bytes, ellipsize, font, hex_color, hsv_color, wrap
+from reelfork.generation.render.drawing import digest_bytes, hex_color, hsv_color
 from reelfork.narrative.story import Character
 
 MOODS: dict[str, tuple[float, float, tuple[int, int, int], float]] = {
@@ -131,7 +131,7 @@ def card_slots(count: int, width: int, height: int) -> list[tuple[int, int, int,
 
 
 def card(character: Character, width: int, height: int, state: str) -> Image.Image:
-    """A character card: colour disc with initial, name, a few words of the look.
+    """A character card: a head and shoulders in the look's colour, without text.
     ``state`` is normal, speaking (glow and border) or listening (dimmed). Drawn at
     2x and reduced, for smooth edges; padded by a margin for the glow."""
     scale, color = 2, character_color(character)
@@ -153,23 +153,10 @@ def card(character: Character, width: int, height: int, state: str) -> Image.Ima
     disc = min(h * 0.38, w * 0.34)
     cx, top = p + w / 2, p + h * 0.08
     draw.ellipse((cx - disc / 2, top, cx + disc / 2, top + disc), fill=(*color, 255))
-    initial = font(max(8, round(disc * 0.55)), "bold")
-    draw.text((cx, top + disc / 2), character.name[:1].upper(), font=initial, fill=(15, 15, 20, 255), anchor="mm")
-
-    name_size, look_size = max(8, round(min(w * 0.11, h * 0.13))), max(7, round(min(w * 0.075, h * 0.09)))
-    name_face, look_face = font(name_size, "bold"), font(look_size, "regular")
-    y = top + disc + h * 0.05
-    name = ellipsize(character.name, name_face, w * 0.9)
-    draw.text((cx, y), name, font=name_face, fill=(255, 255, 255, 255), anchor="ma")
-    y += name_size * 1.25
-    look_lines = wrap(" ".join(character.look.split()[:8]), look_face, w * 0.88)
-    line_height = look_size * 1.2
-    for index, text in enumerate(look_lines[:2]):
-        if y + line_height > p + h * 0.97:
-            break
-        more = index == 1 and len(look_lines) > 2
-        draw.text((cx, y), text + (" …" if more else ""), font=look_face, fill=(210, 210, 220, 255), anchor="ma")
-        y += line_height
+    # No text on the card: names and words vary by viewer and language, and the picture is shared by all.
+    # The character is told by the colour of the look (its palette); names travel in the subtitles.
+    shoulders = (cx - disc * 0.62, top + disc * 1.08, cx + disc * 0.62, top + disc * 1.9)
+    draw.pieslice(shoulders, 180, 360, fill=(*mix(color, (14, 14, 20), 0.35), 255))
     card_image = image.resize((width + 2 * pad, height + 2 * pad), Image.Resampling.LANCZOS)
     if state == "listening":
         card_image.putalpha(card_image.getchannel("A").point(lambda alpha: alpha * 6 // 10))

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 from reelfork.generation.render.request import RenderError
-from reelfork.narrative.story import Voice
+from reelfork.narrative.story import Bible, Voice
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +161,33 @@ def parse_wav(data: bytes) -> Speech:
             return Speech((samples / 32768.0).astype(np.float32), int(sample_rate))
         position = body + size + size % 2
     raise RenderError("speech engine returned a WAV file without audio data")
+
+
+LOCALE_VOICES: dict[str, str] = {"zh": "cmn-latn-pinyin", "en": "en-us"}
+"""espeak-ng voices for locales whose plain code is not the best voice (NOTES: Mandarin)."""
+
+ISO_639_2: dict[str, str] = {
+    "en": "eng", "es": "spa", "zh": "chi", "fr": "fre", "de": "ger", "pt": "por", "it": "ita", "ja": "jpn",
+    "ko": "kor", "ru": "rus", "ar": "ara", "hi": "hin",
+}
+"""MP4 track languages are ISO 639-2 codes."""
+
+
+def iso_639_2(locale: str) -> str:
+    return ISO_639_2.get(primary(locale), primary(locale))
+
+
+def voice_name(locale: str) -> str:
+    return LOCALE_VOICES.get(primary(locale), locale.lower())
+
+
+def bible_for(bible: Bible, locale: str, source: str) -> Bible:
+    """The bible with each character's voice speaking ``locale``: pitch and rate kept, so a character
+    sounds like themself in every language."""
+    if primary(locale) == primary(source):
+        return bible
+    characters = [
+        c.model_copy(update={"voice": c.voice.model_copy(update={"voice": voice_name(locale)})})
+        for c in bible.characters
+    ]
+    return bible.model_copy(update={"characters": characters})

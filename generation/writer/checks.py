@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from reelfork.generation.writer.schema import TEXT_MAX, TITLE_MAX, Draft
+from reelfork.narrative.persona import PLACEHOLDER, placeholder_problems
 from reelfork.narrative.story import NARRATOR, Scene, Story
 
 
@@ -236,6 +237,19 @@ def ending_problems(draft: Draft, must_end: bool) -> list[str]:
     return problems
 
 
+def persona_problems(draft: Draft, story: Story) -> list[str]:
+    """Unknown placeholders, and the protagonist's default name spelled out where ``{name}`` belongs."""
+    persona = story.persona
+    found: list[str] = []
+    name = re.compile(rf"(?<!\w){re.escape(persona.name)}(?!\w)") if persona is not None else None
+    for where, text in fields(draft):
+        if not VARIABLE_REFERENCE.search(text):  # variable_problems explains those braces already
+            found.extend(f"{where}: {problem}" for problem in placeholder_problems(text, persona is not None))
+        if name is not None and name.search(text):
+            found.append(f"{where} spells out the protagonist's name; write {PLACEHOLDER} so every viewer sees theirs")
+    return found
+
+
 def problems(
     draft: Draft,
     story: Story,
@@ -251,6 +265,7 @@ def problems(
         *choice_problems(draft),
         *ending_problems(draft, must_end),
         *variable_problems(draft, story),
+        *persona_problems(draft, story),
     ]
     if policy is not None:
         found.extend(policy.check(texts(draft)))

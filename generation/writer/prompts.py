@@ -15,6 +15,7 @@ from typing import Literal, TypedDict
 
 from reelfork.generation.writer import schema
 from reelfork.generation.writer.request import WriteRequest
+from reelfork.narrative.persona import PLACEHOLDER
 from reelfork.narrative.story import Scene, Story
 
 SUMMARY_SCENES = 6
@@ -52,8 +53,19 @@ def rules(story: Story) -> str:
             "- A choice label is a short action, like 'Open the door' or 'Call the police'.",
             "- The choice labels differ from each other and from the lines.",
             "- The title is 2 to 5 words that name what happens in this scene.",
+            *persona_rules(story),
         ]
     )
+
+
+def persona_rules(story: Story) -> list[str]:
+    """The viewer names the protagonist: the writer writes the placeholder, so one scene serves every name."""
+    if story.persona is None:
+        return []
+    return [
+        f"- The viewer plays {story.persona.character}. Write {PLACEHOLDER} wherever a line names "
+        f"{story.persona.character}; never write the name itself.",
+    ]
 
 
 def bible(story: Story) -> str:
@@ -68,7 +80,11 @@ def bible(story: Story) -> str:
         parts.append("Style:")
         parts.extend(f"- {clip(rule, CLIP)}" for rule in b.style_rules)
     parts.append("Characters:")
-    parts.extend(f"- {c.id}: {clip(c.name, CLIP)}. {clip(c.look, CLIP)}" for c in b.characters)
+    played = story.persona.character if story.persona is not None else None
+    parts.extend(
+        f"- {c.id}: {PLACEHOLDER if c.id == played else clip(c.name, CLIP)}. {clip(c.look, CLIP)}"
+        for c in b.characters
+    )
     known = schema.places(story)
     if known:
         parts.append("Places: " + "; ".join(known))

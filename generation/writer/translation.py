@@ -20,6 +20,7 @@ from reelfork.generation.writer.attempts import AttemptFailed, Completion
 from reelfork.generation.writer.checks import ContentPolicy, normalize
 from reelfork.generation.writer.prompts import Message
 from reelfork.generation.writer.request import WriteError
+from reelfork.narrative.persona import PLACEHOLDER
 from reelfork.narrative.story import Bible, Scene
 
 LANGUAGE_NAMES: dict[str, str] = {
@@ -116,6 +117,7 @@ def translation_messages(request: TranslateRequest, sources: dict[str, str]) -> 
             f"- Answer with one JSON object with the same keys; every value is the {target} translation.",
             "- Keep the meaning, the tone and the length. Keep names as they are: " + names + ".",
             f"- Tone of the drama: {request.bible.tone}.",
+            f"- Keep the placeholder {PLACEHOLDER} exactly as it is: it stands for the protagonist's name.",
         ]
     )
     return [
@@ -143,6 +145,8 @@ def slot_problems(key: str, source: str, text: str, request: TranslateRequest) -
             found.append(f"{key}: no {language_name(target)} script in {text[:40]!r}")
     if len(text) > MAX_TEXT:
         found.append(f"{key}: {len(text)} characters; at most {MAX_TEXT}")
+    if source.count(PLACEHOLDER) != text.count(PLACEHOLDER):
+        found.append(f"{key}: the placeholder {PLACEHOLDER} must appear {source.count(PLACEHOLDER)} time(s)")
     if len(source) > SAME_TEXT_MAX:
         low, high = LENGTH_RATIOS.get(target, DEFAULT_RATIO)
         if not low <= len(text) / len(source) <= high:

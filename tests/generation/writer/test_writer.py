@@ -16,6 +16,7 @@ from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError
 from reelfork.generation.writer.schema import Draft, DraftChoice, DraftLine
 from reelfork.generation.writer.tidy import tidy
+from reelfork.narrative.persona import Persona
 from reelfork.narrative.story import NARRATOR, Scene, Story
 
 from tests.helpers.writer import PARENT, STORY, assert_valid, request
@@ -416,3 +417,25 @@ def test_the_content_policy_word_list_is_configurable_and_rejections_are_counted
     before = REGISTRY.get_sample_value("reelfork_content_rejections_total") or 0.0
     count_rejections("g-x", ["attempt 1: content policy: text 0 contains blocked word(s) ferry", "attempt 2: other"])
     assert REGISTRY.get_sample_value("reelfork_content_rejections_total") == before + 1
+
+
+def test_a_persona_s_default_name_spelled_out_is_a_reason() -> None:
+    played = STORY.model_copy(update={"persona": Persona(character="mia", name="Mia")})
+    named = draft(lines=[{"speaker": "adrian", "text": "Mia, you should not have looked."},
+                         {"speaker": "mia", "text": "Give me the badge, {name}."}])
+    assert checks.problems(named, played, PARENT, False) == [
+        "lines[0].text spells out the protagonist's name; write {name} so every viewer sees theirs",
+    ]
+    wrong = draft(lines=[{"speaker": "adrian", "text": "{name}, you should not have looked."},
+                         {"speaker": "mia", "text": "Who is {nmae}?"}])
+    assert [p.split(":")[0] for p in checks.problems(wrong, played, PARENT, False)] == ["lines[1].text"]
+    # Without a persona, the placeholder means nothing: a scene that writes it is refused too.
+    assert checks.problems(wrong, STORY, PARENT, False)[0].startswith("lines[0].text: {name} needs a 'persona'")
+
+
+def test_the_writer_is_told_to_write_the_placeholder() -> None:
+    played = STORY.model_copy(update={"persona": Persona(character="mia", name="Mia")})
+    system = prompts.rules(played) + "\n" + prompts.bible(played)
+    assert "Write {name} wherever a line names mia" in system
+    assert "- mia: {name}." in system and "Mia" not in system.replace("Mia,", "")
+    assert "{name}" not in prompts.rules(STORY) + prompts.bible(STORY)
