@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from reelfork.generation.production.pipeline import ProductionError
+from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
+from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError, WriteRequest
 from reelfork.narrative.graph import bridge_to_ending
-from reelfork.narrative.persona import fill_scene
 from reelfork.narrative.state import find_choice, is_generated
-from reelfork.narrative.story import Choice
+from reelfork.narrative.story import Choice, Scene, Story
 from reelfork.server.components import (
     RendererOptions,
     WriterOptions,
@@ -35,6 +36,7 @@ from reelfork.server.components import (
     writer_options,
 )
 from reelfork.server.director import Director
+from reelfork.server.dubbing import VOICES
 from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from reelfork.server.pool import WorkerDied
 from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
@@ -223,22 +225,21 @@ class Worker:
         if profile is None:
             raise LookupError(f"render profile {payload.profile!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
-        persona = story.story.persona
-        request = RenderRequest(
-            # One clip per scene for every viewer for now: the voice says the persona's default name.
-            scene=fill_scene(scene, persona.name) if persona is not None else scene,
-            bible=story.story.bible,
-            language=story.story.language,
-            profile=profile,
-            output=self.settings.media_dir / relative,
-        )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name))
-        duration, last_frame = await loop.run_in_executor(
-            self.executor, render_clip, request.model_dump_json(), self.renderer_options
+        duration, last_frame, slots = await loop.run_in_executor(
+            self.executor,
+            render_picture,
+            story.story.model_dump_json(),
+            scene.model_dump_json(),
+            payload.look,
+            profile.name,
+            str(self.settings.media_dir),
+            str(relative),
+            self.renderer_options,
         )
-        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
+        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=slots)
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
         await self.director.events.publish(
@@ -312,6 +313,26 @@ def write_scene(request_json: str, options: WriterOptions) -> tuple[dict[str, An
     request = WriteRequest.model_validate_json(request_json)
     written = _writer.write_reported(request)
     return written.scene.model_dump(mode="json"), written.report.to_dict()
+
+
+def render_picture(
+    story_json: str,
+    scene_json: str,
+    look: str | None,
+    profile: str,
+    media: str,
+    relative: str,
+    options: RendererOptions,
+) -> tuple[float, str, dict[str, float]]:
+    """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice):
+    its duration, last frame and line slots."""
+    story = Story.model_validate_json(story_json)
+    scene = Scene.model_validate_json(scene_json)
+    folder = Path(media)
+    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
+    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
+    duration, last_frame = render_clip(request.model_dump_json(), options)
+    return duration, last_frame, slots
 
 
 def render_clip(request_json: str, options: RendererOptions) -> tuple[float, str]:
