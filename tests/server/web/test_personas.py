@@ -1,0 +1,154 @@
+"""Make it yours, end to end against a real server: names, looks and locales; one shared picture per look."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.viewer import STORY, Viewer, ws_url
+
+pytestmark = pytest.mark.slow  # a real server renders a picture per look and assembles each viewer's clip
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def stream_md5(path: Path, stream: str) -> str:
+    """The MD5 of one stream's packets, copied untouched: what a client that did not write the clip compares."""
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout.strip()
+
+
+async def start(websocket: websockets.ClientConnection, **fields: Any) -> tuple[Viewer, dict[str, Any]]:
+    viewer = Viewer(websocket)
+    await viewer.send({"type": "start", "story": STORY, **fields})
+    return viewer, await viewer.receive()
+
+
+async def heiress_as(base: str, tmp_path: Path, label: str, **fields: Any) -> tuple[dict[str, Any], Path, str]:
+    """Start with ``fields``, play on to the heiress scene (which names the protagonist), download its clip and
+    subtitles."""
+    async with websockets.connect(ws_url(base)) as websocket:
+        viewer, session = await start(websocket, **fields)
+        assert session["type"] == "session", session
+        scene = await viewer.expect("scene")
+        assert scene["scene"] == "boarding"
+        scene = await viewer.choose("next")
+        assert scene["scene"] == "heiress"
+        url = await viewer.clip_for(scene)
+        subtitles = scene["subtitles"] or url.removesuffix(".mp4") + ".vtt"
+        async with httpx.AsyncClient() as http:
+            clip = tmp_path / f"{label}.mp4"
+            clip.write_bytes((await http.get(url)).raise_for_status().content)
+            vtt = (await http.get(subtitles)).raise_for_status().text
+    return scene, clip, vtt
+
+
+def line(scene: dict[str, Any], line_id: str) -> dict[str, Any]:
+    return next(item for item in scene["lines"] if item["id"] == line_id)
+
+
+async def test_the_story_list_offers_locales_and_looks(live_server: str) -> None:
+    stories = httpx.get(f"{live_server}/v1/stories").json()["stories"]
+    ferry = next(story for story in stories if story["id"] == STORY)
+    assert ferry["locales"] == ["en", "es", "zh"]
+    assert ferry["persona"]["name"] == "Mara"
+    assert [look["id"] for look in ferry["persona"]["looks"]] == ["slicker", "storm", "leather"]
+
+
+async def test_two_names_share_one_picture_and_another_look_gets_another(live_server: str, tmp_path: Path) -> None:
+    (zoe, zoe_clip, zoe_vtt), (ada, ada_clip, ada_vtt), (red, red_clip, _) = await asyncio.gather(
+        heiress_as(live_server, tmp_path, "zoe", locale="en", persona={"name": "Zoë", "look": "storm"}),
+        heiress_as(live_server, tmp_path, "ada", locale="en", persona={"name": "Ada", "look": "storm"}),
+        heiress_as(live_server, tmp_path, "red", locale="en", persona={"name": "Zoë", "look": "leather"}),
+    )
+    # Each scene names its own viewer where the authored text names the protagonist ("{name} Vance. ...").
+    assert line(zoe, "l1")["text"].startswith("Zoë Vance."), zoe["lines"]
+    assert line(ada, "l1")["text"].startswith("Ada Vance."), ada["lines"]
+    assert line(zoe, "l2")["speaker"] == "Zoë" and line(ada, "l2")["speaker"] == "Ada"
+    assert "Zoë" in zoe_vtt and "Ada" not in zoe_vtt and "Ada" in ada_vtt
+    for clip in (zoe_clip, ada_clip, red_clip):
+        assert_vertical_h264_aac(clip)
+        assert_labelled(clip)
+    assert stream_md5(zoe_clip, "v") == stream_md5(ada_clip, "v")
+    assert stream_md5(zoe_clip, "a") != stream_md5(ada_clip, "a")
+    assert stream_md5(red_clip, "v") != stream_md5(zoe_clip, "v")
+    assert zoe["clip"] != ada["clip"]
+
+
+async def test_a_zh_viewer_reads_and_hears_chinese(live_server: str, tmp_path: Path) -> None:
+    scene, clip, vtt = await heiress_as(live_server, tmp_path, "zh", locale="zh", persona={"name": "Zoë"})
+    assert CJK.search(scene["title"]), scene["title"]
+    assert all(CJK.search(item["text"]) for item in scene["lines"]), scene["lines"]
+    assert all(not item["machine_translated"] for item in scene["lines"])
+    assert "Zoë" in line(scene, "l1")["text"]
+    assert vtt.startswith("WEBVTT") and CJK.search(vtt), vtt
+    audio = next(stream for stream in probe(clip)["streams"] if stream["codec_type"] == "audio")
+    assert audio["tags"]["language"] in ("chi", "zho"), audio
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"persona": {"name": "a" * 500}}, "invalid_name"),
+        ({"persona": {"name": "<script>alert(1)</script>"}}, "invalid_name"),
+        ({"persona": {"name": "Zo\u202eë"}}, "invalid_name"),
+        ({"persona": {"look": "tuxedo"}}, "unknown_look"),
+        ({"locale": "xx"}, "unsupported_locale"),
+        ({"locale": "fr"}, "unsupported_locale"),
+    ],
+)
+async def test_a_bad_persona_or_locale_creates_no_session(live_server: str, fields: dict[str, Any], code: str) -> None:
+    async with websockets.connect(ws_url(live_server)) as websocket:
+        viewer, refused = await start(websocket, **fields)
+        assert refused["type"] == "error" and refused["code"] == code, refused
+        # Nothing was created: the connection still has no session to choose in.
+        await viewer.send({"type": "choose", "choice": "next"})
+        assert (await viewer.expect("error"))["code"] == "no_session"
+
+
+async def test_the_session_echoes_the_persona_and_resume_restores_it(live_server: str) -> None:
+    async with websockets.connect(ws_url(live_server)) as websocket:
+        viewer, session = await start(websocket, locale="es", persona={"name": "  Zoë  ", "look": "leather"})
+        assert session["type"] == "session", session
+        assert session["locale"] == "es" and session["persona"] == {"name": "Zoë", "look": "leather"}
+        await viewer.expect("scene")
+    async with websockets.connect(ws_url(live_server)) as websocket:
+        viewer = Viewer(websocket)
+        await viewer.send({"type": "resume", "session": session["session"]})
+        resumed = await viewer.expect("session")
+        assert resumed["locale"] == "es" and resumed["persona"] == {"name": "Zoë", "look": "leather"}
+        scene = await viewer.expect("scene")
+        assert scene["title"] == "El último ferry", scene["title"]
+    async with websockets.connect(ws_url(live_server)) as websocket:
+        _, defaults = await start(websocket)
+        assert defaults["locale"] == "en" and defaults["persona"] == {"name": "Mara", "look": "slicker"}
+
+
+async def test_two_names_at_one_open_node_share_the_written_scene(live_server: str) -> None:
+    async def reach_open_node(name: str) -> dict[str, Any]:
+        async with websockets.connect(ws_url(live_server)) as websocket:
+            viewer, _ = await start(websocket, persona={"name": name})
+            scene = await viewer.expect("scene")
+            while scene["scene"] != "blackout":
+                scene = await viewer.choose(scene["choices"][0]["id"])
+            return await viewer.choose("cabin")
+
+    zoe, ada = await asyncio.gather(reach_open_node("Zoë"), reach_open_node("Ada"))
+    assert zoe["scene"] == ada["scene"]  # one written (or fallback) scene, content-addressed: one write job
+    texts = [zoe["title"], *(item["text"] for item in zoe["lines"]), *(c["label"] for c in zoe["choices"])]
+    others = [ada["title"], *(item["text"] for item in ada["lines"]), *(c["label"] for c in ada["choices"])]
+    assert not any("{name}" in text for text in texts + others)
+    # Wherever the scene names the protagonist, each viewer reads their own name.
+    assert [text.replace("Zoë", "Ada") for text in texts] == others
+    assert sum(text.count("Zoë") for text in texts) == sum(text.count("Ada") for text in others)
