@@ -75,6 +75,7 @@ async def test_two_names_share_one_picture_and_another_look_gets_another(live_se
     # Each scene names its own viewer where the authored text names the protagonist ("{name} Vance. ...").
     assert line(zoe, "l1")["text"].startswith("Zoë Vance."), zoe["lines"]
     assert line(ada, "l1")["text"].startswith("Ada Vance."), ada["lines"]
+    assert line(red, "l1")["text"] == line(zoe, "l1")["text"]  # another look, the same words
     assert line(zoe, "l2")["speaker"] == "Zoë" and line(ada, "l2")["speaker"] == "Ada"
     assert "Zoë" in zoe_vtt and "Ada" not in zoe_vtt and "Ada" in ada_vtt
     for clip in (zoe_clip, ada_clip, red_clip):
