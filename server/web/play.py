@@ -360,6 +360,7 @@ class Connection:
         if picture is None:
             STALLS.inc()
         clip = await self._assembled(story, scene, picture, viewer) if picture is not None else None
+        unassembled = picture is not None and clip is None
         window = self._window(story, scene, picture)
         default_id = default.id if default is not None else None
         self.playing = Playing(scene.id, default_id, window, time.monotonic() - position)
@@ -380,7 +381,9 @@ class Connection:
                 position=position,
             )
         )
-        if picture is None or default is not None:
+        if unassembled:
+            await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be assembled"))
+        elif picture is None or default is not None:
             self._background(self._follow_up(story, scene, keys, picture, viewer))
 
     def _name(self, story: Story, record: SessionRecord) -> str:
@@ -388,10 +391,16 @@ class Connection:
             return ""
         return record.name or story.persona.name
 
-    async def _assembled(self, story: StoryVersion, scene: Scene, picture: StoredClip, viewer: Viewer) -> ViewerClip:
-        """The viewer's own clip from the shared picture, assembled off the event loop."""
+    async def _assembled(
+        self, story: StoryVersion, scene: Scene, picture: StoredClip, viewer: Viewer
+    ) -> ViewerClip | None:
+        """The viewer's own clip from the shared picture, assembled off the event loop; None if that failed."""
         dubbing = self.runtime.dubbing
-        return await asyncio.to_thread(dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name)
+        try:
+            return await asyncio.to_thread(dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name)
+        except Exception:
+            log.exception("assembling the clip of scene %s from picture %s failed", scene.id, picture.key)
+            return None
 
     def _window(self, story: StoryVersion, scene: Scene, clip: StoredClip | None) -> Window | None:
         if clip is None or not scene.choices:
@@ -410,6 +419,9 @@ class Connection:
                     await self.send(error(ErrorCode.RENDER_FAILED, message))
                     return
                 assembled = await self._assembled(story, scene, clip, viewer)
+                if assembled is None:
+                    await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be made"))
+                    return
                 window = self._window(story, scene, clip)
                 if self.playing is not None and self.playing.scene == scene.id:
                     self.playing.window, self.playing.since = window, time.monotonic()
