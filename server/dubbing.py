@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reelfork.generation.render.dub import LineVoices, assemble, clip_key, viewer_bible
+from reelfork.generation.render.dub import LineVoices, assemble, clip_key, digest, viewer_bible
 from reelfork.generation.render.request import RenderError
 from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import WordListPolicy, read_word_list
@@ -54,6 +54,18 @@ class ViewerClip:
     """The WebVTT, relative to the media dir."""
 
 
+Machine = dict[str, str] | None
+"""A machine translation of one scene into one locale: text key → text."""
+
+
+def with_machine(story: Story, locale: str, machine: Machine) -> Story:
+    """The story with ``machine`` texts where its ``locale`` table has none (authored translations win)."""
+    if not machine or locale == story.language:
+        return story
+    table = {**machine, **story.translations.get(locale, {})}
+    return story.model_copy(update={"translations": {**story.translations, locale: table}})
+
+
 def checked_name(story: Story, name: str | None, policy: WordListPolicy) -> str:
     """The name the viewer plays with (the persona's default when none is given), or :class:`InvalidName`."""
     persona = story.persona
@@ -77,12 +89,11 @@ class Dubbing:
         words = settings.writer_blocked_words
         self.policy = WordListPolicy(read_word_list(words.read_text(encoding="utf-8"))) if words else WordListPolicy()
 
-    def text(self, story: Story, scene: Scene, locale: str, name: str) -> ViewerText:
-        """``scene`` in ``locale`` with ``name`` filled in; lines with no authored translation keep the source text.
-
-        (Machine translation on demand is not wired into play yet: such lines say ``machine_translated: false``
-        and read in the story's own language.)"""
-        translated, _missing = localized(story, scene, locale)
+    def text(self, story: Story, scene: Scene, locale: str, name: str, machine: Machine = None) -> ViewerText:
+        """``scene`` in ``locale`` with ``name`` filled in: the authored table, else the ``machine`` translation
+        (text key → text; the lines taken from it say ``machine_translated``), else the source text."""
+        translated, _missing = localized(with_machine(story, locale, machine), scene, locale)
+        machine_keys = {key for key in (machine or {}) if key not in story.translations.get(locale, {})}
         filled = fill_scene(translated, name)
         bible = viewer_bible(story, locale, name)
         lines = [
@@ -90,17 +101,22 @@ class Dubbing:
                 id=line.id,
                 speaker="" if line.speaker == NARRATOR else bible.character(line.speaker).name,
                 text=line.text,
-                machine_translated=False,
+                machine_translated=f"{scene.id}/line:{line.id}" in machine_keys,
             )
             for line in filled.lines
         ]
         return ViewerText(scene=filled, lines=lines)
 
-    def clip(self, story: Story, scene: Scene, picture: StoredClip, locale: str, name: str) -> ViewerClip:
+    def clip(
+        self, story: Story, scene: Scene, picture: StoredClip, locale: str, name: str, machine: Machine = None
+    ) -> ViewerClip:
         """The viewer's MP4 and WebVTT (assembled now, or found from an earlier viewer). Blocking: run in a thread."""
         if picture.slots is None:
             raise RenderError(f"clip {picture.key} is no shared picture (it has no line slots)")
         key = clip_key(picture.key, locale, name)
+        if machine:
+            key = digest(key, machine)
+        story = with_machine(story, locale, machine)
         relative = Path(VIEWERS) / f"{key}.mp4"
         output = self.media / relative
         subtitles = relative.with_suffix(".vtt")

@@ -195,6 +195,14 @@ class Store:
             found.append((parent, choice, entry["scene"], entry["title"]))
         return sorted(found)
 
+    async def save_translation(self, scene_id: str, locale: str, texts: dict[str, str]) -> None:
+        await self.redis.set(keys.translation(scene_id, locale), json.dumps(texts))
+
+    async def translation(self, scene_id: str, locale: str) -> dict[str, str]:
+        """A written scene's machine translation into ``locale`` (text key → text); empty while there is none."""
+        raw = await self.redis.get(keys.translation(scene_id, locale))
+        return cast(dict[str, str], json.loads(raw)) if raw is not None else {}
+
     async def written(self, scene_id: str) -> StoredScene | None:
         raw = await self.redis.get(keys.written(scene_id))
         return StoredScene.model_validate_json(raw) if raw is not None else None

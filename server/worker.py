@@ -24,7 +24,10 @@ from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError, WriteRequest
+from reelfork.generation.writer.translation import TranslateRequest, translate
+from reelfork.generation.writer.translation import slots as slot_texts
 from reelfork.narrative.graph import bridge_to_ending
+from reelfork.narrative.locales import scene_keys
 from reelfork.narrative.state import find_choice, is_generated
 from reelfork.narrative.story import Choice, Scene, Story
 from reelfork.server.components import (
@@ -207,7 +210,31 @@ class Worker:
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
         # The servers' schedulers hear this and queue the scene's clip for the viewers who need it.
         await self.director.events.publish(Written(key=target, seconds=round(time.perf_counter() - started, 3)))
+        if written.scene is not None:
+            await self._translate(story, written.scene)
         return True
+
+    async def _translate(self, story: StoryVersion, scene: Scene) -> None:
+        """Machine-translate a written scene into the story's other locales, after the viewer has it: the play
+        side shows it in their locale (marked machine-translated) once it is stored. A failure only logs."""
+        loop = asyncio.get_running_loop()
+        for locale in story.story.offered_locales():
+            if locale == story.story.language:
+                continue
+            request = TranslateRequest(
+                scene=scene, bible=story.story.bible, source=story.story.language, target=locale, attempts=2
+            )
+            try:
+                texts = await loop.run_in_executor(
+                    self.executor, translate_scene, request.model_dump_json(), self.writer_options
+                )
+            except Exception:
+                log.warning("translating %s into %s failed; viewers read its source text", scene.id, locale,
+                            exc_info=True)
+                continue
+            await self.store.save_translation(scene.id, locale, texts)
+            log.info("translated %s into %s: %d of %d texts", scene.id, locale, len(texts),
+                     len(scene.lines) + len(scene.choices) + 1)
 
     async def _render(self, job: ClaimedJob) -> bool:
         """Render a scene's clip. False if it was already rendered."""
@@ -313,6 +340,17 @@ def write_scene(request_json: str, options: WriterOptions) -> tuple[dict[str, An
     request = WriteRequest.model_validate_json(request_json)
     written = _writer.write_reported(request)
     return written.scene.model_dump(mode="json"), written.report.to_dict()
+
+
+def translate_scene(request_json: str, options: WriterOptions) -> dict[str, str]:
+    """The scene's texts in the request's target locale, by text key (``<scene>/line:<id>``); only those translated."""
+    global _writer
+    if _writer is None:
+        _writer = make_writer(options)
+    request = TranslateRequest.model_validate_json(request_json)
+    result = translate(_writer, request, _writer.policy)
+    keep = {f"{request.scene.id}/{slot}" for slot in slot_texts(request.scene) if slot not in result.untranslated}
+    return {key: text for key, text in scene_keys(result.scene).items() if key in keep}
 
 
 def render_picture(

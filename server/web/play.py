@@ -28,6 +28,7 @@ from reelfork.narrative.state import (
     current_episode,
     default_choice,
     find_choice,
+    is_generated,
 )
 from reelfork.narrative.story import Episode, Scene, Story, Window, choice_window
 from reelfork.server.director import default_look
@@ -69,6 +70,8 @@ class Viewer:
 
     locale: str
     name: str
+    machine: dict[str, str]
+    """The scene's machine translation into ``locale`` (written scenes only), by text key."""
 
 
 @dataclass
@@ -353,8 +356,10 @@ class Connection:
         if look != default_look(story.story, None):
             # The lookahead renders the default look ahead; another look's picture is asked for when needed.
             await self.director.ensure_clip(story, scene, time.time(), look)
-        viewer = Viewer(record.locale or story.story.language, self._name(story.story, record))
-        text = self.runtime.dubbing.text(story.story, scene, viewer.locale, viewer.name)
+        locale = record.locale or story.story.language
+        machine = await self.store.translation(scene.id, locale) if is_generated(scene.id) else {}
+        viewer = Viewer(locale, self._name(story.story, record), machine)
+        text = self.runtime.dubbing.text(story.story, scene, viewer.locale, viewer.name, viewer.machine)
         picture = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
         SCENES.labels(clip="pending" if picture is None else "ready" if picture.key == keys[0] else "degraded").inc()
         if picture is None:
@@ -397,7 +402,9 @@ class Connection:
         """The viewer's own clip from the shared picture, assembled off the event loop; None if that failed."""
         dubbing = self.runtime.dubbing
         try:
-            return await asyncio.to_thread(dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name)
+            return await asyncio.to_thread(
+                dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name, viewer.machine
+            )
         except Exception:
             log.exception("assembling the clip of scene %s from picture %s failed", scene.id, picture.key)
             return None

@@ -153,3 +153,4 @@ async def test_two_names_at_one_open_node_share_the_written_scene(live_server: s
     # Wherever the scene names the protagonist, each viewer reads their own name.
     assert [text.replace("Zoë", "Ada") for text in texts] == others
     assert sum(text.count("Zoë") for text in texts) == sum(text.count("Ada") for text in others)
+
