@@ -63,6 +63,9 @@ from reelfork.server.web.protocol import (
 
 log = logging.getLogger(__name__)
 
+NEXT_PICTURE_S = 10.0
+"""For a viewer in a look other than the default, when the pictures of the scenes after this one are due."""
+
 
 @dataclass(frozen=True)
 class Viewer:
@@ -354,8 +357,14 @@ class Connection:
         look = default_look(story.story, record.look)
         keys = self.director.clip_keys(story, scene, look)
         if look != default_look(story.story, None):
-            # The lookahead renders the default look ahead; another look's picture is asked for when needed.
+            # The lookahead renders the default look ahead; another look's pictures are asked for here: this
+            # scene's now, the authored scenes its choices lead to once it would have played.
             await self.director.ensure_clip(story, scene, time.time(), look)
+            index = story.story.scene_index()
+            for choice in choices:
+                following = index.get(choice.target) if choice.target is not None else None
+                if following is not None:
+                    await self.director.ensure_clip(story, following, time.time() + NEXT_PICTURE_S, look)
         locale = record.locale or story.story.language
         machine = await self.store.translation(scene.id, locale) if is_generated(scene.id) else {}
         viewer = Viewer(locale, self._name(story.story, record), machine)
