@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import PurePath
 from typing import Any, Literal
 
@@ -100,6 +101,19 @@ def _load_tree(text: str, source: str) -> Any:
         raise _yaml_error(exc, source) from None
     except RecursionError:
         raise StoryError([Problem("error", source, "nested too deeply")]) from None
+    except (ValueError, OverflowError) as exc:  # an integer past Python's digit limit, a timestamp out of range
+        raise StoryError([_value_error(exc, text, source)]) from None
+
+
+def _value_error(exc: ValueError | OverflowError, text: str, source: str) -> Problem:
+    """The problem of a value the loader could not convert, at the first over-long integer if that is the cause."""
+    digits = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
+    if digits is None:
+        return Problem("error", source, f"invalid value: {exc}")
+    line = text.count("\n", 0, digits.start()) + 1
+    column = digits.start() - (text.rfind("\n", 0, digits.start()) + 1) + 1
+    limit = sys.get_int_max_str_digits()
+    return Problem("error", f"{source}:{line}:{column}", f"a number of {len(digits.group())} digits (at most {limit})")
 
 
 def _load_json(text: str, source: str) -> Any:

@@ -39,11 +39,13 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import unicodedata
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from reelfork.narrative.expressions import Effect, Expr, Variable
 from reelfork.narrative.ids import Identifier, line_id
 from reelfork.narrative.persona import Persona
@@ -58,8 +60,29 @@ __all__ = [
 def _empty(value: Any) -> bool:
     return value is None or value is False or value == [] or value == {}
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Embeddings, overrides and isolates: they reorder how text around them is shown (a title read backwards)."""
+
+
+def _printable(allowed: str) -> Callable[[str], str]:
+    """A check refusing control characters (but ``allowed``) and bidi controls in a text."""
+
+    def check(text: str) -> str:
+        for character in text:
+            if character in BIDI_CONTROLS or (unicodedata.category(character) == "Cc" and character not in allowed):
+                raise ValueError(f"contains the control character U+{ord(character):04X}")
+        return text
+
+    return check
+
+
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_printable(""))
+]
+"""A title, a name, a label: one line of printable text."""
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(_printable("\t\n\r"))
+]
 
 
 class Strict(BaseModel):

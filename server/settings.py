@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """``reelfork worker`` only: serve the host's Prometheus metrics (job durations, missed deadlines) on
     this port at ``host``; unset: not served. A server's are at ``/metrics`` on its own port."""
+    api_docs: bool = True
+    """Serve the API explorer pages ``/docs`` and ``/redoc`` (``/openapi.json`` is always served)."""
+    expose_metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` on the server's own port; off where that port is public and no
+    proxy keeps ``/metrics`` inside."""
     warm_authored: bool = True
     """Render every authored scene of a published story in the background, at low priority."""
 
@@ -86,7 +91,15 @@ class Settings(BaseSettings):
     job_attempts: int = Field(default=3, ge=1, le=20)
     job_lease_s: float = Field(default=30.0, ge=1, le=3600)
     """A worker renews its lease on a job every third of this; a job whose lease lapses goes to another worker."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """The largest HTTP request body (413 beyond it, refused while reading, before any parsing): room for the largest
+    story the limits allow in practice (100,000 scenes is about 9 MB of JSON, more as YAML or Twee)."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    message_rate: float = Field(default=10.0, gt=0, le=100_000)
+    """Websocket messages one connection may send a second over time (the player sends about one); more get
+    ``rate_limited`` and are dropped, the connection stays open."""
+    message_burst: int = Field(default=50, ge=1, le=1_000_000)
+    """Websocket messages one connection may send at once, before ``message_rate`` applies."""
     choice_backstop_s: float = Field(default=120.0, ge=1, le=86_400)
     """A viewer who reports no ``progress`` gets the default this long after the scene's ``closes_at`` would have
     been reached from when it was presented. Reported progress takes the default at ``closes_at`` itself."""

@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
 from reelfork.server.web import asyncapi, demo, health, productions, stories
+from reelfork.server.web.headers import SecurityHeaders
+from reelfork.server.web.limits import BodyLimit
 from reelfork.server.web.play import Connection
 from reelfork.server.web.problems import Refused, invalid_request, refused
 
@@ -32,8 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="reelfork", version="0.1.0", lifespan=lifespan)
+    docs, redoc = ("/docs", "/redoc") if settings.api_docs else (None, None)
+    app = FastAPI(title="reelfork", version="0.1.0", lifespan=lifespan, docs_url=docs, redoc_url=redoc)
     app.state.runtime = runtime
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Refused, refused)
     app.include_router(health.router)

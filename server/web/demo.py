@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from reelfork.server.entitlements import locked_at, mint
+from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep
-from reelfork.server.web.problems import ERRORS, NOT_FOUND
+from reelfork.server.web.problems import ERRORS, NOT_FOUND, TOO_LARGE
 
 router = APIRouter(prefix="/v1/demo", tags=["demo"], responses=ERRORS)
 
@@ -26,9 +27,14 @@ class Entitlement(BaseModel):
     """A short-lived JWT to send in ``{"type": "unlock", "entitlement": …}``."""
 
 
-@router.post("/entitlements", responses={**NOT_FOUND, 409: {"description": "The session is not locked."}})
-async def demo_entitlement(runtime: RuntimeDep, body: EntitlementRequest) -> Entitlement:
+@router.post(
+    "/entitlements",
+    responses={**NOT_FOUND, **TOO_LARGE, 409: {"description": "The session is not locked."}},
+    openapi_extra=json_body(EntitlementRequest),
+)
+async def demo_entitlement(runtime: RuntimeDep, request: Request) -> Entitlement:
     """Mint an entitlement for the episode a session is locked at (demo only: ``REELFORK_DEMO_UNLOCK=true``)."""
+    body = await read_body(request, EntitlementRequest)  # any body that is not this (not even UTF-8) is a 422
     secret = runtime.settings.entitlement_secret
     if not runtime.settings.demo_unlock or secret is None:
         raise HTTPException(404, "the demo unlock is off on this server (REELFORK_DEMO_UNLOCK)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
 from reelfork.server.metrics import render as render_metrics
 from reelfork.server.web.dependencies import RuntimeDep
@@ -27,5 +27,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(runtime: RuntimeDep) -> Response:
+    if not runtime.settings.expose_metrics:
+        raise HTTPException(404, "Not Found")
     body = render_metrics(await runtime.queue.depth())
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

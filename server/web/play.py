@@ -60,6 +60,8 @@ from reelfork.server.web.protocol import (
     error,
     parse,
 )
+from reelfork.server.web.ratelimit import TokenBucket
+from starlette.websockets import WebSocketState
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ class Connection:
         self._choice_lock = asyncio.Lock()
         """Held while a message is handled, so a default never races the viewer's own choice."""
         self._notifiers: set[asyncio.Task[None]] = set()
+        self.bucket = TokenBucket(settings.message_rate, settings.message_burst)
 
     async def serve(self) -> None:
         await self.websocket.accept()
@@ -117,6 +120,9 @@ class Connection:
                 if frame["type"] == "websocket.disconnect":
                     return
                 text = frame.get("text")
+                if not self.bucket.take():
+                    await self.send(error(ErrorCode.RATE_LIMITED, "too many messages; slow down and send this again"))
+                    continue
                 if text is None:
                     await self.send(error(ErrorCode.INVALID_MESSAGE, "send JSON in text frames, not binary frames"))
                     continue
@@ -150,6 +156,8 @@ class Connection:
                 await self.on_unlock(message)
         except ProtocolError as exc:
             await self.send(error(exc.code, exc.message))
+        except WebSocketDisconnect:
+            raise  # the client left mid-answer: nothing failed
         except RedisError:
             log.exception("store unavailable")
             await self.send(
@@ -176,6 +184,8 @@ class Connection:
             look=look,
         )
         await self.store.save_session(token, record)
+        if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
+            await self.lookahead.viewer_left(self.token)
         self.token = token
         await self.send(self._session(token, story.story, record))
         await self.present(story, record, story.story.scene(record.state.current))
@@ -478,6 +488,8 @@ class Connection:
 
     async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:
+            if self.websocket.application_state == WebSocketState.DISCONNECTED:
+                raise WebSocketDisconnect(1006)
             await self.websocket.send_text(message.model_dump_json())
 
     def _require_token(self) -> str:

@@ -70,3 +70,7 @@ CREATOR_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "No creator token, or a wrong one."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No such thing."}}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Message, "description": "The body is larger than the server's limit (REELFORK_MAX_BODY_BYTES)."}
+}
+"""Of every route that takes a body."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, JsonValue, ValidationError
 from reelfork.generation.production.pipeline import Counters, ProductionError, read_json
@@ -19,8 +19,9 @@ from reelfork.server.productions import (
     production_id,
 )
 from reelfork.server.queue.payloads import ProduceJob
+from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Located, Refused, where
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Refused, where
 
 router = APIRouter(
     prefix="/v1/productions",
@@ -58,9 +59,10 @@ class ProductionStatus(BaseModel):
     """When done: where the outputs are (``/v1/productions/<id>/files/``)."""
 
 
-@router.post("", status_code=202, responses=NOT_FOUND)
-async def start_production(runtime: RuntimeDep, body: ProductionRequest) -> ProductionAccepted:
+@router.post("", status_code=202, responses={**NOT_FOUND, **TOO_LARGE}, openapi_extra=json_body(ProductionRequest))
+async def start_production(runtime: RuntimeDep, request: Request) -> ProductionAccepted:
     """Queue a linear production on the workers; the same request again returns the same production."""
+    body = await read_body(request, ProductionRequest)  # here, after the router's creator check, not before it
     story: Story | None = None
     try:
         if body.story_id is not None:
@@ -133,7 +135,11 @@ FILE = {"schema": {"type": "string", "format": "binary"}}
 async def production_file(runtime: RuntimeDep, production: Identifier, path: str) -> FileResponse:
     """Download one output (``manifest.json``, an episode MP4, a WebVTT, an HLS playlist or segment)."""
     folder = production_folder(runtime.settings, production).resolve()
-    target = (folder / path).resolve()
-    if not target.is_relative_to(folder) or not target.is_file() or target.name.startswith("."):
+    try:
+        target = (folder / path).resolve()
+        found = target.is_relative_to(folder) and target.is_file() and not target.name.startswith(".")
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         raise HTTPException(404, f"no file {path!r} in production {production!r}")
     return FileResponse(target)

@@ -7,6 +7,7 @@ Every frame either way is a model here; ``asyncapi.py`` describes them and READM
 from __future__ import annotations
 
 import json
+import reprlib
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -42,6 +43,7 @@ class ErrorCode(StrEnum):
     INVALID_NAME = "invalid_name"
     UNKNOWN_LOOK = "unknown_look"
     UNSUPPORTED_LOCALE = "unsupported_locale"
+    RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 
 
@@ -259,15 +261,21 @@ def parse(text: str) -> ClientMessages:
         raise ProtocolError(
             ErrorCode.BAD_JSON, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}".split(";")[0]) from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message is a JSON object with a 'type' field")
     kind = data.get("type")
     if kind not in CLIENT_TYPES:
-        raise ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}; expected one of {', '.join(CLIENT_TYPES)}"
-        )
+        expected = ", ".join(CLIENT_TYPES)
+        message = f"unknown message type {reprlib.repr(kind)}; expected one of {expected}"
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, message)
     try:
         return _incoming.validate_python(data)
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: nested too deeply") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"][1:]) or "message"

@@ -12,7 +12,7 @@ from reelfork.narrative.formats import StoryError, StoryFormat, load_story
 from reelfork.narrative.schema import story_schema
 from reelfork.narrative.story import Story, episodes_of, is_free
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Refused
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Refused
 
 router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
 
@@ -271,7 +271,11 @@ STORY_BODY = {
     "/stories",
     status_code=201,
     dependencies=[Depends(creator)],
-    responses={**CREATOR_ERRORS, 200: {"model": Published, "description": "This story was already the latest."}},
+    responses={
+        **CREATOR_ERRORS,
+        **TOO_LARGE,
+        200: {"model": Published, "description": "This story was already the latest."},
+    },
     openapi_extra=STORY_BODY,
 )
 async def publish_story(

@@ -163,6 +163,10 @@ def test_parse_reads_every_client_message(frame: str, message: BaseModel) -> Non
         ('{"type":"unlock","entitlement":""}', ErrorCode.INVALID_MESSAGE),
         ('{"type":"unlock","entitlement":"' + "x" * 8193 + '"}', ErrorCode.INVALID_MESSAGE),
         ('{"type":"choose","choice":"captain","scene":""}', ErrorCode.INVALID_MESSAGE),
+        ('{"type":"start","story":' + "9" * 5000 + "}", ErrorCode.BAD_JSON),
+        ("[" * 1000 + "]" * 1000, ErrorCode.BAD_JSON),
+        ('{"type":"choose","choice":' + "[" * 900 + "]" * 900 + "}", ErrorCode.INVALID_MESSAGE),
+        ('{"type":' + "[" * 900 + "]" * 900 + "}", ErrorCode.UNKNOWN_TYPE),
     ],
 )
 def test_parse_refuses_with_the_right_code(frame: str, code: ErrorCode) -> None:
