@@ -97,6 +97,8 @@ def _load_tree(text: str, source: str) -> Any:
             return _load_json(text, source)
         _refuse_aliases(text, source)
         return yaml.load(text, Loader=_Loader)  # a safe loader (C when available)
+    except StoryError:  # already located (a ValueError too: it must not be wrapped again below)
+        raise
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
     except RecursionError:

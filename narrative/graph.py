@@ -18,7 +18,7 @@ from reelfork.narrative.expressions import (
     written_variables,
 )
 from reelfork.narrative.locales import locale_problems
-from reelfork.narrative.persona import persona_problems
+from reelfork.narrative.persona import placeholder_problems
 from reelfork.narrative.problems import Problem, Severity, errors, ordered
 from reelfork.narrative.series import CLIFFHANGER
 from reelfork.narrative.story import NARRATOR, Choice, Line, Scene, Story, episode_of, is_free, membership
@@ -372,3 +372,20 @@ def bridge_to_ending(story: Story, scene_id: str, from_scene: str) -> Scene:
         lines=[Line(id="l1", speaker=NARRATOR, text="Hours pass. Every road tonight leads to the same place.")],
         choices=[Choice(id="c1", label="Continue", target=ending)],
     )
+
+
+def persona_problems(story: Story) -> list[Problem]:
+    """Located problems of the persona and of the placeholders in every authored title, line and label."""
+    problems: list[Problem] = []
+    persona = story.persona
+    if persona is not None and persona.character not in story.speakers():
+        problems.append(Problem("error", "persona.character", f"{persona.character!r} is no character of the bible"))
+    has_persona = persona is not None
+    for scene in story.scenes:
+        texts = [(f"scenes[{scene.id}].title", scene.title)]
+        texts += [(f"scenes[{scene.id}].lines[{line.id}].text", line.text) for line in scene.lines]
+        texts += [(f"scenes[{scene.id}].choices[{choice.id}].label", choice.label) for choice in scene.choices]
+        for where, text in texts:
+            if "{" in text or "}" in text:
+                problems.extend(Problem("error", where, message) for message in placeholder_problems(text, has_persona))
+    return problems

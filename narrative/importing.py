@@ -2,7 +2,8 @@
 
 An importer reads its format into a :class:`Draft` (plain dicts in the project's format), noting
 a warning for every feature it drops; :meth:`Draft.story` then builds a structurally valid
-:class:`Story`. Graph problems (a link to a missing passage) are left to :func:`reelfork.narrative.graph.validate`.
+:class:`Story`. A link to a missing passage or node is an error located in the source file, in the author's
+own words; other graph problems are left to :func:`reelfork.narrative.graph.validate`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,16 @@ class Draft:
     speakers: dict[str, str] = field(default_factory=dict)
     """Character id → the name as written."""
     warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    """Found while importing; :meth:`story` raises them all at once."""
     scene_ids: Namer = field(default_factory=lambda: Namer("scene"))
     speaker_ids: Namer = field(default_factory=lambda: Namer("speaker"))
 
     def warn(self, line: int, message: str) -> None:
         self.warnings.append(Problem("warning", f"{self.source}:{line}", message))
+
+    def fail(self, line: int, message: str) -> None:
+        self.errors.append(Problem("error", f"{self.source}:{line}", message))
 
     def speaker(self, name: str) -> str:
         """The character id for a speaker's name, registering the character on first sight."""
@@ -77,6 +83,8 @@ class Draft:
         title = self.fit(self.title.strip() or stem, MAX_TITLE, 1, "the title")
         if not self.scenes:
             raise located(self.source, 1, f"no {self.kind} content to import: the file has no passages or nodes")
+        if self.errors:
+            raise StoryError([*self.errors, *self.warnings])
         data = {
             "id": slug(title, "story"),
             "title": title,

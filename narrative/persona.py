@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from reelfork.narrative.ids import Identifier
-from reelfork.narrative.problems import Problem
-
-if TYPE_CHECKING:
-    from reelfork.narrative.story import Scene, Story
 
 __all__ = [
-    "NAME", "PLACEHOLDER", "InvalidName", "Look", "Persona", "check_name", "fill", "fill_scene", "persona_problems",
+    "NAME", "PLACEHOLDER", "InvalidName", "Look", "Persona", "check_name", "fill",
     "placeholder_problems", "uses_name",
 ]
 
@@ -120,13 +116,6 @@ def fill(text: str, name: str) -> str:
     return _FIELD.sub(lambda m: "{" if m[0] == "{{" else "}" if m[0] == "}}" else name if m[1] == NAME else m[0], text)
 
 
-def fill_scene(scene: Scene, name: str) -> Scene:
-    """The scene as one viewer reads it: ``{name}`` filled in its title, lines and choice labels."""
-    lines = [line.model_copy(update={"text": fill(line.text, name)}) for line in scene.lines]
-    choices = [choice.model_copy(update={"label": fill(choice.label, name)}) for choice in scene.choices]
-    return scene.model_copy(update={"title": fill(scene.title, name), "lines": lines, "choices": choices})
-
-
 def uses_name(text: str) -> bool:
     return any(match[1] == NAME for match in _FIELD.finditer(text))
 
@@ -144,20 +133,3 @@ def placeholder_problems(text: str, has_persona: bool) -> list[str]:
         elif not has_persona:
             found.append(f"{PLACEHOLDER} needs a 'persona' in the story (which character the viewer plays)")
     return found
-
-
-def persona_problems(story: Story) -> list[Problem]:
-    """Located problems of the persona and of the placeholders in every authored title, line and label."""
-    problems: list[Problem] = []
-    persona = story.persona
-    if persona is not None and persona.character not in story.speakers():
-        problems.append(Problem("error", "persona.character", f"{persona.character!r} is no character of the bible"))
-    has_persona = persona is not None
-    for scene in story.scenes:
-        texts = [(f"scenes[{scene.id}].title", scene.title)]
-        texts += [(f"scenes[{scene.id}].lines[{line.id}].text", line.text) for line in scene.lines]
-        texts += [(f"scenes[{scene.id}].choices[{choice.id}].label", choice.label) for choice in scene.choices]
-        for where, text in texts:
-            if "{" in text or "}" in text:
-                problems.extend(Problem("error", where, message) for message in placeholder_problems(text, has_persona))
-    return problems

@@ -48,12 +48,12 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from reelfork.narrative.expressions import Effect, Expr, Variable
 from reelfork.narrative.ids import Identifier, line_id
-from reelfork.narrative.persona import Persona
+from reelfork.narrative.persona import Persona, fill
 
 __all__ = [
     "NARRATOR", "Bible", "Character", "Choice", "ChoiceWindow", "Effect", "Episode", "Expr", "Identifier", "Line",
     "OpenNode", "Price", "Scene", "Story", "Variable", "Voice", "Window", "build_story", "choice_window",
-    "episode_of", "episodes_of", "is_free", "membership",
+    "episode_of", "episodes_of", "fill_scene", "is_free", "membership",
 ]
 
 
@@ -430,3 +430,10 @@ def build_story(data: Any) -> Story:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def fill_scene(scene: Scene, name: str) -> Scene:
+    """The scene as one viewer reads it: ``{name}`` filled in its title, lines and choice labels."""
+    lines = [line.model_copy(update={"text": fill(line.text, name)}) for line in scene.lines]
+    choices = [choice.model_copy(update={"label": fill(choice.label, name)}) for choice in scene.choices]
+    return scene.model_copy(update={"title": fill(scene.title, name), "lines": lines, "choices": choices})

@@ -52,6 +52,7 @@ class Passage:
 class Link:
     text: str
     target: str
+    line: int = field(default=0, compare=False)
 
 
 def import_twee(text: str, *, source: str = "story.twee") -> tuple[Story, list[Problem]]:
@@ -71,8 +72,9 @@ def import_twee(text: str, *, source: str = "story.twee") -> tuple[Story, list[P
             scenes.append(passage)
     for passage in scenes:
         draft.scene_ids(passage.name)
+    names = {passage.name for passage in scenes}
     for passage in scenes:
-        draft.scenes.append(_scene(passage, draft))
+        draft.scenes.append(_scene(passage, names, draft))
     draft.start = _start(story_data, scenes, draft)
     return draft.story(), draft.warnings
 
@@ -165,7 +167,7 @@ def _start(story_data: dict[str, Any], scenes: list[Passage], draft: Draft) -> s
     return draft.scene_ids(chosen)
 
 
-def _scene(passage: Passage, draft: Draft) -> dict[str, Any]:
+def _scene(passage: Passage, names: set[str], draft: Draft) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     links: list[Link] = []
     for offset, raw in enumerate(passage.body, start=1):
@@ -182,19 +184,23 @@ def _scene(passage: Passage, draft: Draft) -> dict[str, Any]:
     title = draft.fit(passage.name, MAX_LABEL, passage.line, "a passage name")
     scene: dict[str, Any] = {
         "id": draft.scene_ids(passage.name), "title": title, "place": title, "lines": lines,
-        "choices": _choices(passage, links, draft), "tags": passage.tags,
+        "choices": _choices(passage, links, names, draft), "tags": passage.tags,
     }
     scene["ending"] = not scene["choices"]
     return scene
 
 
-def _choices(passage: Passage, links: list[Link], draft: Draft) -> list[dict[str, Any]]:
+def _choices(passage: Passage, links: list[Link], names: set[str], draft: Draft) -> list[dict[str, Any]]:
     unique = list(dict.fromkeys(links))
     if len(unique) > MAX_CHOICES:
         dropped = ", ".join(repr(link.target) for link in unique[MAX_CHOICES:])
         draft.warn(passage.line, f"passage {passage.name!r} has {len(unique)} links; a scene offers at most "
                                  f"{MAX_CHOICES} choices, so the links to {dropped} were dropped")
         unique = unique[:MAX_CHOICES]
+    for link in unique:
+        if link.target not in names:
+            draft.fail(link.line, f"link [[{link.text}]] in passage {passage.name!r} goes to passage {link.target!r}, "
+                                  "which does not exist")
     choice_ids = Namer("choice")
     return [
         {"id": choice_ids.fresh(link.text), "label": draft.fit(link.text, MAX_LABEL, passage.line, "a link's text"),
@@ -260,7 +266,7 @@ def _link(inner: str, number: int, draft: Draft) -> Link | None:
     if not target:
         draft.warn(number, f"link [[{inner}]] has no target; dropped")
         return None
-    return Link(text or target, target)
+    return Link(text or target, target, number)
 
 
 def _parts(inner: str) -> tuple[str, str]:

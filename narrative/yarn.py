@@ -270,8 +270,9 @@ class _Importer:
             if argument.startswith("{"):
                 self.draft.warn(number, "<<jump>> to an expression dropped: targets must be node titles")
                 return None
-            if argument not in self.titles:
-                raise located(self.draft.source, number, f"<<jump {argument}>>: no node is titled {argument!r}")
+            if argument not in self.titles:  # reported with every other missing node when the import ends
+                self.draft.fail(number, f"<<jump {argument}>>: no node is titled {argument!r}")
+                return None
             return Jump(number, argument)
         if name == "stop":
             return Stop(number)

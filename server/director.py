@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
 from reelfork.narrative.story import Choice, Scene, Story
+from reelfork.server.publishing import earliest_scenes
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
 from reelfork.server.queue.notices import RESUMED, ClipReady, topic
@@ -102,12 +103,16 @@ class Director:
 
     # -- queueing --------------------------------------------------------------------------------
 
-    async def warm(self, story: StoryVersion) -> int:
-        """Queue every authored scene's clip at low priority; returns how many were queued."""
-        keys = [self.clip_key(story, scene) for scene in story.story.scenes]
+    async def warm(self, story: StoryVersion, budget: int) -> int:
+        """Queue up to ``budget`` authored scenes' clips, earliest from the start first, at low priority.
+
+        Returns how many were queued.
+        """
+        scenes = earliest_scenes(story.story, budget)
+        keys = [self.clip_key(story, scene) for scene in scenes]
         existing = await self.store.clips(keys)
         queued = 0
-        for scene, clip in zip(story.story.scenes, existing, strict=True):
+        for scene, clip in zip(scenes, existing, strict=True):
             if clip is None:
                 queued += await self.ensure_clip(story, scene, time.time() + WARM_DELAY_S)
         return queued

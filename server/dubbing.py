@@ -16,8 +16,8 @@ from reelfork.generation.render.request import RenderError
 from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import WordListPolicy, read_word_list
 from reelfork.narrative.locales import localized
-from reelfork.narrative.persona import InvalidName, check_name, fill_scene
-from reelfork.narrative.story import NARRATOR, Scene, Story
+from reelfork.narrative.persona import InvalidName, check_name
+from reelfork.narrative.story import NARRATOR, Scene, Story, fill_scene
 from reelfork.server.components import make_signer, renderer_options
 from reelfork.server.settings import Settings
 from reelfork.server.store import StoredClip

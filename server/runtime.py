@@ -107,6 +107,9 @@ class Runtime:
         self.creator_token, self.creator_token_created = creator_token(settings)
         self._tasks: list[asyncio.Task[None]] = []
         self._pools: list[WorkerPool] = []
+        self.publisher = WorkerPool(1, name="publish pool")
+        """Parses and validates published stories off the event loop (:mod:`reelfork.server.publishing`)."""
+        self._pools.append(self.publisher)
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,7 @@ class Runtime:
             if self.settings.warm_authored:
                 loaded = await self.store.story(story.id, version)
                 if loaded is not None:
-                    await self.director.warm(loaded)
+                    await self.director.warm(loaded, self.settings.warm_budget)
 
     async def stop(self) -> None:
         for task in self._tasks:

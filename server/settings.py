@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics at ``/metrics`` on the server's own port; off where that port is public and no
     proxy keeps ``/metrics`` inside."""
     warm_authored: bool = True
-    """Render every authored scene of a published story in the background, at low priority."""
+    """Render a published story's authored scenes in the background, at low priority (up to ``warm_budget``)."""
+    warm_budget: int = Field(default=200, ge=0, le=100_000)
+    """How many authored scenes' clips one publish may queue for warm-up, the earliest from the start first."""
 
     writer: Literal["llama-cpp", "openai"] = "llama-cpp"
     """``llama-cpp`` runs a GGUF model in the worker; ``openai`` calls an OpenAI-compatible server (vLLM)."""

@@ -7,9 +7,11 @@ token, so the token itself (the only proof of ownership) is never at rest. The c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -76,6 +78,25 @@ class StoryVersion:
     digest: str
 
 
+PACK_ABOVE = 256 * 1024
+"""Story JSON longer than this is stored compressed: Redis answers nobody while it takes in a 10 MB value."""
+PACKED = "zlib+b64:"
+
+
+def packed(document: str) -> str:
+    """A story's JSON as stored: as is up to :data:`PACK_ABOVE` characters, else compressed (text, for Redis)."""
+    if len(document) <= PACK_ABOVE:
+        return document
+    return PACKED + base64.b64encode(zlib.compress(document.encode(), 1)).decode("ascii")
+
+
+def unpacked(stored: str) -> str:
+    """The story JSON :func:`packed` stored."""
+    if not stored.startswith(PACKED):
+        return stored
+    return zlib.decompress(base64.b64decode(stored[len(PACKED) :])).decode()
+
+
 def new_session_token() -> str:
     """128 bits from the OS's CSPRNG, URL-safe."""
     return secrets.token_urlsafe(16)
@@ -107,15 +128,18 @@ class Store:
 
         Returns ``(version, created)``.
         """
-        digest = story.digest()
-        key = keys.story(story.id)
+        return await self.publish_document(story.id, packed(story.model_dump_json()), story.digest())
+
+    async def publish_document(self, story_id: str, document: str, digest: str) -> tuple[int, bool]:
+        """:meth:`publish` for a story already serialised by :func:`packed` (``document``) and hashed."""
+        key = keys.story(story_id)
         known = await self.redis.hget(key, f"digest:{digest}")
         if known is not None:
             return int(known), False
         version = int(await self.redis.hincrby(key, "latest", 1))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={f"v{version}": story.model_dump_json(), f"digest:{digest}": version})
-            pipe.sadd(keys.STORIES, story.id)
+            pipe.hset(key, mapping={f"v{version}": document, f"digest:{digest}": version})
+            pipe.sadd(keys.STORIES, story_id)
             await pipe.execute()
         return version, True
 
@@ -128,10 +152,10 @@ class Store:
         cached = self._stories.get((story_id, version))
         if cached is not None:
             return cached
-        raw = await self.redis.hget(keys.story(story_id), f"v{version}")
+        raw = cast(str | None, await self.redis.hget(keys.story(story_id), f"v{version}"))  # decode_responses
         if raw is None:
             return None
-        story = Story.model_validate_json(raw)
+        story = Story.model_validate_json(unpacked(raw))
         loaded = StoryVersion(story=story, version=version, digest=story.digest())
         self._stories[(story_id, version)] = loaded
         return loaded

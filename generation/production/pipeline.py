@@ -62,9 +62,8 @@ from reelfork.generation.render.voice import (
 from reelfork.generation.writer.request import SceneWriter, WriteError
 from reelfork.generation.writer.translation import JsonCompleter, TranslateRequest, translate, translated_scene
 from reelfork.narrative.locales import localized
-from reelfork.narrative.persona import fill_scene
 from reelfork.narrative.series import Series, SeriesError, series_of
-from reelfork.narrative.story import Scene, Story
+from reelfork.narrative.story import Scene, Story, fill_scene
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,7 @@ from reelfork.generation.render.request import RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE, slot_samples
 from reelfork.generation.render.voice import Synthesizer, bible_for, iso_639_2, neutral_voice
 from reelfork.narrative.locales import localized
-from reelfork.narrative.persona import fill_scene
-from reelfork.narrative.story import NARRATOR, Bible, Line, Scene, Story, Voice
+from reelfork.narrative.story import NARRATOR, Bible, Line, Scene, Story, Voice, fill_scene
 
 __all__ = ["Assembled", "LineVoices", "assemble", "clip_key", "line_slots", "picture_key", "picture_request"]
 

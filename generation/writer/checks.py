@@ -6,13 +6,15 @@ is acceptable. A content policy is one more source of problems.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from reelfork.generation.writer.schema import TEXT_MAX, TITLE_MAX, Draft
-from reelfork.narrative.persona import PLACEHOLDER, placeholder_problems
+from reelfork.narrative.persona import PLACEHOLDER, uses_name
 from reelfork.narrative.story import NARRATOR, Scene, Story
+from spellchecker import SpellChecker
 
 
 class ContentPolicy(Protocol):
@@ -154,12 +156,14 @@ def speaker_problems(draft: Draft, story: Story) -> list[str]:
     ]
 
 
-def title_problems(draft: Draft, parent: Scene) -> list[str]:
+def title_problems(draft: Draft, story: Story, parent: Scene) -> list[str]:
     title = normalize(draft.title)
     if not title:
         return ["title is empty"]
     if title == normalize(parent.title):
         return [f"title repeats the previous scene's title: {draft.title!r}"]
+    if title in {normalize(story.title), *(normalize(scene.title) for scene in story.scenes)}:
+        return [f"title copies the title of the story or one of its scenes: {draft.title!r}"]
     if len(draft.title) >= TITLE_MAX:
         return [f"title is cut off at {TITLE_MAX} characters: {draft.title!r}"]
     return []
@@ -238,16 +242,98 @@ def ending_problems(draft: Draft, must_end: bool) -> list[str]:
 
 
 def persona_problems(draft: Draft, story: Story) -> list[str]:
-    """Unknown placeholders, and the protagonist's default name spelled out where ``{name}`` belongs."""
+    """The protagonist's default name spelled out where ``{name}`` belongs, and ``{name}`` in a story without a
+    persona. Other placeholders are :func:`template_problems`'; a text that is only a name, :func:`label_problems`'."""
     persona = story.persona
     found: list[str] = []
     name = re.compile(rf"(?<!\w){re.escape(persona.name)}(?!\w)") if persona is not None else None
+    bare = bare_names(story)
     for where, text in fields(draft):
-        if not VARIABLE_REFERENCE.search(text):  # variable_problems explains those braces already
-            found.extend(f"{where}: {problem}" for problem in placeholder_problems(text, persona is not None))
-        if name is not None and name.search(text):
+        if persona is None and uses_name(text):
+            found.append(f"{where}: {PLACEHOLDER} needs a 'persona' in the story (which character the viewer plays)")
+        if name is not None and name.search(text) and normalize(text) not in bare:
             found.append(f"{where} spells out the protagonist's name; write {PLACEHOLDER} so every viewer sees theirs")
     return found
+
+
+TEMPLATE = re.compile(r"\{\{|\}\}|\{\s*([^{}]*?)\s*\}")
+"""A template placeholder left in written text: ``{{story}}``, ``{story}``, a stray ``{{`` or ``}}`` (authored
+text may escape braces as ``{{``; the writer has no reason to)."""
+ALLOWED_PLACEHOLDERS = frozenset({"name"})
+
+
+def template_problems(draft: Draft) -> list[str]:
+    """Template placeholders other than ``{name}`` (a variable in braces is :func:`variable_problems`')."""
+    problems: list[str] = []
+    for field, text in fields(draft):
+        for match in TEMPLATE.finditer(text):
+            inner = match.group(1)
+            if inner is None or (inner not in ALLOWED_PLACEHOLDERS and not VARIABLE_REFERENCE.search(match.group(0))):
+                problems.append(f"{field}: a template placeholder {match.group(0)!r} is left in the text: {text!r}")
+                break
+    return problems
+
+
+def label_problems(draft: Draft, story: Story) -> list[str]:
+    """Lines and choice labels that are only a character's name or a title from the story ("Mara Vance")."""
+    names = bare_names(story)
+    return [f"{field} is only a name or a title from the story: {text!r}" for field, text in fields(draft)[1:]
+            if normalize(text) in names]
+
+
+def bare_names(story: Story) -> set[str]:
+    """The story's title, its scenes' titles and its characters' names and ids, normalised."""
+    names = {normalize(story.title), *(normalize(scene.title) for scene in story.scenes)}
+    for character in story.bible.characters:
+        names.update({normalize(character.name), normalize(character.id), *map(normalize, character.name.split())})
+    return names
+
+
+@functools.cache
+def vocabulary() -> SpellChecker:
+    """An English word list (pyspellchecker's, about 160,000 words), loaded once."""
+    return SpellChecker(language="en")
+
+
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+FUSED_HEADS = frozenset({"a", "i"})
+"""One-letter words a fused word may start with ("Alifeboat"); other parts need three letters."""
+
+
+COMMON = 1000
+"""Both parts of a fused word are at least this frequent in the word list: rare parts ("tex" + "ted") are more
+likely an inflection the list lacks than two words run together."""
+SUFFIXES = ("ed", "d", "s", "es", "ing", "er", "ers", "ly")
+
+
+def fused(word: str, known: set[str]) -> tuple[str, str] | None:
+    """The two common words ``word`` runs together (``alifeboat`` -> ``a``, ``lifeboat``), if it is not one."""
+    word = word.casefold()
+    counts = vocabulary().word_frequency.dictionary
+    if len(word) < 5 or "'" in word or word in known or word in counts:
+        return None
+    if any(word.endswith(suffix) and word[: -len(suffix)] in counts for suffix in SUFFIXES):
+        return None  # an inflection the list lacks ("texted")
+    for cut in range(1, len(word) - 2):
+        head, tail = word[:cut], word[cut:]
+        if (len(head) >= 3 or head in FUSED_HEADS) and counts.get(head, 0) >= COMMON and counts.get(tail, 0) >= COMMON:
+            return head, tail
+    return None
+
+
+def fused_word_problems(draft: Draft, story: Story, parent: Scene) -> list[str]:
+    """Words run together ("Alifeboat lowering into black water"): unknown, but two known words side by side."""
+    said = [story.title, story.bible.logline, story.bible.setting, parent.title, *(line.text for line in parent.lines)]
+    said += [f"{character.name} {character.look}" for character in story.bible.characters]
+    known = {word.casefold() for text in said for word in WORD.findall(text)}
+    problems: list[str] = []
+    for field, text in fields(draft):
+        for word in WORD.findall(text):
+            parts = fused(word, known)
+            if parts is not None:
+                problems.append(f"{field} runs two words together: {word!r} ({' '.join(parts)}?): {text!r}")
+                break
+    return problems
 
 
 def problems(
@@ -259,13 +345,16 @@ def problems(
 ) -> list[str]:
     """Every problem found in ``draft``; empty when it may become a scene."""
     found = [
-        *title_problems(draft, parent),
+        *title_problems(draft, story, parent),
+        *persona_problems(draft, story),
+        *template_problems(draft),
+        *label_problems(draft, story),
+        *fused_word_problems(draft, story, parent),
         *speaker_problems(draft, story),
         *line_problems(draft, story, parent),
         *choice_problems(draft),
         *ending_problems(draft, must_end),
         *variable_problems(draft, story),
-        *persona_problems(draft, story),
     ]
     if policy is not None:
         found.extend(policy.check(texts(draft)))

@@ -8,11 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, JsonValue, RootModel
 from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
-from reelfork.narrative.formats import StoryError, StoryFormat, load_story
+from reelfork.narrative.formats import StoryFormat
 from reelfork.narrative.schema import story_schema
 from reelfork.narrative.story import Story, episodes_of, is_free
+from reelfork.server.pool import WorkerDied
+from reelfork.server.publishing import Findings, prepare
+from reelfork.server.store import StoryVersion
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Refused
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 
 router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
 
@@ -146,6 +149,10 @@ class Published(BaseModel):
     created: bool
     """False when this exact story was already the latest version (and the status is 200)."""
     warnings: list[PublishWarning]
+    """The first 100 warnings; ``warning_counts`` counts them all."""
+    warnings_total: int = 0
+    warning_counts: dict[str, int] = {}
+    """Message -> how many warnings have it."""
 
 
 def story_graph_of(
@@ -275,6 +282,7 @@ STORY_BODY = {
         **CREATOR_ERRORS,
         **TOO_LARGE,
         200: {"model": Published, "description": "This story was already the latest."},
+        503: {"model": Message, "description": "The process checking the story died (nothing was published)."},
     },
     openapi_extra=STORY_BODY,
 )
@@ -285,17 +293,31 @@ async def publish_story(
     body = await request.body()
     kind = format or CONTENT_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip(), "story")
     try:
-        story, warnings = load_story(body, source="body", kind=kind)
-    except StoryError as exc:
-        raise Refused(exc.problems) from None
-    version, created = await runtime.store.publish(story)
-    loaded = await runtime.store.story(story.id, version)
-    if created and loaded is not None and runtime.settings.warm_authored:
-        await runtime.director.warm(loaded)
+        prepared = await runtime.publisher.run(prepare, body, kind, runtime.settings.warm_budget)
+    except WorkerDied:  # killed (out of memory): the pool is already fresh, nothing was stored
+        raise HTTPException(503, "the process checking this story died; nothing was published, try again") from None
+    if prepared.errors is not None or prepared.excerpt is None:
+        raise Refused(bounded(prepared.errors or prepared.warnings))
+    version, created = await runtime.store.publish_document(prepared.story_id, prepared.document, prepared.digest)
+    if created and runtime.settings.warm_authored:
+        excerpt = StoryVersion(story=prepared.excerpt, version=version, digest=prepared.digest)
+        await runtime.director.warm(excerpt, runtime.settings.warm_budget)
     response.status_code = 201 if created else 200
     return Published(
-        id=story.id,
+        id=prepared.story_id,
         version=version,
         created=created,
-        warnings=[PublishWarning(where=w.where, message=w.message) for w in warnings],
+        warnings=[PublishWarning(where=w.where, message=w.message) for w in prepared.warnings.listed],
+        warnings_total=prepared.warnings.total,
+        warning_counts=prepared.warnings.counts,
     )
+
+
+def bounded(findings: Findings) -> list[Located]:
+    """The listed findings, and one more that counts the rest by message when some were left out."""
+    located = [Located(severity=f.severity, where=f.where, message=f.message) for f in findings.listed]
+    left_out = findings.total - len(findings.listed)
+    if left_out > 0:
+        counts = "; ".join(f"{count} x {message}" for message, count in findings.counts.items())
+        located.append(Located(severity="error", where="body", message=f"{left_out} more not listed; all: {counts}"))
+    return located

@@ -188,3 +188,26 @@ def test_unicode_scene_ids_in_the_project_format_are_located_errors() -> None:
     with pytest.raises(StoryError) as caught:
         load_story(json.dumps(data))
     assert caught.value.problems[0].where == "scenes[0].id"
+
+
+def test_a_twee_link_to_a_missing_passage_names_it_as_written_at_its_line() -> None:
+    text = ":: Start\nHello.\n[[Go on|Nowhere At All]]\n[[Stay]]\n[[Nowhere At All]]\n\n:: Stay\nBye.\n"
+    with pytest.raises(StoryError) as caught:
+        load_story(text, source="harbor.twee", kind="twee")
+    errors = [(p.where, p.message) for p in caught.value.problems if p.severity == "error"]
+    assert errors == [
+        ("harbor.twee:3", "link [[Go on]] in passage 'Start' goes to passage 'Nowhere At All', which does not exist"),
+        ("harbor.twee:5",
+         "link [[Nowhere At All]] in passage 'Start' goes to passage 'Nowhere At All', which does not exist"),
+    ]
+
+
+def test_every_yarn_jump_to_a_missing_node_names_it_as_written_at_its_line() -> None:
+    text = "title: Start\n---\nHi.\n-> Go\n    <<jump Missing Node>>\n-> Stay\n    <<jump Nowhere>>\n===\n"
+    with pytest.raises(StoryError) as caught:
+        load_story(text, source="lighthouse.yarn", kind="yarn")
+    errors = [(p.where, p.message) for p in caught.value.problems if p.severity == "error"]
+    assert errors == [
+        ("lighthouse.yarn:5", "<<jump Missing Node>>: no node is titled 'Missing Node'"),
+        ("lighthouse.yarn:7", "<<jump Nowhere>>: no node is titled 'Nowhere'"),
+    ]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 from reelfork.narrative.graph import validate
-from reelfork.narrative.persona import InvalidName, check_name, fill, fill_scene, placeholder_problems, uses_name
-from reelfork.narrative.story import Story
+from reelfork.narrative.persona import InvalidName, check_name, fill, placeholder_problems, uses_name
+from reelfork.narrative.story import Story, fill_scene
 
 from tests.helpers.stories import choice, scene, story
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +17,13 @@ from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError
 from reelfork.generation.writer.schema import Draft, DraftChoice, DraftLine
 from reelfork.generation.writer.tidy import tidy
+from reelfork.narrative.formats import load_story
 from reelfork.narrative.persona import Persona
 from reelfork.narrative.story import NARRATOR, Scene, Story
 
 from tests.helpers.writer import PARENT, STORY, assert_valid, request
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -439,3 +443,62 @@ def test_the_writer_is_told_to_write_the_placeholder() -> None:
     assert "Write {name} wherever a line names mia" in system
     assert "- mia: {name}." in system and "Mia" not in system.replace("Mia,", "")
     assert "{name}" not in prompts.rules(STORY) + prompts.bible(STORY)
+# Held examples: written scenes served on the seed story that were valid JSON but not a scene.
+
+FERRY = load_story((ROOT / "narrative" / "stories" / "last-ferry.yaml").read_bytes(), source="last-ferry.yaml")[0]
+
+
+def ferry_found(candidate: Draft) -> list[str]:
+    return checks.problems(candidate, FERRY, FERRY.scene("heiress"), False, checks.WordListPolicy())
+
+
+def ferry_draft(**changes: Any) -> Draft:
+    lines = [{"speaker": "mara", "text": "Someone cut the lights."}, {"speaker": "jonah", "text": "Stay here."}]
+    return draft(**{"lines": lines, **changes})
+
+
+def test_the_held_candidate_base_passes_on_the_ferry() -> None:
+    assert ferry_found(ferry_draft()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "placeholder"),
+    [("{{story}}", "{{"), ("She said {story} again.", "{story}"), ("Wait }} there", "}}"), ("{ title }", "{ title }")],
+)
+def test_template_placeholders_are_rejected(text: str, placeholder: str) -> None:
+    bad = draft(lines=[{"speaker": "mara", "text": text}, {"speaker": "narrator", "text": "Rain."}])
+    assert ferry_found(bad) == [f"lines[0].text: a template placeholder {placeholder!r} is left in the text: {text!r}"]
+
+
+def test_the_allowed_name_placeholder_passes() -> None:
+    assert ferry_found(draft(lines=[{"speaker": "mara", "text": "Welcome aboard, {name}."}])) == []
+
+
+@pytest.mark.parametrize("text", ["Mara Vance", "The Heiress", "mara.", "Last Ferry"])
+def test_a_line_that_is_only_a_name_or_a_title_is_rejected(text: str) -> None:
+    bad = draft(lines=[{"speaker": "mara", "text": text}, {"speaker": "narrator", "text": "Rain."}])
+    assert ferry_found(bad) == [f"lines[0].text is only a name or a title from the story: {text!r}"]
+
+
+def test_a_label_that_is_only_a_name_is_rejected() -> None:
+    bad = ferry_draft(choices=[{"label": "Celeste Harrow"}, {"label": "Take the badge"}])
+    assert ferry_found(bad) == ["choices[0].label is only a name or a title from the story: 'Celeste Harrow'"]
+
+
+def test_words_run_together_are_rejected() -> None:
+    bad = ferry_draft(choices=[{"label": "Alifeboat lowering into black water"}, {"label": "Take the badge"}])
+    assert ferry_found(bad) == [
+        "choices[0].label runs two words together: 'Alifeboat' (a lifeboat?): 'Alifeboat lowering into black water'"
+    ]
+    assert checks.fused("lifeboat", set()) is None and checks.fused("Harrowgate", {"harrowgate"}) is None
+    assert checks.fused("texted", set()) is None  # an inflection, not "tex" + "ted"
+    assert checks.fused("Theheiress", set()) == ("the", "heiress")
+
+
+def test_a_title_copied_from_another_scene_is_rejected() -> None:
+    assert ferry_found(ferry_draft(title="The Last Ferry")) == [
+        "title copies the title of the story or one of its scenes: 'The Last Ferry'"
+    ]
+    assert ferry_found(ferry_draft(title="Dead in the water!")) == [
+        "title copies the title of the story or one of its scenes: 'Dead in the water!'"
+    ]

@@ -1,0 +1,80 @@
+"""Publishing off the event loop: summarised findings, a warm-up budget, and /healthz answering meanwhile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from reelfork.narrative.problems import Problem
+from reelfork.server.publishing import LISTED, earliest_scenes, prepare, summarise
+from reelfork.server.queue import keys
+from reelfork.server.store import PACKED, packed, unpacked
+
+from bench.publish import large_story, publish_while_polling
+from tests.helpers.processes import RedisProcess, ServerProcess
+
+
+def test_findings_are_listed_up_to_a_bound_and_counted_by_message() -> None:
+    problems = [Problem("warning", f"scenes[s{i}]", "unreachable" if i % 3 else "odd") for i in range(1000)]
+    findings = summarise(problems)
+    assert len(findings.listed) == LISTED and findings.total == 1000
+    assert findings.counts == {"odd": 334, "unreachable": 666}
+
+
+def test_prepare_sends_back_the_earliest_scenes_only() -> None:
+    prepared = prepare(large_story(1000, every=10), "story", warm_budget=5)
+    assert prepared.errors is None and prepared.excerpt is not None
+    assert [s.id for s in prepared.excerpt.scenes] == ["s0", "s10", "s20", "s30", "s40"]
+    assert prepared.warnings.counts == {"unreachable from the start scene": 900}
+    assert len(prepared.warnings.listed) == LISTED
+    assert json.loads(unpacked(prepared.document))["id"] == "large"
+    assert [s.id for s in earliest_scenes(prepared.excerpt, 2)] == ["s0", "s10"]
+
+
+def test_large_story_documents_are_stored_compressed() -> None:
+    small, large = large_story(100).decode(), large_story(10_000).decode()
+    assert packed(small) == small and unpacked(small) == small
+    stored = packed(large)
+    assert stored.startswith(PACKED) and len(stored) < len(large) / 10 and unpacked(stored) == large
+
+
+def test_refusals_are_bounded_too() -> None:
+    story = json.loads(large_story(500, every=10))
+    for scene in story["scenes"][1::2]:
+        scene.pop("ending")  # a dead end: an error each
+    prepared = prepare(json.dumps(story).encode(), "story", warm_budget=5)
+    assert prepared.errors is not None and prepared.errors.total >= 250 and len(prepared.errors.listed) == LISTED
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path) -> None:
+    store = RedisProcess(tmp_path)
+    server = ServerProcess(
+        tmp_path / "data", REELFORK_REDIS_URL=store.url, REELFORK_WARM_BUDGET="50",
+        REELFORK_RENDER_WORKERS="0", REELFORK_WRITE_WORKERS="0", REELFORK_PRODUCE_WORKERS="0",
+    )
+    client = redis.Redis.from_url(store.url)
+    try:
+        before = int(client.zcard(keys.queued("render")))
+        body = large_story(100_000)
+        assert len(body) < 10 * 1024 * 1024
+        result = publish_while_polling(server.url, server.creator_token, body)
+        polls = result.healthz_s
+        print(f"publish {result.seconds:.2f} s; /healthz {len(polls)} polls meanwhile, "
+              f"max {max(polls) * 1000:.1f} ms, answer {result.answer_bytes:,} bytes")
+        assert result.status == 201, result.answer
+        assert len(polls) >= 5  # the loop kept answering while the story was parsed and validated
+        assert result.answer["warnings_total"] == 90_000 and len(result.answer["warnings"]) == LISTED
+        assert result.answer_bytes < 64 * 1024
+        assert int(client.zcard(keys.queued("render"))) - before == 50
+        stored = client.hget(keys.story("large"), "v1")
+        assert isinstance(stored, bytes) and stored.startswith(PACKED.encode())
+        story = httpx.get(f"{server.url}/v1/stories/large", timeout=120).json()  # read back from the packed form
+        assert len(story["story"]["scenes"]) == 100_000
+    finally:
+        client.close()
+        server.stop()
+        store.stop()
