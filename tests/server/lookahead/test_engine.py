@@ -257,8 +257,9 @@ async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there
     try:
         bob, shown = await start(server)
         assert shown["clip"].endswith(f"/{viewer_clip(cheap['boarding'])}.mp4")  # degraded beats waiting
-        # Choosing after the end, the next scene is ~20 s away for Bob: time to render it in the best profile,
-        # for him and after.
+        # Choosing after the end, the next scene is a whole clip (~30 s) away for Bob: time to render it in the
+        # best profile, for him and after, once the worker's first timing shows how fast that profile is (at
+        # the guessed real-time speed, the heiress picture, longer than boarding's, would not fit).
         await stored(client, best["heiress"])
         then = await bob.choose("next")
         assert then["scene"] == "heiress" and then["clip"].endswith(f"/{viewer_clip(best['heiress'])}.mp4")
