@@ -10,12 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import websockets
 import yaml
 from reelfork.narrative.persona import fill
 from reelfork.narrative.story import Story
+from reelfork.server.embedded import socket_path
+from reelfork.server.queue import keys
 
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
+from tests.helpers.processes import ServerProcess
 from tests.helpers.render import assert_badge_shown, frames_at
 from tests.helpers.viewer import STORY, Viewer, ws_url
 
@@ -84,6 +88,10 @@ async def heiress_as(base: str, tmp_path: Path, label: str, **fields: Any) -> tu
     return scene, clip, vtt
 
 
+def sessions(store: redis.Redis) -> set[bytes]:
+    return set(store.scan_iter(match=f"{keys.SESSION_PREFIX}*", count=1000))
+
+
 def line(scene: dict[str, Any], line_id: str) -> dict[str, Any]:
     return next(item for item in scene["lines"] if item["id"] == line_id)
 
@@ -144,13 +152,25 @@ async def test_a_zh_viewer_reads_and_hears_chinese(live_server: str, tmp_path: P
         ({"locale": "fr"}, "unsupported_locale"),
     ],
 )
-async def test_a_bad_persona_or_locale_creates_no_session(live_server: str, fields: dict[str, Any], code: str) -> None:
-    async with websockets.connect(ws_url(live_server)) as websocket:
-        viewer, refused = await start(websocket, **fields)
-        assert refused["type"] == "error" and refused["code"] == code, refused
-        # Nothing was created: the connection still has no session to choose in.
-        await viewer.send({"type": "choose", "choice": "next"})
-        assert (await viewer.expect("error"))["code"] == "no_session"
+async def test_a_bad_persona_or_locale_creates_no_session(
+    live_server_process: ServerProcess, fields: dict[str, Any], code: str
+) -> None:
+    store = redis.Redis(unix_socket_path=str(socket_path(live_server_process.data_dir)))
+    try:
+        before = sessions(store)
+        async with websockets.connect(ws_url(live_server_process.url)) as websocket:
+            viewer, refused = await start(websocket, **fields)
+            assert refused["type"] == "error" and refused["code"] == code, refused
+            # Nothing was created: the connection still has no session to choose in, and the store none more.
+            await viewer.send({"type": "choose", "choice": "next"})
+            assert (await viewer.expect("error"))["code"] == "no_session"
+        assert sessions(store) == before
+        async with websockets.connect(ws_url(live_server_process.url)) as websocket:  # what a start does store
+            _, session = await start(websocket)
+            assert session["type"] == "session", session
+        assert len(sessions(store) - before) == 1
+    finally:
+        store.close()
 
 
 async def test_the_session_echoes_the_persona_and_resume_restores_it(live_server: str) -> None:
