@@ -26,6 +26,17 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   stage: $("stage"),
   picker: $("picker"),
+  persona: $("persona"),
+  personaForm: $("persona-form"),
+  personaStory: $("persona-story"),
+  personaName: $("persona-name"),
+  personaNameField: $("persona-name-field"),
+  personaLooks: $("persona-looks"),
+  personaLooksField: $("persona-looks-field"),
+  personaLocale: $("persona-locale"),
+  personaLocaleField: $("persona-locale-field"),
+  personaError: $("persona-error"),
+  personaBack: $("persona-back"),
   storyList: $("story-list"),
   player: $("player"),
   video: $("video"),
@@ -64,6 +75,7 @@ const ui = {
 const state = {
   stories: new Map(), // id -> a /v1/stories entry
   storyId: null,
+  locale: null, // the session's locale, from the `session` message: the subtitles' language
   socket: null,
   wantConnection: false, // false once the viewer left the player or reached the end
   attempts: 0,
@@ -104,6 +116,7 @@ function endpoint(path, ws = false) {
 
 const sessionKey = (storyId) => `reelfork:session:${storyId}`;
 const progressKey = (storyId) => `reelfork:progress:${storyId}`;
+const personaKey = (storyId) => `reelfork:persona:${storyId}`; // {name, look, locale} from the sheet
 
 function store(key, value) {
   try {
@@ -136,6 +149,7 @@ function setPhase(phase) {
 function show(view) {
   ui.stage.dataset.view = view;
   ui.picker.hidden = view !== "picker";
+  ui.persona.hidden = view !== "persona";
   ui.player.hidden = view !== "player";
 }
 
@@ -202,10 +216,98 @@ function renderStoryList(stories) {
     cta.className = "cta";
     cta.textContent = load(sessionKey(story.id)) ? "Continue" : "Play";
     button.append(cta);
-    button.addEventListener("click", () => openStory(story.id));
+    button.addEventListener("click", () => pickStory(story.id));
     li.append(button);
     ui.storyList.append(li);
   }
+}
+
+// ---------- make it yours ----------
+
+// A story with a persona or several locales asks who the viewer plays and in which language first;
+// a saved session continues as it was.
+function pickStory(storyId, error = "") {
+  const story = state.stories.get(storyId);
+  const looks = story?.persona?.looks ?? [];
+  const locales = story?.locales ?? [];
+  if (load(sessionKey(storyId)) || (!story?.persona && locales.length < 2)) {
+    openStory(storyId);
+    return;
+  }
+  const saved = safeJSON(load(personaKey(storyId))) ?? {};
+  state.storyId = storyId;
+  ui.personaStory.textContent = story.title || storyId;
+  ui.personaNameField.hidden = !story.persona;
+  ui.personaName.value = saved.name ?? story.persona?.name ?? "";
+  ui.personaName.placeholder = story.persona?.name ?? "";
+  ui.personaName.maxLength = story.persona?.max_name ?? 64;
+  ui.personaLooksField.hidden = looks.length < 2;
+  ui.personaLooks.replaceChildren();
+  looks.forEach((look, index) => {
+    const label = document.createElement("label");
+    label.className = "persona-look";
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "look";
+    input.value = look.id;
+    input.setAttribute("data-testid", `look-${look.id}`);
+    input.checked = saved.look ? saved.look === look.id : index === 0;
+    const swatch = document.createElement("span");
+    swatch.className = "persona-swatch";
+    swatch.style.background = look.color || "transparent";
+    swatch.setAttribute("aria-hidden", "true");
+    label.append(input, swatch, document.createTextNode(look.label));
+    ui.personaLooks.append(label);
+  });
+  ui.personaLocaleField.hidden = locales.length < 2;
+  ui.personaLocale.replaceChildren();
+  for (const locale of locales) {
+    const option = document.createElement("option");
+    option.value = locale;
+    option.textContent = languageName(locale);
+    option.selected = locale === (saved.locale ?? story.language ?? locales[0]);
+    ui.personaLocale.append(option);
+  }
+  ui.personaError.textContent = error;
+  show("persona");
+  (error ? ui.personaName : $("persona-play")).focus({ preventScroll: true });
+}
+
+function languageName(locale) {
+  try {
+    const name = new Intl.DisplayNames([locale], { type: "language" }).of(locale);
+    return name ? name.charAt(0).toUpperCase() + name.slice(1) : locale;
+  } catch {
+    return locale;
+  }
+}
+
+ui.personaForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const story = state.stories.get(state.storyId);
+  const choice = {};
+  if (story?.persona) {
+    const name = ui.personaName.value.trim();
+    if (name) choice.name = name;
+    const look = ui.personaLooks.querySelector("input:checked");
+    if (look) choice.look = look.value;
+  }
+  if (ui.personaLocale.value) choice.locale = ui.personaLocale.value;
+  store(personaKey(state.storyId), choice);
+  openStory(state.storyId, { fresh: true });
+});
+ui.personaBack.addEventListener("click", () => backToPicker());
+
+// The `start` message, with the persona and locale picked on the sheet (absent: the story's defaults).
+function startMessage() {
+  const message = { type: "start", story: state.storyId };
+  const saved = safeJSON(load(personaKey(state.storyId)));
+  if (saved?.locale) message.locale = saved.locale;
+  const persona = {};
+  if (saved?.name) persona.name = saved.name;
+  if (saved?.look) persona.look = saved.look;
+  if (Object.keys(persona).length) message.persona = persona;
+  return message;
 }
 
 // ---------- connection ----------
@@ -249,7 +351,7 @@ function connect() {
   socket.addEventListener("open", () => {
     const token = load(sessionKey(state.storyId));
     state.resuming = Boolean(token);
-    send(token ? { type: "resume", session: token } : { type: "start", story: state.storyId });
+    send(token ? { type: "resume", session: token } : startMessage());
   });
   socket.addEventListener("message", (event) => {
     let message;
@@ -310,6 +412,7 @@ function handle(message) {
       if (message.story && message.story !== state.storyId) return;
       state.protocol = Number.isInteger(message.protocol) ? message.protocol : 1;
       store(sessionKey(state.storyId), message.session);
+      state.locale = message.locale ?? null;
       setStatus("Connected", "connected", true);
       break;
     case "scene":
@@ -334,7 +437,15 @@ function onError({ code, message }) {
     state.resuming = false;
     store(sessionKey(state.storyId), null);
     store(progressKey(state.storyId), null);
-    send({ type: "start", story: state.storyId });
+    send(startMessage());
+    return;
+  }
+  if (code === "invalid_name" || code === "unknown_look" || code === "unsupported_locale") {
+    // No session was made: back to the sheet, saying what to change.
+    state.wantConnection = false;
+    closeConnection();
+    store(personaKey(state.storyId), null);
+    pickStory(state.storyId, message || code);
     return;
   }
   if (code === "stale_choice") return; // the scene moved on already (the default); its `scene` is on its way
@@ -379,7 +490,7 @@ function onScene(scene) {
   state.locked = null;
   hidePaywall();
   state.scene = scene;
-  if (scene.clip) remember(scene.scene, scene.clip, scene.duration, scene.choice_window);
+  if (scene.clip) remember(scene.scene, scene.clip, scene.duration, scene.choice_window, scene.subtitles);
   if (continuing) {
     // After a reconnect the server repeats the scene we are already in: carry on from here.
     if (state.phase === "rendering" && scene.clip) playClip();
@@ -402,12 +513,26 @@ function onScene(scene) {
 }
 
 function onClip(message) {
-  remember(message.scene, message.url, message.duration, message.choice_window);
+  remember(message.scene, message.url, message.duration, message.choice_window, message.subtitles);
   if (state.scene?.scene === message.scene && state.phase === "rendering") playClip();
 }
 
-function remember(scene, url, duration, win) {
-  state.clips.set(scene, { url, duration, window: win ?? null });
+function remember(scene, url, duration, win, subtitles) {
+  state.clips.set(scene, { url, duration, window: win ?? null, subtitles: subtitles ?? null });
+}
+
+// The clip's subtitles (WebVTT in the viewer's locale, speaker names in it) as the video's text track.
+function showSubtitles(url) {
+  for (const old of ui.video.querySelectorAll("track")) old.remove();
+  if (!url) return;
+  const track = document.createElement("track");
+  track.kind = "subtitles";
+  track.srclang = state.locale || "und";
+  track.label = state.locale ? languageName(state.locale) : "Subtitles";
+  track.src = url;
+  track.default = true;
+  ui.video.append(track);
+  track.track.mode = "showing";
 }
 
 // Where a scene starts: its `position` when the server resumes us into it (protocol 2), else the
@@ -449,6 +574,7 @@ function playClip() {
     return;
   }
   video.src = clip.url;
+  showSubtitles(clip.subtitles);
   if (start > 0) {
     video.addEventListener("loadedmetadata", () => {
       if (state.scene === scene && state.phase === "playing") startAt(start);
@@ -936,7 +1062,7 @@ ui.back.addEventListener("click", backToPicker);
 // ---------- boot ----------
 
 if (AUTOSTART) {
-  openStory(AUTOSTART);
+  openStory(AUTOSTART); // with the persona saved for it, if any
   fetch(endpoint("v1/stories"))
     .then((r) => (r.ok ? r.json() : { stories: [] }))
     .then(({ stories = [] }) => {

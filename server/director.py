@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
-from reelfork.narrative.story import Choice, Scene
+from reelfork.narrative.story import Choice, Scene, Story
 from reelfork.server.publishing import earliest_scenes
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
@@ -24,6 +24,15 @@ from reelfork.server.store import Store, StoredClip, StoryVersion, clip_key
 CLIP_KEYS_CACHED = 100_000
 WARM_DELAY_S = 10_000_000.0
 """Warm-up work is scored as due far in the future: anything a viewer needs runs first."""
+
+
+def default_look(story: Story, look: str | None) -> str | None:
+    """``look``, or the persona's default look (None when the story's persona offers none)."""
+    if look is not None:
+        return look
+    persona = story.persona
+    default = persona.look(None) if persona is not None else None
+    return default.id if default is not None else None
 
 
 class Director:
@@ -39,7 +48,7 @@ class Director:
         self.profiles: tuple[str, ...] = tuple(self.renderers)
         self.tiers = {name: PROFILES[name].tier for name in self.profiles}
         self.profile_name = self.profiles[0]
-        self._clip_keys: dict[tuple[str, str, str], str] = {}
+        self._clip_keys: dict[tuple[str, str, str, str | None], str] = {}
 
     async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
         """An authored scene, or a written one (following a fallback redirect)."""
@@ -68,22 +77,25 @@ class Director:
             return None
         return written.redirect or target
 
-    def clip_key(self, story: StoryVersion, scene: Scene, profile: str | None = None) -> str:
-        """The content address of the scene's clip in ``profile`` (default: the best)."""
+    def clip_key(self, story: StoryVersion, scene: Scene, profile: str | None = None, look: str | None = None) -> str:
+        """The content address of the scene's shared picture in ``profile`` (default: the best) and the persona's
+        ``look`` (default: the first)."""
         profile = profile or self.profile_name
+        look = default_look(story.story, look)
         # A scene id names one content within a story version (written scenes are content-addressed),
         # so the hash of its JSON is computed once: the lookahead asks for it on every observation.
-        cached = (story.digest, scene.id, profile)
+        cached = (story.digest, scene.id, profile, look)
         key = self._clip_keys.get(cached)
         if key is None:
-            key = self._clip_keys[cached] = clip_key(scene, story.story, profile, self.renderers[profile])
+            key = clip_key(scene, story.story, profile, self.renderers[profile], look)
+            self._clip_keys[cached] = key
             if len(self._clip_keys) > CLIP_KEYS_CACHED:
                 del self._clip_keys[next(iter(self._clip_keys))]
         return key
 
-    def clip_keys(self, story: StoryVersion, scene: Scene) -> list[str]:
-        """The scene's clip in each profile, best first: any of them can be shown, the first is wanted."""
-        return [self.clip_key(story, scene, profile) for profile in self.profiles]
+    def clip_keys(self, story: StoryVersion, scene: Scene, look: str | None = None) -> list[str]:
+        """The scene's picture in each profile, best first: any of them can be shown, the first is wanted."""
+        return [self.clip_key(story, scene, profile, look) for profile in self.profiles]
 
     async def best_clip(self, keys: Sequence[str]) -> StoredClip | None:
         """The first of ``keys`` that is rendered."""
@@ -105,12 +117,12 @@ class Director:
                 queued += await self.ensure_clip(story, scene, time.time() + WARM_DELAY_S)
         return queued
 
-    async def ensure_clip(self, story: StoryVersion, scene: Scene, due: float) -> bool:
-        """Queue the scene's clip, due at ``due`` (epoch seconds), unless it exists."""
-        key = self.clip_key(story, scene)
+    async def ensure_clip(self, story: StoryVersion, scene: Scene, due: float, look: str | None = None) -> bool:
+        """Queue the scene's picture in ``look``, due at ``due`` (epoch seconds), unless it exists."""
+        key = self.clip_key(story, scene, look=look)
         if await self.store.clip(key) is not None:
             return False
-        payload = render_job(story, scene.id, key, self.profile_name)
+        payload = render_job(story, scene.id, key, self.profile_name, default_look(story.story, look))
         return await self.queue.enqueue(render_kind(self.tiers[self.profile_name]), key, payload, due)
 
     async def ensure_written(

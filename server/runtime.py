@@ -20,6 +20,7 @@ from reelfork.narrative.formats import StoryError, load_story
 from reelfork.server import metrics
 from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
+from reelfork.server.dubbing import Dubbing
 from reelfork.server.embedded import EmbeddedRedis
 from reelfork.server.lookahead.engine import Lookahead
 from reelfork.server.pool import WorkerPool
@@ -123,6 +124,7 @@ class Runtime:
         self.events = Events(self.redis)
         await self.events.start()
         self.director = Director(self.store, self.queue, self.events, renderer_names(self.settings))
+        self.dubbing = Dubbing(self.settings)
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
         self.events.listen(self.lookahead.on_event)

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from reelfork.narrative.locales import localized
 from reelfork.narrative.state import ViewerState
 from reelfork.narrative.story import Scene, Story
 from reelfork.server.entitlements import Unlocked
@@ -31,6 +32,8 @@ class StoredClip(BaseModel):
     """Path relative to the media dir."""
     duration: float
     last_frame: str | None = None
+    slots: dict[str, float] | None = None
+    """Seconds each line holds on the picture's timeline: what a viewer's voice is fitted into (a shared picture)."""
 
 
 class StoredScene(BaseModel):
@@ -61,6 +64,12 @@ class SessionRecord(BaseModel):
     """Only in sessions saved before positions were kept apart (:meth:`Store.save_position`)."""
     unlocked: Unlocked = Field(default_factory=list)
     """Episodes unlocked by entitlements the viewer sent; kept for the session's life."""
+    locale: str | None = None
+    """The viewer's locale; None: the story's own language."""
+    name: str | None = None
+    """The name the viewer gave the persona; None: the persona's default."""
+    look: str | None = None
+    """The persona's look the viewer picked; None: the default look."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +232,14 @@ class Store:
             found.append((parent, choice, entry["scene"], entry["title"]))
         return sorted(found)
 
+    async def save_translation(self, scene_id: str, locale: str, texts: dict[str, str]) -> None:
+        await self.redis.set(keys.translation(scene_id, locale), json.dumps(texts))
+
+    async def translation(self, scene_id: str, locale: str) -> dict[str, str]:
+        """A written scene's machine translation into ``locale`` (text key → text); empty while there is none."""
+        raw = await self.redis.get(keys.translation(scene_id, locale))
+        return cast(dict[str, str], json.loads(raw)) if raw is not None else {}
+
     async def written(self, scene_id: str) -> StoredScene | None:
         raw = await self.redis.get(keys.written(scene_id))
         return StoredScene.model_validate_json(raw) if raw is not None else None
@@ -243,16 +260,23 @@ class Store:
         return [StoredClip.model_validate_json(raw) if raw is not None else None for raw in raws]
 
 
-def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "animatic") -> str:
-    """Content address of a scene's clip: what is drawn and said, who says it, and how it is rendered."""
+def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "animatic", look: str | None = None) -> str:
+    """Content address of a scene's shared picture: what is drawn, in which look, on which timeline, how rendered.
+
+    Never the viewer's name or locale: every viewer with the same look shares it. The line slots depend on
+    the longest text over the story's locales, so those texts are in the key too."""
     speakers = {line.speaker for line in scene.lines}
-    cast = [c.model_dump(mode="json") for c in story.bible.characters if c.id in speakers]
+    cast = [c.model_dump(mode="json") for c in story.bible_for(look).characters if c.id in speakers]
+    texts = [localized(story, scene, locale)[0].model_dump(mode="json", include={"title", "lines"})
+             for locale in story.offered_locales()]
     payload = {
         "scene": scene.model_dump(mode="json", exclude={"choices", "ending", "id", "default", "choice_window"}),
         "cast": cast,
         "language": story.language,
+        "texts": texts,
+        "slot_name": story.persona.slot_name() if story.persona is not None else "",
         "profile": profile_name,
-        "renderer": f"{renderer}-2",  # bump when a renderer's output changes for the same input
+        "renderer": f"{renderer}-picture-1",  # bump when a renderer's output changes for the same input
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]

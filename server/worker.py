@@ -17,14 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from reelfork.generation.production.pipeline import ProductionError
+from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
+from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
 from reelfork.generation.writer.request import WriteError, WriteRequest
+from reelfork.generation.writer.translation import TranslateRequest, translate
+from reelfork.generation.writer.translation import slots as slot_texts
 from reelfork.narrative.graph import bridge_to_ending
+from reelfork.narrative.locales import scene_keys
 from reelfork.narrative.state import find_choice, is_generated
-from reelfork.narrative.story import Choice, fill_scene
+from reelfork.narrative.story import Choice, Scene, Story
 from reelfork.server.components import (
     RendererOptions,
     WriterOptions,
@@ -34,6 +39,7 @@ from reelfork.server.components import (
     writer_options,
 )
 from reelfork.server.director import Director
+from reelfork.server.dubbing import VOICES
 from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from reelfork.server.pool import WorkerDied
 from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
@@ -204,7 +210,31 @@ class Worker:
         await self.store.save_written(target, written, story, scenes[-1].id, choice.id)
         # The servers' schedulers hear this and queue the scene's clip for the viewers who need it.
         await self.director.events.publish(Written(key=target, seconds=round(time.perf_counter() - started, 3)))
+        if written.scene is not None:
+            await self._translate(story, written.scene)
         return True
+
+    async def _translate(self, story: StoryVersion, scene: Scene) -> None:
+        """Machine-translate a written scene into the story's other locales, after the viewer has it: the play
+        side shows it in their locale (marked machine-translated) once it is stored. A failure only logs."""
+        loop = asyncio.get_running_loop()
+        for locale in story.story.offered_locales():
+            if locale == story.story.language:
+                continue
+            request = TranslateRequest(
+                scene=scene, bible=story.story.bible, source=story.story.language, target=locale, attempts=2
+            )
+            try:
+                texts = await loop.run_in_executor(
+                    self.executor, translate_scene, request.model_dump_json(), self.writer_options
+                )
+            except Exception:
+                log.warning("translating %s into %s failed; viewers read its source text", scene.id, locale,
+                            exc_info=True)
+                continue
+            await self.store.save_translation(scene.id, locale, texts)
+            log.info("translated %s into %s: %d of %d texts", scene.id, locale, len(texts),
+                     len(scene.lines) + len(scene.choices) + 1)
 
     async def _render(self, job: ClaimedJob) -> bool:
         """Render a scene's clip. False if it was already rendered."""
@@ -222,25 +252,21 @@ class Worker:
         if profile is None:
             raise LookupError(f"render profile {payload.profile!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
-        persona = story.story.persona
-        request = RenderRequest(
-            # One clip per scene for every viewer for now: the voice says the persona's default name.
-            scene=fill_scene(scene, persona.name) if persona is not None else scene,
-            bible=story.story.bible,
-            language=story.story.language,
-            profile=profile,
-            output=self.settings.media_dir / relative,
-            # Until the play protocol sends each viewer's subtitles as a text track (issue 20's play side), the
-            # one clip per scene keeps its burned-in title and subtitles, in the default name.
-            captions=True,
-        )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name))
-        duration, last_frame = await loop.run_in_executor(
-            self.executor, render_clip, request.model_dump_json(), self.renderer_options
+        duration, last_frame, slots = await loop.run_in_executor(
+            self.executor,
+            render_picture,
+            story.story.model_dump_json(),
+            scene.model_dump_json(),
+            payload.look,
+            profile.name,
+            str(self.settings.media_dir),
+            str(relative),
+            self.renderer_options,
         )
-        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame)
+        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=slots)
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
         await self.director.events.publish(
@@ -314,6 +340,37 @@ def write_scene(request_json: str, options: WriterOptions) -> tuple[dict[str, An
     request = WriteRequest.model_validate_json(request_json)
     written = _writer.write_reported(request)
     return written.scene.model_dump(mode="json"), written.report.to_dict()
+
+
+def translate_scene(request_json: str, options: WriterOptions) -> dict[str, str]:
+    """The scene's texts in the request's target locale, by text key (``<scene>/line:<id>``); only those translated."""
+    global _writer
+    if _writer is None:
+        _writer = make_writer(options)
+    request = TranslateRequest.model_validate_json(request_json)
+    result = translate(_writer, request, _writer.policy)
+    keep = {f"{request.scene.id}/{slot}" for slot in slot_texts(request.scene) if slot not in result.untranslated}
+    return {key: text for key, text in scene_keys(result.scene).items() if key in keep}
+
+
+def render_picture(
+    story_json: str,
+    scene_json: str,
+    look: str | None,
+    profile: str,
+    media: str,
+    relative: str,
+    options: RendererOptions,
+) -> tuple[float, str, dict[str, float]]:
+    """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice):
+    its duration, last frame and line slots."""
+    story = Story.model_validate_json(story_json)
+    scene = Scene.model_validate_json(scene_json)
+    folder = Path(media)
+    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
+    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
+    duration, last_frame = render_clip(request.model_dump_json(), options)
+    return duration, last_frame, slots
 
 
 def render_clip(request_json: str, options: RendererOptions) -> tuple[float, str]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import lru_cache
 
 import numpy as np
+from PIL import Image
 from reelfork.generation.render.captions import Subtitle, page_ends, subtitle_pages, title_overlay
 from reelfork.generation.render.drawing import Overlay, Picture, rgb_to_yuv420, split, yuv420_to_rgb
 from reelfork.generation.render.encoding import SAMPLE_RATE, Encoder, FileSigner
@@ -92,6 +94,13 @@ class AnimaticRenderer:
         return voice_of(self.synthesizer, line, bible, language)
 
 
+@lru_cache(maxsize=16)
+def shared_backdrop(place: str, mood: str, size: tuple[int, int]) -> Image.Image:
+    """The backdrop, drawn once for the renders of one scene: it never depends on the look, so a scene's pictures in
+    several looks share it. Never drawn on (the stage composes onto copies)."""
+    return backdrop(place, mood, size)
+
+
 class Stage:
     """Everything drawn once per scene: canvases per highlight state, the title overlay."""
 
@@ -101,7 +110,7 @@ class Stage:
         width, height = profile.width, profile.height
         self.margin = (round(width * MARGIN[0]) // 2 * 2, round(height * MARGIN[1]) // 2 * 2)
         self.size = (width + self.margin[0], height + self.margin[1])
-        self.backdrop = backdrop(scene.place, scene.mood, self.size)
+        self.backdrop = shared_backdrop(scene.place, scene.mood, self.size)
         self.slots = card_slots(len(characters), width, height)
         self.canvases: dict[str | None, tuple[Picture, Picture, Picture]] = {}
         self.title = title_overlay(scene.title, scene.place, width, height)
@@ -157,15 +166,16 @@ class Timeline:
         return self.samples / SAMPLE_RATE
 
     def run(self) -> tuple[list[LineTiming], Picture]:
-        scene, bible, language = self.request.scene, self.request.bible, self.request.language
+        scene, bible = self.request.scene, self.request.bible
         timings: list[LineTiming] = []
         first_speaker = None if scene.lines[0].speaker == NARRATOR else scene.lines[0].speaker
         self.hold(LEAD_IN, first_speaker, None)
         for line in scene.lines:
             with self.watch.measure("voice"):
-                speech = self.renderer.voice_of(line, bible, language).resampled(SAMPLE_RATE)
+                speech = self.speech(line)
             start = self.now
-            timings.append(LineTiming(line_id=line.id, start=start, end=start + speech.duration))
+            spoken = speech.duration if self.request.voice else (self.request.line_seconds or {})[line.id]
+            timings.append(LineTiming(line_id=line.id, start=start, end=start + spoken))
             speaker = None if line.speaker == NARRATOR else line.speaker
             with self.watch.measure("draw"):
                 pages = subtitle_pages(line, bible, self.stage.profile) if self.request.captions else []
@@ -181,6 +191,12 @@ class Timeline:
         self.hold(TAIL, None, None)
         assert self.frame is not None
         return timings, self.frame
+
+    def speech(self, line: Line) -> Speech:
+        """The line's voice; none without voice (the line holds its slot in silence)."""
+        if not self.request.voice:
+            return Speech(np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+        return self.renderer.voice_of(line, self.request.bible, self.request.language).resampled(SAMPLE_RATE)
 
     def hold(self, seconds: float, speaker: str | None, page: Subtitle | None) -> None:
         self.hold_samples(round(seconds * SAMPLE_RATE), speaker, page)

@@ -48,7 +48,7 @@ from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
 from reelfork.generation.render.scenery import backdrop
 from reelfork.generation.render.soundtrack import Soundtrack, SpokenLine, soundtrack
-from reelfork.generation.render.voice import EspeakSynthesizer, Synthesizer
+from reelfork.generation.render.voice import EspeakSynthesizer, Silence, Synthesizer
 from reelfork.narrative.story import NARRATOR, Bible, Character, Scene
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,8 @@ class DiffusionRenderer:
         with watch.measure("load"):
             pipeline = self.pipeline(profile)
         with watch.measure("voice"):
-            track = soundtrack(scene, bible, request.language, self.synthesizer, line_seconds=request.line_seconds)
+            synthesizer = self.synthesizer if request.voice else Silence()
+            track = soundtrack(scene, bible, request.language, synthesizer, line_seconds=request.line_seconds)
         with watch.measure("labels"):
             label = aigc_label(produce_id(request, previous), producer=self.producer)
             mark = badge(profile.width)

@@ -139,10 +139,10 @@ def picture_request(
     output: Path,
     previous_frame: Path | None = None,
 ) -> RenderRequest:
-    """The shared picture's render: no burned-in text, every line in its slot, the persona in ``look``.
+    """The shared picture's render: no burned-in text, no sound, every line in its slot, the persona in ``look``.
 
-    The picture's own sound is never served; its lines are said with the slot-sizing name, so no line
-    outgrows its slot and the timeline is exactly the slots'."""
+    The picture's sound would never be served (each viewer's clip carries their own voice), so none is
+    synthesised or encoded: the timeline is exactly the slots'."""
     name = story.persona.slot_name() if story.persona is not None else ""
     return RenderRequest(
         scene=fill_scene(scene, name),
@@ -153,6 +153,7 @@ def picture_request(
         previous_frame=previous_frame,
         line_seconds=slots,
         captions=False,
+        voice=False,
     )
 
 

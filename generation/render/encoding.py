@@ -52,6 +52,7 @@ class Encoder:
         preset: str = PRESET,
         threads: int = 1,
         signer: FileSigner | None = None,
+        audio: bool = True,
     ) -> None:
         self.path = path
         self.fps = fps
@@ -63,7 +64,7 @@ class Encoder:
         self.temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
         self.signed = self.temporary.with_suffix(".signed.mp4")
         try:
-            self._open(width, height, metadata or {}, preset, threads)
+            self._open(width, height, metadata or {}, preset, threads, audio)
         except BaseException:
             self.temporary.unlink(missing_ok=True)
             raise
@@ -74,7 +75,7 @@ class Encoder:
         self.last: av.VideoFrame | None = None
         self.closed = False
 
-    def _open(self, width: int, height: int, metadata: dict[str, str], preset: str, threads: int) -> None:
+    def _open(self, width: int, height: int, metadata: dict[str, str], preset: str, threads: int, audio: bool) -> None:
         # use_metadata_tags: custom keys (AIGC) go to moov/udta/meta as mdta items instead of being dropped.
         self.container: OutputContainer = av.open(
             str(self.temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
@@ -88,7 +89,10 @@ class Encoder:
             options={"preset": preset, "g": str(2 * self.fps), "sc_threshold": "0", "threads": str(threads)},
         )
         self.video.width, self.video.height, self.video.pix_fmt = width, height, "yuv420p"
-        self.audio: AudioStream = self.container.add_stream("aac", rate=self.sample_rate, layout="mono")
+        self.audio: AudioStream | None = None
+        """None: a video-only file (``add_audio`` is ignored)."""
+        if audio:
+            self.audio = self.container.add_stream("aac", rate=self.sample_rate, layout="mono")
 
     def __enter__(self) -> Encoder:
         return self
@@ -105,7 +109,7 @@ class Encoder:
 
     def add_audio(self, samples: NDArray[np.float32]) -> None:
         """Queue mono samples in [-1, 1]; they are encoded as the video catches up."""
-        if len(samples):
+        if len(samples) and self.audio is not None:
             self.pending.append(samples.astype(np.float32, copy=False))
             self.pending_samples += len(samples)
 
@@ -126,13 +130,14 @@ class Encoder:
 
     def close(self) -> Path:
         """Finish the file (audio padded or cut to the video's length) and move it into place."""
-        target = self.frames * self.sample_rate // self.fps
-        missing = target - self.samples_written - self.pending_samples
-        if missing > 0:
-            self.add_audio(np.zeros(missing, dtype=np.float32))
-        self._flush_audio(target)
-        for packet in self.audio.encode(None):
-            self.container.mux(packet)
+        if self.audio is not None:
+            target = self.frames * self.sample_rate // self.fps
+            missing = target - self.samples_written - self.pending_samples
+            if missing > 0:
+                self.add_audio(np.zeros(missing, dtype=np.float32))
+            self._flush_audio(target)
+            for packet in self.audio.encode(None):
+                self.container.mux(packet)
         for packet in self.video.encode(None):
             self.container.mux(packet)
         self.container.close()
@@ -160,7 +165,7 @@ class Encoder:
 
     def _flush_audio(self, until: int) -> None:
         count = until - self.samples_written
-        if count <= 0 or self.pending_samples == 0:
+        if count <= 0 or self.pending_samples == 0 or self.audio is None:
             return
         queued = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         chunk, rest = queued[:count], queued[count:]

@@ -93,7 +93,10 @@ def labelled_encoder(request: RenderRequest, label: AigcLabel, threads: int, sig
     """The clip's encoder, with the implicit AIGC label and the title in its metadata; it signs on close."""
     profile = request.profile
     metadata = {AIGC_KEY: label.to_json(), "title": request.scene.title}
-    return Encoder(request.output, profile.width, profile.height, profile.fps, metadata, threads=threads, signer=signer)
+    return Encoder(
+        request.output, profile.width, profile.height, profile.fps, metadata, threads=threads, signer=signer,
+        audio=request.voice,
+    )
 
 
 def last_frame_of(clip: Path) -> Path:

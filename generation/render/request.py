@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.narrative.story import Bible, Scene
 
@@ -28,6 +28,18 @@ class RenderRequest(BaseModel):
     """Burn the title and the subtitles into the picture. Off by default: the picture carries nothing that
     varies per viewer (names, language), so every viewer with the same look shares it; subtitles, with the
     speakers' names, travel as WebVTT per locale instead."""
+    voice: bool = True
+    """Speak the lines: the clip's sound. Off for a shared picture: each viewer's clip lays their own voice on
+    its video, so the picture is rendered without sound (no speech synthesised, no audio encoded) and every
+    line holds exactly its ``line_seconds``, which must then cover every line."""
+
+    @model_validator(mode="after")
+    def _timed_without_voice(self) -> RenderRequest:
+        if not self.voice:
+            missing = [line.id for line in self.scene.lines if line.id not in (self.line_seconds or {})]
+            if missing:
+                raise ValueError(f"a render without voice needs line_seconds for every line; missing: {missing}")
+        return self
 
 
 class LineTiming(BaseModel):

@@ -53,6 +53,16 @@ class Synthesizer(Protocol):
     def synthesize(self, text: str, voice: Voice, language: str) -> Speech: ...
 
 
+class Silence:
+    """Says nothing: for a render without voice, whose lines hold their planned slots in silence."""
+
+    def synthesize(self, text: str, voice: Voice, language: str) -> Speech:
+        return Speech(np.zeros(0, dtype=np.float32), SILENT_RATE)
+
+
+SILENT_RATE = 24_000
+
+
 class UnknownVoiceError(RenderError):
     """The voice (or language) is not installed in the speech engine."""
 

@@ -337,10 +337,12 @@ class Scheduler:
         if job.upgrade:
             self._done[job_key("render", job.node, job.clip)] = profile
         rate = self.tuning.learning_rate
+        first_timing = False
         if job.kind == "write":
             self._write_s += rate * (seconds - self._write_s)
         elif profile in self._rtf and duration_s > 0:
-            if profile in self._guessed:
+            first_timing = profile in self._guessed
+            if first_timing:
                 self._guessed.discard(profile)
                 rate = 1.0
             self._rtf[profile] += rate * (seconds / duration_s - self._rtf[profile])
@@ -348,6 +350,10 @@ class Scheduler:
             view = self._views.get(viewer)
             if view is not None:
                 view.wants.pop(key, None)
+        if first_timing:
+            # What fits before a deadline was judged on the guess (an upgrade, a write's lead time): judge again.
+            for viewer in list(self._views):
+                self._refresh(viewer)
 
     def job_failed(self, key: str) -> None:
         """Requeue ``key`` (a new ``Enqueue``) until ``max_attempts``; then give up on it for good."""

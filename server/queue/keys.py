@@ -81,6 +81,11 @@ def written(scene_id: str) -> str:
     return f"{PREFIX}written:{scene_id}"
 
 
+def translation(scene_id: str, locale: str) -> str:
+    """A written scene's texts machine-translated into ``locale``: text key → translation (the keys translated)."""
+    return f"{PREFIX}translation:{scene_id}:{locale}"
+
+
 def written_index(story_id: str, version: int) -> str:
     """The scenes written in a story version: ``parent/choice`` → scene id and title."""
     return f"{PREFIX}written-index:{story_id}:{version}"

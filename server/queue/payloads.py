@@ -40,6 +40,8 @@ class RenderJob(BaseModel):
     clip: str
     """The clip's content key."""
     profile: str
+    look: str | None = None
+    """The persona's look the picture draws; None: the default (or a story without looks)."""
 
 
 class ProduceJob(BaseModel):
@@ -65,6 +67,6 @@ def write_job(story: StoryVersion, state: ViewerState, choice: str, scene: str) 
     )
 
 
-def render_job(story: StoryVersion, scene: str, clip: str, profile: str) -> RenderJob:
-    """The job rendering ``scene``'s clip (content key ``clip``) in ``profile``."""
-    return RenderJob(story=story.story.id, version=story.version, scene=scene, clip=clip, profile=profile)
+def render_job(story: StoryVersion, scene: str, clip: str, profile: str, look: str | None = None) -> RenderJob:
+    """The job rendering ``scene``'s shared picture (content key ``clip``) in ``profile`` and ``look``."""
+    return RenderJob(story=story.story.id, version=story.version, scene=scene, clip=clip, profile=profile, look=look)

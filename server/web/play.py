@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
+from reelfork.narrative.persona import InvalidName
 from reelfork.narrative.state import (
     UnavailableChoice,
     UnknownChoice,
@@ -30,8 +31,11 @@ from reelfork.narrative.state import (
     current_episode,
     default_choice,
     find_choice,
+    is_generated,
 )
-from reelfork.narrative.story import Episode, Scene, Window, choice_window
+from reelfork.narrative.story import Episode, Scene, Story, Window, choice_window
+from reelfork.server.director import default_look
+from reelfork.server.dubbing import ViewerClip, checked_name
 from reelfork.server.entitlements import InvalidEntitlement, is_open, locked_at, merged, verifier
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from reelfork.server.runtime import Runtime
@@ -41,8 +45,11 @@ from reelfork.server.web.protocol import (
     Clip,
     EpisodeInfo,
     ErrorCode,
+    LineText,
     Locked,
     Offer,
+    PersonaChoice,
+    PersonaInfo,
     PriceInfo,
     Progress,
     ProtocolError,
@@ -63,6 +70,19 @@ POSITION_EVERY_S = 5.0
 """While a clip plays, its position is kept at most this far apart: a resume after a crash starts that much early."""
 
 log = logging.getLogger(__name__)
+
+NEXT_PICTURE_S = 10.0
+"""For a viewer in a look other than the default, when the pictures of the scenes after this one are due."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who watches: what the text, voice and subtitles are made for."""
+
+    locale: str
+    name: str
+    machine: dict[str, str]
+    """The scene's machine translation into ``locale`` (written scenes only), by text key."""
 
 
 @dataclass
@@ -170,15 +190,59 @@ class Connection:
         if story is None:
             known = ", ".join(await self.store.story_ids()) or "none"
             raise ProtocolError(ErrorCode.UNKNOWN_STORY, f"no story {message.story!r}; published stories: {known}")
+        locale, name, look = self._persona(story.story, message)
         token = new_session_token()
-        record = SessionRecord(state=begin(story.story, story.version), viewer=message.viewer or new_viewer_id())
+        record = SessionRecord(
+            state=begin(story.story, story.version),
+            viewer=message.viewer or new_viewer_id(),
+            locale=locale,
+            name=name,
+            look=look,
+        )
         await self.store.save_session(token, record)
         if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
             await self.lookahead.viewer_left(self.token)
             await self.flush_position()
         self.token = token
-        await self.send(Session(session=token, viewer=record.viewer, story=story.story.id, version=story.version))
+        await self.send(self._session(token, story.story, record))
         await self.present(story, record, story.story.scene(record.state.current))
+
+    def _persona(self, story: Story, message: Start) -> tuple[str, str, str | None]:
+        """The viewer's locale, name and look, checked against the story (defaults for what is absent)."""
+        locale = message.locale or story.language
+        if locale not in story.offered_locales():
+            offered = ", ".join(story.offered_locales())
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_LOCALE, f"story {story.id!r} is not offered in {locale!r}; it offers {offered}"
+            )
+        chosen = message.persona or PersonaChoice()
+        try:
+            name = checked_name(story, chosen.name, self.runtime.dubbing.policy)
+        except InvalidName as exc:
+            raise ProtocolError(ErrorCode.INVALID_NAME, f"{exc}; no session was created") from None
+        look = default_look(story, chosen.look)
+        if chosen.look is not None:
+            looks = [option.id for option in story.persona.looks] if story.persona is not None else []
+            if chosen.look not in looks:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_LOOK,
+                    f"story {story.id!r} has no look {chosen.look!r}; its looks: {', '.join(looks) or 'none'}",
+                )
+        return locale, name, look
+
+    def _session(self, token: str, story: Story, record: SessionRecord) -> Session:
+        persona = None
+        if story.persona is not None:
+            persona = PersonaInfo(name=record.name or story.persona.name, look=default_look(story, record.look))
+        state = record.state
+        return Session(
+            session=token,
+            viewer=record.viewer,
+            story=state.story,
+            version=state.version,
+            locale=record.locale or story.language,
+            persona=persona,
+        )
 
     async def on_resume(self, message: Resume) -> None:
         if self.token is not None and message.session != self.token:
@@ -191,9 +255,7 @@ class Connection:
             raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "no session with that token; start a new one")
         story, scene = await self._position(record.state)
         self.token = message.session
-        state = record.state
-        session = Session(session=message.session, viewer=record.viewer, story=state.story, version=state.version)
-        await self.send(session)
+        await self.send(self._session(message.session, story.story, record))
         kept = await self.store.load_position(message.session, record)
         await self.present(story, record, scene, position=kept.seconds if kept and kept.scene == scene.id else 0.0)
 
@@ -347,36 +409,78 @@ class Connection:
         await self.lookahead.viewer_at(
             self._require_token(), story, state, scene, position, may_enter=self._may_enter(story, record)
         )
-        keys = self.director.clip_keys(story, scene)
-        clip = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
-        SCENES.labels(clip="pending" if clip is None else "ready" if clip.key == keys[0] else "degraded").inc()
-        if clip is None:
+        look = default_look(story.story, record.look)
+        keys = self.director.clip_keys(story, scene, look)
+        if look != default_look(story.story, None):
+            # The lookahead renders the default look ahead; another look's pictures are asked for here: this
+            # scene's now, the authored scenes its choices lead to once it would have played.
+            await self.director.ensure_clip(story, scene, time.time(), look)
+            index = story.story.scene_index()
+            for choice in choices:
+                following = index.get(choice.target) if choice.target is not None else None
+                if following is not None:
+                    await self.director.ensure_clip(story, following, time.time() + NEXT_PICTURE_S, look)
+        locale = record.locale or story.story.language
+        machine = await self.store.translation(scene.id, locale) if is_generated(scene.id) else {}
+        viewer = Viewer(locale, self._name(story.story, record), machine)
+        text = self.runtime.dubbing.text(story.story, scene, viewer.locale, viewer.name, viewer.machine)
+        picture = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
+        SCENES.labels(clip="pending" if picture is None else "ready" if picture.key == keys[0] else "degraded").inc()
+        if picture is None:
             STALLS.inc()
-        window = self._window(story, scene, clip)
+        clip = await self._assembled(story, scene, picture, viewer) if picture is not None else None
+        unassembled = picture is not None and clip is None
+        window = self._window(story, scene, picture)
         default_id = default.id if default is not None else None
         self.playing = Playing(scene.id, default_id, window, time.monotonic() - position, story, scene, record)
+        labels = {choice.id: choice.label for choice in text.scene.choices}
         await self.send(
             SceneMessage(
                 scene=scene.id,
-                title=scene.title,
-                clip=self.url(clip) if clip else None,
-                duration=clip.duration if clip else None,
-                choices=[Offer(id=c.id, label=c.label, default=c.id == default_id) for c in choices],
+                title=text.scene.title,
+                lines=[LineText(id=line.id, speaker=line.speaker, text=line.text,
+                                machine_translated=line.machine_translated) for line in text.lines],
+                clip=self.media_url(clip.file) if clip else None,
+                subtitles=self.media_url(clip.subtitles) if clip else None,
+                duration=picture.duration if picture else None,
+                choices=[Offer(id=c.id, label=labels.get(c.id, c.label), default=c.id == default_id) for c in choices],
                 choice_window=_times(window),
                 episode=self._episode_info(story, current_episode(story.story, state)),
                 ending=scene.ending,
                 position=position,
             )
         )
-        if clip is None or default is not None:
-            self._background(self._follow_up(story, scene, keys, clip))
+        if unassembled:
+            await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be assembled"))
+        elif picture is None or default is not None:
+            self._background(self._follow_up(story, scene, keys, picture, viewer))
+
+    def _name(self, story: Story, record: SessionRecord) -> str:
+        if story.persona is None:
+            return ""
+        return record.name or story.persona.name
+
+    async def _assembled(
+        self, story: StoryVersion, scene: Scene, picture: StoredClip, viewer: Viewer
+    ) -> ViewerClip | None:
+        """The viewer's own clip from the shared picture, assembled off the event loop; None if that failed."""
+        dubbing = self.runtime.dubbing
+        try:
+            return await asyncio.to_thread(
+                dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name, viewer.machine
+            )
+        except Exception:
+            log.exception("assembling the clip of scene %s from picture %s failed", scene.id, picture.key)
+            return None
 
     def _window(self, story: StoryVersion, scene: Scene, clip: StoredClip | None) -> Window | None:
         if clip is None or not scene.choices:
             return None
         return choice_window(story.story, scene, clip.duration)
 
-    async def _follow_up(self, story: StoryVersion, scene: Scene, keys: list[str], clip: StoredClip | None) -> None:
+    async def _follow_up(
+        self, story: StoryVersion, scene: Scene, keys: list[str], clip: StoredClip | None, viewer: Viewer
+    ) -> None:
         """Send the clip once it is rendered; then, as a backstop, take the default for a viewer who never reports."""
         if clip is None:
             clip = await self.director.wait_clip(keys, 3600)
@@ -385,10 +489,15 @@ class Connection:
                     message = f"the clip of scene {scene.id!r} could not be rendered"
                     await self.send(error(ErrorCode.RENDER_FAILED, message))
                     return
+                assembled = await self._assembled(story, scene, clip, viewer)
+                if assembled is None:
+                    await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be made"))
+                    return
                 window = self._window(story, scene, clip)
                 if self.playing is not None and self.playing.scene == scene.id:
                     self.playing.window, self.playing.since = window, time.monotonic()
-                await self.send(Clip(scene=scene.id, url=self.url(clip), duration=clip.duration,
+                await self.send(Clip(scene=scene.id, url=self.media_url(assembled.file),
+                                     subtitles=self.media_url(assembled.subtitles), duration=clip.duration,
                                      choice_window=_times(window)))
         await self._backstop(scene.id)
 
@@ -414,13 +523,13 @@ class Connection:
         self._notifiers.add(task)
         task.add_done_callback(self._notifiers.discard)
 
-    def url(self, clip: StoredClip) -> str:
+    def media_url(self, file: str) -> str:
         base = self.runtime.settings.public_url
         if base is None:
             scheme = "https" if self.websocket.url.scheme == "wss" else "http"
             host = self.websocket.headers.get("host") or f"{self.runtime.settings.host}:{self.runtime.settings.port}"
             base = f"{scheme}://{host}"
-        return f"{base.rstrip('/')}/media/{clip.file}"
+        return f"{base.rstrip('/')}/media/{file}"
 
     async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:

@@ -40,12 +40,23 @@ class ErrorCode(StrEnum):
     STALE_CHOICE = "stale_choice"
     INVALID_ENTITLEMENT = "invalid_entitlement"
     LOCKED = "locked"
+    INVALID_NAME = "invalid_name"
+    UNKNOWN_LOOK = "unknown_look"
+    UNSUPPORTED_LOCALE = "unsupported_locale"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 
 
 class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonaChoice(ClientMessage):
+    """Who the viewer plays: a name and a look; each absent: the story's default."""
+
+    # Not bounded here: a name too long is an ``invalid_name``, a look no story offers an ``unknown_look``.
+    name: str | None = None
+    look: Annotated[str, Field(max_length=256)] | None = None
 
 
 class Start(ClientMessage):
@@ -55,6 +66,9 @@ class Start(ClientMessage):
     story: Identifier
     viewer: Annotated[str, Field(pattern=VIEWER_PATTERN)] | None = None
     """The viewer's public id (the client's own account id); absent: the server makes one."""
+    locale: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """One of the story's locales (``GET /v1/stories``); absent: the story's own language."""
+    persona: PersonaChoice | None = None
 
 
 class Resume(ClientMessage):
@@ -94,6 +108,14 @@ class ServerMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
 
+class PersonaInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    look: str | None
+    """A look id of the story's persona; null when the persona offers no looks."""
+
+
 class Session(ServerMessage):
     """The session token: 128 random bits, the only way to resume."""
 
@@ -104,6 +126,23 @@ class Session(ServerMessage):
     protocol: int = PROTOCOL
     story: str
     version: int
+    locale: str
+    """The language of the scene text, subtitles and voice."""
+    persona: PersonaInfo | None
+    """The name and look the viewer plays with; null for a story without a persona."""
+
+
+class LineText(BaseModel):
+    """One line as the viewer reads it: their locale, their name filled in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    speaker: str
+    """The speaker's name as the viewer knows it (their own for the persona's lines); empty for the narrator."""
+    text: str
+    machine_translated: bool
+    """True when no authored translation exists for the viewer's locale and the text was machine-translated."""
 
 
 class Offer(BaseModel):
@@ -147,7 +186,11 @@ class SceneMessage(ServerMessage):
     type: Literal["scene"] = "scene"
     scene: str
     title: str
+    lines: list[LineText]
     clip: str | None
+    """The viewer's own MP4: the shared picture with their voice."""
+    subtitles: str | None
+    """WebVTT in the viewer's locale, with the clip; speaker names are in it."""
     duration: float | None
     choices: list[Offer]
     choice_window: WindowTimes | None
@@ -163,6 +206,7 @@ class Clip(ServerMessage):
     type: Literal["clip"] = "clip"
     scene: str
     url: str
+    subtitles: str
     duration: float
     choice_window: WindowTimes | None
 

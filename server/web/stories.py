@@ -40,6 +40,26 @@ class EpisodeSummary(BaseModel):
     """What unlocking it costs; null for a free episode."""
 
 
+class LookSummary(BaseModel):
+    id: str
+    label: str
+    """What a picker shows."""
+    color: str | None
+    """The character's colour in this look, when it has its own."""
+
+
+class PersonaSummary(BaseModel):
+    """The character the viewer plays: the name they may change and the looks they may pick (the first is the
+    default)."""
+
+    character: str
+    name: str
+    """The default name."""
+    max_name: int
+    """The longest name a viewer may give, in characters."""
+    looks: list[LookSummary]
+
+
 class StorySummary(BaseModel):
     id: str
     title: str
@@ -50,6 +70,12 @@ class StorySummary(BaseModel):
     """In order; a story that declares none is one episode."""
     free_episodes: int
     """How many episodes, from the first, are free."""
+    language: str
+    """The story's own language: the default locale."""
+    locales: list[str]
+    """The locales a viewer may play it in (``start``'s ``locale``)."""
+    persona: PersonaSummary | None
+    """Who the viewer plays (``start``'s ``persona``); null: the story offers no persona."""
 
 
 def story_summary(story: Story, version: int, paywall: bool) -> StorySummary:
@@ -59,8 +85,14 @@ def story_summary(story: Story, version: int, paywall: bool) -> StorySummary:
         price = Price(coins=episode.price.coins) if episode.price is not None and not free else None
         episodes.append(EpisodeSummary(number=episode.number, title=episode.title, free=free, price=price))
     free_count = next((e.number - 1 for e in episodes if not e.free), len(episodes))
+    persona = None
+    if story.persona is not None:
+        looks = [LookSummary(id=look.id, label=look.label, color=look.color) for look in story.persona.looks]
+        persona = PersonaSummary(character=story.persona.character, name=story.persona.name,
+                                 max_name=story.persona.max_name, looks=looks)
     return StorySummary(id=story.id, title=story.title, logline=story.bible.logline, version=version,
-                        episodes=episodes, free_episodes=free_count)
+                        episodes=episodes, free_episodes=free_count, language=story.language,
+                        locales=story.offered_locales(), persona=persona)
 
 
 class StoryListing(BaseModel):

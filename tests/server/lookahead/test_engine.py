@@ -15,6 +15,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 import websockets
+from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
@@ -143,6 +144,11 @@ def seed_clip_keys(profile: str, text: bytes | None = None) -> dict[str, str]:
     return {scene.id: clip_key(scene, story, profile, "animatic") for scene in story.scenes}
 
 
+def viewer_clip(picture: str) -> str:
+    """The key of a default viewer's clip (the story's language, the persona's default name) from a picture."""
+    return dub_clip_key(picture, "en", "Mara")
+
+
 SEED_WINDOW = b"choice_window: {seconds: 10, after_end: 0}"
 
 
@@ -210,13 +216,14 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
                 assert time.monotonic() < deadline, f"{scene} was not queued in the cheaper profile"
                 await asyncio.sleep(0.1)
             assert payload_of(client, cheap[scene]) == {
-                "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview"
+                "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview",
+                "look": None,
             }
             assert payload_of(client, best[scene]) is None
 
         worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
         url = await ann.clip_for(first)  # the most urgent job, so the first one the worker takes
-        assert url.endswith(f"/{cheap['boarding']}.mp4")
+        assert url.endswith(f"/{viewer_clip(cheap['boarding'])}.mp4")
         async with httpx.AsyncClient() as http:
             (tmp_path / "boarding.mp4").write_bytes((await http.get(url)).content)
         video = next(s for s in probe(tmp_path / "boarding.mp4")["streams"] if s["codec_type"] == "video")
@@ -249,12 +256,13 @@ async def test_a_degraded_clip_is_shown_rather_than_wait_and_upgraded_when_there
     worker = WorkerProcess(data_dir, redis_server, tmp_path / "worker.log")
     try:
         bob, shown = await start(server)
-        assert shown["clip"].endswith(f"/{cheap['boarding']}.mp4")  # degraded beats waiting
-        # Choosing after the end, the next scene is ~20 s away for Bob: time to render it in the best profile,
-        # for him and after.
+        assert shown["clip"].endswith(f"/{viewer_clip(cheap['boarding'])}.mp4")  # degraded beats waiting
+        # Choosing after the end, the next scene is a whole clip (~30 s) away for Bob: time to render it in the
+        # best profile, for him and after, once the worker's first timing shows how fast that profile is (at
+        # the guessed real-time speed, the heiress picture, longer than boarding's, would not fit).
         await stored(client, best["heiress"])
         then = await bob.choose("next")
-        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{best['heiress']}.mp4")
+        assert then["scene"] == "heiress" and then["clip"].endswith(f"/{viewer_clip(best['heiress'])}.mp4")
         assert not client.exists(keys.clip(best["boarding"]))  # due at once for Bob: no time to upgrade
 
         metrics = httpx.get(f"{server.url}/metrics").text

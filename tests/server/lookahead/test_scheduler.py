@@ -197,6 +197,21 @@ def test_done_work_is_not_queued_again_and_a_degraded_clip_is_upgraded_when_ther
     assert upgrade is not None and upgrade.profile == "full"
 
 
+def test_an_upgrade_the_guessed_speed_ruled_out_is_wanted_once_a_timing_shows_it_fits() -> None:
+    guessed = (Profile("full", 1.0, measured=False), Profile("fast", 0.5, measured=False))
+    clock = ManualClock()
+    s = Scheduler(clock, Budget(render_slots=1, profiles=guessed), Tuning(decision_grace_s=0.0))
+    degraded = Child("a", "A", (Clip(12.0, rendered=True, profile="fast"),))
+    s.viewer_at("v", "root", 0.0, PLAYING, [degraded, child("b", "B", 8.0)])
+    # A is due in 11 s: 12 s at the guessed real-time speed would not make it.
+    assert job_key("render", "A", 0, "full") not in enqueued(s.decisions())
+    job = s.next_job("gpu")
+    assert job is not None and (job.node, job.profile) == ("B", "full")
+    clock.time += 1.6
+    s.job_done(job.key, 1.6, profile="full", duration_s=8.0)  # a fifth of real time
+    assert job_key("render", "A", 0, "full") in enqueued(s.decisions())
+
+
 def test_failed_job_is_retried_then_given_up() -> None:
     s, _ = scheduler(max_attempts=2)
     s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A")])

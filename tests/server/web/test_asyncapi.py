@@ -18,12 +18,16 @@ from reelfork.server.web.app import create_app
 from reelfork.server.web.protocol import (
     CLIENT_MESSAGES,
     SERVER_MESSAGES,
+    Clip,
     EpisodeInfo,
     ErrorCode,
+    LineText,
     Locked,
     Offer,
+    PersonaInfo,
     PriceInfo,
     SceneMessage,
+    Session,
     WindowTimes,
     error,
     message_type,
@@ -140,12 +144,16 @@ def test_the_error_code_schema_lists_every_code(document: dict[str, Any]) -> Non
 def test_real_frames_match_their_payload_schemas(document: dict[str, Any]) -> None:
     frames = {
         "scene": SceneMessage(
-            scene="a", title="A", clip="http://x/a.mp4", duration=30.0,
+            scene="a", title="A", lines=[LineText(id="l1", speaker="Zoë", text="Zoë?", machine_translated=False)],
+            clip="http://x/a.mp4", subtitles="http://x/a.vtt", duration=30.0,
             choices=[Offer(id="go", label="Go", default=True)], choice_window=WindowTimes(opens_at=20, closes_at=30),
             episode=EpisodeInfo(number=1, title="One", free=True), ending=False, position=0,
         ),
         "locked": Locked(episode=EpisodeInfo(number=2, title="Two", free=False), price=PriceInfo(coins=60)),
         "error": error(ErrorCode.RENDER_FAILED, "no clip"),
+        "session": Session(session="T", viewer="v", story="s", version=1, locale="zh",
+                           persona=PersonaInfo(name="Zoë", look="storm")),
+        "clip": Clip(scene="a", url="http://x/a.mp4", subtitles="http://x/a.vtt", duration=30.0, choice_window=None),
     }
     for name, frame in frames.items():
         payload = {"$ref": f"#/components/messages/{name}/payload", "components": document["components"]}

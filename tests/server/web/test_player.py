@@ -90,11 +90,31 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
     expect(page.locator(".chip-ai").first).to_be_visible()
     shot(page, "1-picker")
 
-    # 2. The first scene plays.
+    # 2. Make it yours: a name, a look and a language, then the first scene plays with Spanish subtitles.
     story_button.click()
+    sheet = page.get_by_test_id("persona-sheet")
+    expect(sheet).to_be_visible()
+    expect(page.get_by_test_id("look-storm")).to_be_visible()
+    page.get_by_test_id("persona-name").fill("Zoë")
+    page.get_by_test_id("look-storm").check()
+    page.get_by_test_id("persona-locale").select_option("es")
+    shot(page, "1b-persona")
+    page.get_by_test_id("persona-play").click()
     video = page.get_by_test_id("video")
     expect(video).to_have_attribute("data-scene", story.start, timeout=SCENE_TIMEOUT_MS)
     page.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=SCENE_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('video').textTracks[0];"
+        " return t && t.mode === 'showing' && t.cues && t.cues.length > 0; }",
+        timeout=SCENE_TIMEOUT_MS,
+    )
+    track = page.evaluate(
+        "() => { const e = document.querySelector('video track');"
+        " return {kind: e.kind, srclang: e.srclang, cues: [...e.track.cues].map((c) => c.text)}; }"
+    )
+    assert track["kind"] == "subtitles" and track["srclang"] == "es", track
+    assert any("Medianoche" in cue for cue in track["cues"]), track  # the authored Spanish table
+    assert any("Zoë" in cue for cue in track["cues"]), track  # Mara's lines carry the viewer's name as speaker
     assert page.evaluate("() => document.querySelector('video').playbackRate") == RATE
     expect(page.locator(".topbar .chip-ai")).to_have_text("AI-generated")
     shot(page, "2-scene")
@@ -133,7 +153,9 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
     scenes = [m["scene"] for m in received if m.get("type") == "scene"]
     assert scenes == expected
     assert not [m for m in received if m.get("type") == "error"], received
-    assert next(m for m in received if m.get("type") == "session")["story"] == STORY_ID
+    session = next(m for m in received if m.get("type") == "session")
+    assert session["story"] == STORY_ID
+    assert session["locale"] == "es" and session["persona"] == {"name": "Zoë", "look": "storm"}
     played: dict[str, float] = page.evaluate("() => window.__played")
     for scene_id in expected:
         assert played.get(scene_id, 0) > 0, f"scene {scene_id!r} never played: {played}"
@@ -141,7 +163,7 @@ def test_player_plays_to_an_ending(page: Page, live_server: str) -> None:
     assert page_errors == []
 
     # The client spoke the protocol: start, progress reports, one choose per non-ending scene.
-    assert sent[0] == {"type": "start", "story": STORY_ID}
+    assert sent[0] == {"type": "start", "story": STORY_ID, "locale": "es", "persona": {"name": "Zoë", "look": "storm"}}
     chosen = [m["choice"] for m in sent if m["type"] == "choose"]
     assert chosen == [story.scene(s).choices[0].id for s in expected[:-1]]
     progress = [m for m in sent if m["type"] == "progress"]

@@ -117,6 +117,7 @@ def test_player_windows_episodes_paywall_and_resume(page: Page, paid_server: str
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{paid_server}/?rate={RATE}")
     page.get_by_test_id(f"story-{STORY_ID}").click()
+    page.get_by_test_id("persona-play").click()  # make it yours: the story's defaults
     video = page.get_by_test_id("video")
     choices = page.get_by_test_id("choices")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, get_args
@@ -14,7 +15,10 @@ from reelfork.server.web.protocol import (
     Choose,
     EpisodeInfo,
     ErrorCode,
+    LineText,
     Locked,
+    PersonaChoice,
+    PersonaInfo,
     PriceInfo,
     Progress,
     ProtocolError,
@@ -179,19 +183,34 @@ def test_an_invalid_field_is_named_in_the_message() -> None:
 
 def test_server_frames_keep_their_wire_format() -> None:
     episode = EpisodeInfo(number=1, title="One", free=True)
-    scene = SceneMessage(scene="a", title="A", clip=None, duration=None, choices=[], choice_window=None,
-                         episode=episode, ending=True, position=0)
+    line = LineText(id="l1", speaker="Zoë", text="Hi, Zoë.", machine_translated=False)
+    scene = SceneMessage(scene="a", title="A", lines=[line], clip=None, subtitles=None, duration=None, choices=[],
+                         choice_window=None, episode=episode, ending=True, position=0)
     assert scene.model_dump_json() == (
-        '{"type":"scene","scene":"a","title":"A","clip":null,"duration":null,"choices":[],"choice_window":null,'
+        '{"type":"scene","scene":"a","title":"A","lines":[{"id":"l1","speaker":"Zoë","text":"Hi, Zoë.",'
+        '"machine_translated":false}],"clip":null,"subtitles":null,"duration":null,"choices":[],"choice_window":null,'
         '"episode":{"number":1,"title":"One","free":true},"ending":true,"position":0.0}'
     )
     locked = Locked(episode=EpisodeInfo(number=2, title="Two", free=False), price=PriceInfo(coins=60))
     assert locked.model_dump_json() == (
         '{"type":"locked","episode":{"number":2,"title":"Two","free":false},"price":{"coins":60}}'
     )
-    session = Session(session="T", viewer="v-1", story="s", version=1)
+    session = Session(session="T", viewer="v-1", story="s", version=1, locale="es",
+                      persona=PersonaInfo(name="Zoë", look="storm"))
     assert session.model_dump_json() == (
-        '{"type":"session","session":"T","viewer":"v-1","protocol":2,"story":"s","version":1}'
+        '{"type":"session","session":"T","viewer":"v-1","protocol":2,"story":"s","version":1,"locale":"es",'
+        '"persona":{"name":"Zoë","look":"storm"}}'
     )
     refusal = error(ErrorCode.NOT_READY, "wait")
     assert refusal.model_dump_json() == '{"type":"error","code":"not_ready","message":"wait"}'
+
+
+def test_start_takes_a_locale_and_a_persona_and_leaves_names_to_the_server() -> None:
+    message = parse('{"type":"start","story":"s","locale":"zh","persona":{"name":"Zoë","look":"storm"}}')
+    assert message == Start(type="start", story="s", locale="zh", persona=PersonaChoice(name="Zoë", look="storm"))
+    # A name of any length parses: the server refuses it as invalid_name, not as an invalid message.
+    long = parse(json.dumps({"type": "start", "story": "s", "persona": {"name": "a" * 500}}))
+    assert isinstance(long, Start) and long.persona is not None and long.persona.name == "a" * 500
+    with pytest.raises(ProtocolError) as refused:
+        parse('{"type":"start","story":"s","persona":{"nickname":"x"}}')
+    assert refused.value.code == ErrorCode.INVALID_MESSAGE
