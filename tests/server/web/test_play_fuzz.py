@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 import websockets
-from reelfork.server.entitlements import mint
+from reelfork.server.entitlements import Unlocked, mint
 
 from tests.helpers.processes import ServerProcess
 from tests.helpers.viewer import STORY, ws_url
@@ -197,7 +197,7 @@ def well_formed(reader: Reader, authored: dict[str, list[str]], rng: random.Rand
         playing = {"playing": rng.random() < 0.5} if rng.random() < 0.5 else {}
         return {"type": "progress", "scene": scene["scene"], "position": rng.random() * 3} | playing
     if draw < 0.5 and reader.viewer is not None:
-        episodes = rng.choice([[2], [2, 3], "all"])
+        episodes: Unlocked = rng.choice([[2], [2, 3], "all"])
         return {"type": "unlock", "entitlement": mint(SECRET, viewer=reader.viewer, story=STORY, episodes=episodes)}
     choose = {"type": "choose", "choice": rng.choice(options)}
     return choose | ({"scene": scene["scene"]} if rng.random() < 0.5 else {})
