@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -96,6 +97,13 @@ def build_requests(story: Story, count: int) -> list[WriteRequest]:
             )
         round_ += 1
     return requests
+
+
+def reason(problem: str) -> str:
+    """A check's message without the place's index and the quoted text: one key per kind of rejection
+    (``lines[].text: a template placeholder '…' is left in the text``)."""
+    kind = re.sub(r"\[\d+\]", "[]", re.split(r": ['\"]", problem)[0])
+    return re.sub(r"'[^' ]*'", "'…'", kind)[:100]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -204,8 +212,7 @@ def main() -> None:
     problems: dict[str, int] = {}
     for attempt in attempts:
         for problem in attempt.problems:
-            kind = problem.split(":")[0][:70]
-            problems[kind] = problems.get(kind, 0) + 1
+            problems[reason(problem)] = problems.get(reason(problem), 0) + 1
     results: dict[str, Any] = {
         "story": source,
         "model": writer.model_path.name,
