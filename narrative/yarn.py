@@ -39,6 +39,14 @@ HASHTAG = re.compile(r"(?:^|\s)#([^\s#]+)")
 LAYOUT_HEADERS = {"position", "colorID", "color", "group", "style"}
 
 
+class MissingNode(Unsupported):
+    """``visited("Title")`` of a node the file does not have."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(f"no node is titled {title!r}")
+        self.title = title
+
+
 @dataclass
 class Text:
     line: int
@@ -332,6 +340,10 @@ class _Importer:
                 if token.startswith("$"):
                     self.used.setdefault(variable_name(token), number)
             return parse_expression(text, self._node_scene)
+        except MissingNode as exc:  # an author's typo, like a jump to a missing node: not an expression to drop
+            self.draft.fail(number, f"{text!r} in node {self.node!r} refers to node {exc.title!r}, "
+                                    "which does not exist")
+            return None
         except Unsupported as exc:
             self.draft.warn(number, f"expression {text!r} dropped: {exc}")
             return None
@@ -341,7 +353,7 @@ class _Importer:
 
     def _node_scene(self, title: str) -> str:
         if title not in self.titles:
-            raise Unsupported(f"no node is titled {title!r}")
+            raise MissingNode(title)
         return self.draft.scene_ids(title)
 
     def _clean(self, text: str, number: int) -> tuple[str | None, str]:

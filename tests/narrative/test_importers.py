@@ -135,6 +135,7 @@ def test_yarn_sets_in_the_start_node_become_defaults_and_undeclared_variables_ar
         ("yarn", "title: A\n---\n<<if $x>>\nHi\n===\n", "t:4", "not closed by <<endif>>"),
         ("yarn", "title: A\n---\n<<jump Nowhere>>\n===\n", "t:3", "goes to node 'Nowhere', which does not exist"),
         ("yarn", "title: A\n---\n-> Go <<jump Nowhere>>\n===\n", "t:3", "in node 'A' goes to node 'Nowhere'"),
+        ("yarn", 'title: A\n---\n-> Go <<if visited("Nowhere")>>\n===\n', "t:3", "refers to node 'Nowhere', which"),
         ("yarn", "title: A\n---\n-> Go <<if $ghost>>\n===\n", "t:3", "$ghost is never declared"),
         ("yarn", "title: A\n---\n<<else>>\n===\n", "t:3", "without an opening <<if>>"),
         ("yarn", "title: A\nnot a header\n---\n===\n", "t:2", "expected a 'key: value'"),
