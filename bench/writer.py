@@ -103,7 +103,7 @@ def reason(problem: str) -> str:
     """A check's message without the place's index and the quoted text: one key per kind of rejection
     (``lines[].text: a template placeholder '…' is left in the text``)."""
     kind = re.sub(r"\[\d+\]", "[]", re.split(r": ['\"]", problem)[0])
-    return re.sub(r"'[^' ]*'", "'…'", kind)[:100]
+    return re.sub(r"'\{[^}]*\}'|'[^' ]*'", "'…'", kind)[:100]
 
 
 def percentile(values: list[float], share: float) -> float:
