@@ -5,20 +5,22 @@ Usage:
     PYTHONPATH=. python bench/writer.py [STORY.yaml|STORY.json] [--requests 50] [--threads 2]
 
 Without a story argument it uses the first ``narrative/stories/*.yaml`` if there is one,
-else a small built-in story. It builds ``--requests`` open-node write requests (every
-choice of every scene, authored choices turned into open ones with their label as hint,
+else the small night-shift story (:mod:`reelfork.generation.writer.sample`). It builds ``--requests``
+open-node write requests (every choice of every scene, authored choices turned into open ones with their label as hint,
 repeated with new seeds; every other round must end), writes each scene, and prints:
 share valid at first try, share served valid, p50/p99 latency per scene, generation
 tokens/s, mean shared-prefix ratio among sibling prompts, and the prompt-evaluation
 speedup from cache reuse (cold vs warm same-prefix prompt, and after another story
 evicted the context, restored from the RAM cache). Results go to bench/results/writer.json.
-Takes about 4-6 minutes for 50 requests on 2 cores.
+Takes about 4-6 minutes for 50 requests on 2 idle cores; on a busy machine use ``--threads 1`` and bound the
+run with ``--budget-s`` (``--attempts 1`` measures first-try validity alone, three times as many requests).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -33,70 +35,15 @@ from reelfork.generation.writer import prompts  # noqa: E402
 from reelfork.generation.writer.llama import LlamaCppWriter  # noqa: E402
 from reelfork.generation.writer.report import WriteFailed, WriteReport  # noqa: E402
 from reelfork.generation.writer.request import WriteRequest  # noqa: E402
+from reelfork.generation.writer.sample import NIGHT_SHIFT  # noqa: E402
 from reelfork.narrative.story import Choice, OpenNode, Scene, Story  # noqa: E402
-
-BUILTIN: dict[str, Any] = {
-    "id": "night-shift",
-    "title": "Night Shift",
-    "bible": {
-        "logline": "A night nurse discovers that the charming new doctor is not who he says he is.",
-        "setting": "St. Agnes Hospital in a rainy city at night: long corridors, a quiet ward, a rooftop.",
-        "tone": "tense romantic thriller",
-        "style_rules": ["Short spoken lines.", "Every scene ends on a cliffhanger."],
-        "characters": [
-            {"id": "mia", "name": "Mia", "look": "Young nurse, dark ponytail, blue scrubs, tired eyes."},
-            {"id": "adrian", "name": "Dr. Adrian Cole", "look": "Tall man, white coat, silver watch, calm smile."},
-            {"id": "rosa", "name": "Rosa", "look": "Head nurse in her fifties, grey bun, reading glasses."},
-        ],
-    },
-    "start": "s1",
-    "scenes": [
-        {
-            "id": "s1",
-            "title": "The New Doctor",
-            "place": "hospital corridor",
-            "lines": [
-                {"id": "l1", "speaker": "narrator", "text": "Midnight. A stranger in a white coat walks in."},
-                {"id": "l2", "speaker": "adrian", "text": "I'm Dr. Cole. I was told you need help tonight."},
-                {"id": "l3", "speaker": "mia", "text": "Nobody told me about a new doctor."},
-                {"id": "l4", "speaker": "adrian", "text": "Then let's keep it our little secret."},
-            ],
-            "choices": [
-                {"id": "c1", "label": "Check his badge", "target": "s2"},
-                {"id": "c2", "label": "Follow him", "open": {"hint": "Mia sees him open the locked drug cabinet."}},
-                {"id": "c3", "label": "Call Rosa", "open": {"hint": "Rosa has never heard of a Dr. Cole."}},
-            ],
-        },
-        {
-            "id": "s2",
-            "title": "The Badge",
-            "place": "nurses' station",
-            "lines": [
-                {"id": "l1", "speaker": "mia", "text": "Your badge photo... that's not you."},
-                {"id": "l2", "speaker": "adrian", "text": "Old photo. I had a beard."},
-                {"id": "l3", "speaker": "rosa", "text": "Mia, a word. Now."},
-            ],
-            "choices": [
-                {"id": "c1", "label": "Listen to Rosa", "open": {"hint": "Rosa says the real Dr. Cole is dead."}},
-                {"id": "c2", "label": "Confront him", "open": {"hint": "Mia confronts him; he grabs her wrist."}},
-            ],
-        },
-        {
-            "id": "s3",
-            "title": "Dawn",
-            "place": "hospital rooftop",
-            "lines": [{"id": "l1", "speaker": "mia", "text": "The sun rises on an empty roof."}],
-            "ending": True,
-        },
-    ],
-}
 
 
 def load_story(argument: str | None) -> tuple[Story, str]:
     if argument is None:
         found = sorted((ROOT / "narrative" / "stories").glob("*.yaml"))
         if not found:
-            return Story.model_validate(BUILTIN), "built-in"
+            return NIGHT_SHIFT, "built-in (night-shift)"
         argument = str(found[0])
     path = Path(argument)
     text = path.read_text()
@@ -152,6 +99,13 @@ def build_requests(story: Story, count: int) -> list[WriteRequest]:
     return requests
 
 
+def reason(problem: str) -> str:
+    """A check's message without the place's index and the quoted text: one key per kind of rejection
+    (``lines[].text: a template placeholder '…' is left in the text``)."""
+    kind = re.sub(r"\[\d+\]", "[]", re.split(r": ['\"]", problem)[0])
+    return re.sub(r"'\{[^}]*\}'|'[^' ]*'", "'…'", kind)[:100]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
@@ -189,14 +143,9 @@ def cache_speedup(writer: LlamaCppWriter, requests: list[WriteRequest]) -> dict[
     )
     text_a = prompts.chatml(prompts.build_messages(first))
     text_b = prompts.chatml(prompts.build_messages(sibling))
-    other = Story.model_validate(
-        {
-            **BUILTIN,
-            "id": "other",
-            "title": "Another Story",
-            "bible": {**BUILTIN["bible"], "logline": "A courier in a desert town carries a letter nobody may open."},
-        }
-    )
+    logline = "A courier in a desert town carries a letter nobody may open."
+    bible = NIGHT_SHIFT.bible.model_copy(update={"logline": logline})
+    other = NIGHT_SHIFT.model_copy(update={"id": "other", "title": "Another Story", "bible": bible})
     other_request = first.model_copy(update={"story": other})
     text_other = prompts.chatml(prompts.build_messages(other_request))
     _, cold_a = writer.evaluate_prompt(text_a, cold=True)
@@ -221,19 +170,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("story", nargs="?", help="story YAML or JSON file")
     parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="1 on a machine whose cores are busy: llama.cpp's "
+                        "threads wait for each other, and a descheduled one slows every token tenfold")
+    parser.add_argument("--attempts", type=int, default=3, help="attempts per request (the server's default: 3)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="stop starting requests after this many seconds and report the ones done")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "writer.json"))
     args = parser.parse_args()
 
     story, source = load_story(args.story)
     requests = build_requests(story, args.requests)
-    writer = LlamaCppWriter(n_threads=args.threads)
+    writer = LlamaCppWriter(n_threads=args.threads, max_attempts=args.attempts)
     writer.load()
 
     reports: list[WriteReport] = []
     served = 0
     started = time.perf_counter()
     for index, request in enumerate(requests):
+        if args.budget_s is not None and time.perf_counter() - started > args.budget_s:
+            print(f"time budget of {args.budget_s:g} s spent: {index} of {len(requests)} requests done", flush=True)
+            requests = requests[:index]
+            break
         try:
             written = writer.write_reported(request)
             reports.append(written.report)
@@ -255,13 +212,13 @@ def main() -> None:
     problems: dict[str, int] = {}
     for attempt in attempts:
         for problem in attempt.problems:
-            kind = problem.split(":")[0][:70]
-            problems[kind] = problems.get(kind, 0) + 1
+            problems[reason(problem)] = problems.get(reason(problem), 0) + 1
     results: dict[str, Any] = {
         "story": source,
         "model": writer.model_path.name,
         "threads": args.threads,
         "requests": len(requests),
+        "max_attempts": args.attempts,
         "valid_first_try": round(sum(r.attempts[0].accepted for r in reports) / len(reports), 3),
         "served_valid": round(served / len(reports), 3),
         "mean_attempts": round(len(attempts) / len(reports), 2),

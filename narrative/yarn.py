@@ -6,7 +6,8 @@ further scene of the same node (titled like the node). ``Character: text`` is di
 is narration, ``#line:id`` tags become stable line IDs.
 
 - ``-> option`` with an indented body: the body's lines become a scene of their own after the
-  choice; ``<<jump Node>>`` sets the target; ``-> text <<if cond>>`` sets the choice's condition.
+  choice; ``<<jump Node>>`` sets the target (in the body, or at the end of the option's line);
+  ``-> text <<if cond>>`` sets the choice's condition.
 - ``<<set $x to …>>`` becomes effects of every choice that enters the scene it is in (a set in the
   start scene changes the variable's default); ``<<declare $x = …>>`` declares a typed variable.
 - ``<<if>>/<<elseif>>/<<else>>/<<endif>>`` around options adds their conditions; around anything
@@ -32,9 +33,18 @@ from reelfork.narrative.yarn_expressions import Unsupported, parse_expression, t
 
 COMMAND = re.compile(r"^<<\s*(\w+)\s*(.*?)\s*>>$")
 TRAILING_IF = re.compile(r"\s*<<\s*if\s+(.*?)\s*>>\s*$")
+TRAILING_COMMAND = re.compile(r"\s*<<\s*(\w+)\s*((?:(?!>>).)*?)\s*>>\s*$")
 SPEAKER = re.compile(r"^([^:{}<>#\[\]$\"]{1,40}?):\s+(.*)$")
 HASHTAG = re.compile(r"(?:^|\s)#([^\s#]+)")
 LAYOUT_HEADERS = {"position", "colorID", "color", "group", "style"}
+
+
+class MissingNode(Unsupported):
+    """``visited("Title")`` of a node the file does not have."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(f"no node is titled {title!r}")
+        self.title = title
 
 
 @dataclass
@@ -118,6 +128,8 @@ class _Importer:
         self.declared: dict[str, tuple[Variable, int]] = {}
         self.used: dict[str, int] = {}
         self.inferred: dict[str, VarType] = {}
+        self.node = ""
+        """The title of the node being read, as the author wrote it (for messages)."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -127,7 +139,10 @@ class _Importer:
             self.titles[title] = line
             self.node_tags[title] = tags
             self.draft.scene_ids(title)
-        nodes = [Node(title, line, tags, self._block(body, 0, len(body))[0]) for title, line, tags, body in raw_nodes]
+        nodes = []
+        for title, line, tags, body in raw_nodes:
+            self.node = title
+            nodes.append(Node(title, line, tags, self._block(body, 0, len(body))[0]))
         self._variables()
         for node in nodes:
             first = self._segment(node.title, node.line, first=True)
@@ -238,14 +253,21 @@ class _Importer:
         return condition
 
     def _option(self, text: str, number: int, body: list[tuple[int, str]], start: int, end: int) -> Option:
+        """``-> label <<if cond>>``; other commands at the end of the line (``<<jump Node>>``) run when it is taken,
+        before its indented body."""
         condition: Expr | None = None
-        found = TRAILING_IF.search(text)
-        if found is not None:
-            condition = self._expression(found.group(1), number)
+        inline: list[Statement] = []
+        while (found := TRAILING_COMMAND.search(text)) is not None:
             text = text[: found.start()]
+            if found.group(1) == "if" and condition is None:
+                condition = self._expression(found.group(2), number)
+                continue
+            statement = self._command(found.group(1), found.group(2), number)
+            if statement is not None:
+                inline.insert(0, statement)
         label = self._clean(text, number)[1]
         statements, _ = self._block(body, start, end)
-        return Option(number, label or "Continue", condition, statements)
+        return Option(number, label or "Continue", condition, [*inline, *statements])
 
     def _simple(self, text: str, number: int) -> Statement | None:
         command = COMMAND.match(text)
@@ -271,7 +293,8 @@ class _Importer:
                 self.draft.warn(number, "<<jump>> to an expression dropped: targets must be node titles")
                 return None
             if argument not in self.titles:  # reported with every other missing node when the import ends
-                self.draft.fail(number, f"<<jump {argument}>>: no node is titled {argument!r}")
+                self.draft.fail(number, f"<<jump {argument}>> in node {self.node!r} goes to node {argument!r}, "
+                                        "which does not exist")
                 return None
             return Jump(number, argument)
         if name == "stop":
@@ -317,6 +340,10 @@ class _Importer:
                 if token.startswith("$"):
                     self.used.setdefault(variable_name(token), number)
             return parse_expression(text, self._node_scene)
+        except MissingNode as exc:  # an author's typo, like a jump to a missing node: not an expression to drop
+            self.draft.fail(number, f"{text!r} in node {self.node!r} refers to node {exc.title!r}, "
+                                    "which does not exist")
+            return None
         except Unsupported as exc:
             self.draft.warn(number, f"expression {text!r} dropped: {exc}")
             return None
@@ -326,7 +353,7 @@ class _Importer:
 
     def _node_scene(self, title: str) -> str:
         if title not in self.titles:
-            raise Unsupported(f"no node is titled {title!r}")
+            raise MissingNode(title)
         return self.draft.scene_ids(title)
 
     def _clean(self, text: str, number: int) -> tuple[str | None, str]:

@@ -91,6 +91,11 @@ def packed(document: str) -> str:
     return PACKED + base64.b64encode(zlib.compress(document.encode(), 1)).decode("ascii")
 
 
+def is_packed(stored: str) -> bool:
+    """Whether :func:`packed` compressed this document (it is large: parsing it takes seconds)."""
+    return stored.startswith(PACKED)
+
+
 def unpacked(stored: str) -> str:
     """The story JSON :func:`packed` stored."""
     if not stored.startswith(PACKED):
@@ -148,19 +153,32 @@ class Store:
             await pipe.execute()
         return version, True
 
-    async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
+    async def latest(self, story_id: str, version: int | None = None) -> int | None:
+        """``version``, or the latest version's number when it is None (None: no such story)."""
+        if version is not None:
+            return version
+        latest = await self.redis.hget(keys.story(story_id), "latest")
+        return int(latest) if latest is not None else None
+
+    async def document(self, story_id: str, version: int | None = None) -> tuple[int, str] | None:
+        """A version's number and its JSON as stored (:func:`packed`: compressed when large), not parsed."""
+        version = await self.latest(story_id, version)
         if version is None:
-            latest = await self.redis.hget(keys.story(story_id), "latest")
-            if latest is None:
-                return None
-            version = int(latest)
+            return None
+        raw = cast(str | None, await self.redis.hget(keys.story(story_id), f"v{version}"))  # decode_responses
+        return (version, raw) if raw is not None else None
+
+    async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
+        version = await self.latest(story_id, version)
+        if version is None:
+            return None
         cached = self._stories.get((story_id, version))
         if cached is not None:
             return cached
-        raw = cast(str | None, await self.redis.hget(keys.story(story_id), f"v{version}"))  # decode_responses
-        if raw is None:
+        found = await self.document(story_id, version)
+        if found is None:
             return None
-        story = Story.model_validate_json(unpacked(raw))
+        story = Story.model_validate_json(unpacked(found[1]))
         loaded = StoryVersion(story=story, version=version, digest=story.digest())
         self._stories[(story_id, version)] = loaded
         return loaded
@@ -200,7 +218,11 @@ class Store:
         await self.redis.hincrby(keys.choices(story.story.id, story.version), f"{scene_id}/{choice_id}", 1)
 
     async def choice_counts(self, story: StoryVersion) -> dict[tuple[str, str], int]:
-        raw = cast(dict[str, str], await self.redis.hgetall(keys.choices(story.story.id, story.version)))
+        return await self.choice_counts_of(story.story.id, story.version)
+
+    async def choice_counts_of(self, story_id: str, version: int) -> dict[tuple[str, str], int]:
+        """``(scene, choice) -> viewers who took it`` in this story version."""
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.choices(story_id, version)))
         counts: dict[tuple[str, str], int] = {}
         for field, value in raw.items():
             scene_id, _, choice_id = field.partition("/")
@@ -223,8 +245,11 @@ class Store:
             await pipe.execute()
 
     async def written_index(self, story: StoryVersion) -> list[tuple[str, str, str, str]]:
+        return await self.written_index_of(story.story.id, story.version)
+
+    async def written_index_of(self, story_id: str, version: int) -> list[tuple[str, str, str, str]]:
         """``(parent, choice, scene id, title)`` for every scene written in this story version."""
-        raw = cast(dict[str, str], await self.redis.hgetall(keys.written_index(story.story.id, story.version)))
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.written_index(story_id, version)))
         found = []
         for field, value in raw.items():
             parent, _, choice = field.partition("/")

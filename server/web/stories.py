@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, JsonValue, RootModel
 from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
 from reelfork.narrative.formats import StoryFormat
@@ -13,7 +14,7 @@ from reelfork.narrative.schema import story_schema
 from reelfork.narrative.story import Story, episodes_of, is_free
 from reelfork.server.pool import WorkerDied
 from reelfork.server.publishing import Findings, prepare
-from reelfork.server.store import StoryVersion
+from reelfork.server.store import StoryVersion, is_packed, unpacked
 from reelfork.server.web.dependencies import RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 
@@ -194,18 +195,43 @@ async def list_stories(runtime: RuntimeDep) -> StoryListing:
     paywall = settings.entitlement_secret is not None or settings.entitlement_public_key is not None
     stories = []
     for story_id in await runtime.store.story_ids():
-        loaded = await runtime.store.story(story_id)
+        found = await runtime.store.document(story_id)
+        if found is None:
+            continue
+        version, stored = found
+        if is_packed(stored):  # large: summarised from its JSON in the publishing process, once per version
+            key = (story_id, version, paywall, hash(stored))
+            summary = SUMMARIES.get(key)
+            if summary is None:
+                summary = await runtime.publisher.run(summary_of_document, story_id, version, stored, paywall)
+                remember(SUMMARIES, key, summary)
+            stories.append(summary)
+            continue
+        loaded = await runtime.store.story(story_id, version)
         if loaded is not None:
             stories.append(story_summary(loaded.story, loaded.version, paywall))
     return StoryListing(stories=stories)
 
 
-@router.get("/stories/{story_id}", responses=NOT_FOUND)
-async def get_story(runtime: RuntimeDep, story_id: str, version: int | None = None) -> StoryDocument:
-    loaded = await runtime.store.story(story_id, version)
-    if loaded is None:
+@router.get("/stories/{story_id}", responses=NOT_FOUND, response_model=StoryDocument)
+async def get_story(runtime: RuntimeDep, story_id: str, version: int | None = None) -> Response:
+    """A story version as published: its stored JSON, neither parsed nor serialised again (a large story's
+    would hold the event loop for seconds)."""
+    found = await runtime.store.document(story_id, version)
+    if found is None:
         raise HTTPException(404, f"no story {story_id!r}" + (f" version {version}" if version else ""))
-    return StoryDocument(id=story_id, version=loaded.version, story=loaded.story)
+    number, stored = found
+    if is_packed(stored):
+        body = await asyncio.to_thread(story_document, story_id, number, stored)  # zlib lets go of the GIL
+    else:
+        body = story_document(story_id, number, stored)
+    return Response(body, media_type="application/json")
+
+
+def story_document(story_id: str, version: int, stored: str) -> bytes:
+    """The :class:`StoryDocument` of a stored story JSON, put together as bytes."""
+    head = json.dumps({"id": story_id, "version": version}, separators=(",", ":"))[:-1]
+    return f'{head},"story":{unpacked(stored)}}}'.encode()
 
 
 @router.get("/stories/{story_id}/versions", responses=NOT_FOUND)
@@ -240,19 +266,81 @@ async def story_graph(
     format: Literal["json", "dot", "mermaid"] = "json",
 ) -> Response:
     """The graph with viewer counts per choice and the scenes the writer added, for creators."""
-    loaded = await runtime.store.story(story_id, version)
-    if loaded is None:
+    found = await runtime.store.document(story_id, version)
+    if found is None:
         raise HTTPException(404, f"no story {story_id!r}")
-    counts = await runtime.store.choice_counts(loaded)
+    number, stored = found
+    counts = await runtime.store.choice_counts_of(story_id, number)
     written = [
-        WrittenNode(parent=p, choice=c, scene=s, title=t) for p, c, s, t in await runtime.store.written_index(loaded)
+        WrittenNode(parent=p, choice=c, scene=s, title=t)
+        for p, c, s, t in await runtime.store.written_index_of(story_id, number)
     ]
+    if is_packed(stored):  # large: drawn in the publishing process, the event loop stays free
+        body = await runtime.publisher.run(graph_of_document, story_id, number, stored, counts, written, format)
+    else:
+        loaded = await runtime.store.story(story_id, number)
+        if loaded is None:
+            raise HTTPException(404, f"no story {story_id!r}")
+        body = graph_body(loaded.story, number, counts, written, format)
+    return Response(body, media_type=GRAPH_MEDIA_TYPES[format])
+
+
+GRAPH_MEDIA_TYPES = {"json": "application/json", "dot": "text/vnd.graphviz", "mermaid": "text/plain; charset=utf-8"}
+
+
+def graph_body(
+    story: Story,
+    version: int,
+    counts: dict[tuple[str, str], int],
+    written: list[WrittenNode],
+    format: Literal["json", "dot", "mermaid"],
+) -> bytes:
     if format == "dot":
-        return PlainTextResponse(to_dot(loaded.story, counts=counts, written=written), media_type="text/vnd.graphviz")
+        return to_dot(story, counts=counts, written=written).encode()
     if format == "mermaid":
-        return PlainTextResponse(to_mermaid(loaded.story, counts=counts, written=written))
-    graph = story_graph_of(loaded.story, loaded.version, counts, written)
-    return JSONResponse(graph.model_dump(mode="json"))
+        return to_mermaid(story, counts=counts, written=written).encode()
+    return story_graph_of(story, version, counts, written).model_dump_json().encode()
+
+
+# -- large stories, in the publishing process ------------------------------------------------------------------
+
+PARSED: dict[tuple[str, int], Story] = {}
+"""The large story the publishing process parsed last (a 100,000-scene story takes seconds to parse)."""
+SUMMARIES: dict[tuple[str, int, bool, int], StorySummary] = {}
+"""Catalogue entries of large stories, in the server's process: versions are immutable."""
+REMEMBERED = 64
+
+
+def remember(cache: dict[tuple[str, int, bool, int], StorySummary], key: tuple[str, int, bool, int],
+             value: StorySummary) -> None:
+    if len(cache) >= REMEMBERED:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def parsed(story_id: str, version: int, stored: str) -> Story:
+    story = PARSED.get((story_id, version))
+    if story is None:
+        PARSED.clear()  # one at a time: a large story takes hundreds of MB as models
+        story = PARSED[(story_id, version)] = Story.model_validate_json(unpacked(stored))
+    return story
+
+
+def graph_of_document(
+    story_id: str,
+    version: int,
+    stored: str,
+    counts: dict[tuple[str, str], int],
+    written: list[WrittenNode],
+    format: Literal["json", "dot", "mermaid"],
+) -> bytes:
+    """:func:`graph_body` of a stored story; runs in the publishing process."""
+    return graph_body(parsed(story_id, version, stored), version, counts, written, format)
+
+
+def summary_of_document(story_id: str, version: int, stored: str, paywall: bool) -> StorySummary:
+    """:func:`story_summary` of a stored story; runs in the publishing process."""
+    return story_summary(parsed(story_id, version, stored), version, paywall)
 
 
 @router.get("/schema/story")

@@ -133,7 +133,9 @@ def test_yarn_sets_in_the_start_node_become_defaults_and_undeclared_variables_ar
         ("yarn", "title: A\n---\nHello\n", "t:1", "not closed with '==='"),
         ("yarn", "tags: x\n---\nHello\n===\n", "t:1", "needs a 'title:'"),
         ("yarn", "title: A\n---\n<<if $x>>\nHi\n===\n", "t:4", "not closed by <<endif>>"),
-        ("yarn", "title: A\n---\n<<jump Nowhere>>\n===\n", "t:3", "no node is titled 'Nowhere'"),
+        ("yarn", "title: A\n---\n<<jump Nowhere>>\n===\n", "t:3", "goes to node 'Nowhere', which does not exist"),
+        ("yarn", "title: A\n---\n-> Go <<jump Nowhere>>\n===\n", "t:3", "in node 'A' goes to node 'Nowhere'"),
+        ("yarn", 'title: A\n---\n-> Go <<if visited("Nowhere")>>\n===\n', "t:3", "refers to node 'Nowhere', which"),
         ("yarn", "title: A\n---\n-> Go <<if $ghost>>\n===\n", "t:3", "$ghost is never declared"),
         ("yarn", "title: A\n---\n<<else>>\n===\n", "t:3", "without an opening <<if>>"),
         ("yarn", "title: A\nnot a header\n---\n===\n", "t:2", "expected a 'key: value'"),
@@ -203,11 +205,25 @@ def test_a_twee_link_to_a_missing_passage_names_it_as_written_at_its_line() -> N
 
 
 def test_every_yarn_jump_to_a_missing_node_names_it_as_written_at_its_line() -> None:
-    text = "title: Start\n---\nHi.\n-> Go\n    <<jump Missing Node>>\n-> Stay\n    <<jump Nowhere>>\n===\n"
+    text = ("title: Start\n---\nHi.\n-> Go\n    <<jump Missing Node>>\n-> Stay\n    <<jump Nowhere>>\n===\n"
+            "title: Dock Side\n---\n-> Sail <<jump Open Sea>>\n-> Wait <<jump Start>> <<if true>>\n===\n")
     with pytest.raises(StoryError) as caught:
         load_story(text, source="lighthouse.yarn", kind="yarn")
     errors = [(p.where, p.message) for p in caught.value.problems if p.severity == "error"]
     assert errors == [
-        ("lighthouse.yarn:5", "<<jump Missing Node>>: no node is titled 'Missing Node'"),
-        ("lighthouse.yarn:7", "<<jump Nowhere>>: no node is titled 'Nowhere'"),
+        ("lighthouse.yarn:5",
+         "<<jump Missing Node>> in node 'Start' goes to node 'Missing Node', which does not exist"),
+        ("lighthouse.yarn:7", "<<jump Nowhere>> in node 'Start' goes to node 'Nowhere', which does not exist"),
+        ("lighthouse.yarn:11", "<<jump Open Sea>> in node 'Dock Side' goes to node 'Open Sea', which does not exist"),
     ]
+
+
+def test_a_yarn_option_line_may_end_with_its_jump() -> None:
+    text = ("title: Start\n---\n<<declare $brave = false>>\nHi.\n-> Sail <<jump Sea>>\n-> Swim <<jump Sea>> "
+            "<<if $brave>>\n-> Wait\n    Nothing happens.\n===\ntitle: Sea\n---\nWaves.\n===\n")
+    story, warnings = load_story(text, source="dock.yarn", kind="yarn")
+    start = story.scene(story.start)
+    assert [(c.label, c.target) for c in start.choices[:2]] == [("Sail", "Sea"), ("Swim", "Sea")]
+    assert start.choices[1].condition is not None and start.choices[0].condition is None
+    assert play(story, ["Sail"]) == ["Start", "Sea"]
+    assert not [w for w in warnings if "<<" in w.message]

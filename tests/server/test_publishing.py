@@ -8,12 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from reelfork.narrative.export import to_dot, to_mermaid
 from reelfork.narrative.problems import Problem
+from reelfork.narrative.story import Story
 from reelfork.server.publishing import LISTED, earliest_scenes, prepare, summarise
 from reelfork.server.queue import keys
-from reelfork.server.store import PACKED, packed, unpacked
+from reelfork.server.store import PACKED, is_packed, packed, unpacked
+from reelfork.server.web.stories import StoryDocument, StoryGraph, StoryListing, story_graph_of, story_summary
 
-from bench.publish import large_story, publish_while_polling
+from bench.publish import large_story, publish
 from tests.helpers.processes import RedisProcess, ServerProcess
 
 
@@ -61,14 +64,15 @@ def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path)
         before = int(client.zcard(keys.queued("render")))
         body = large_story(100_000)
         assert len(body) < 10 * 1024 * 1024
-        result = publish_while_polling(server.url, server.creator_token, body)
-        polls = result.healthz_s
+        result = publish(server.url, server.creator_token, body)
+        answer = json.loads(result.body)
+        polls = result.latencies()
         print(f"publish {result.seconds:.2f} s; /healthz {len(polls)} polls meanwhile, "
-              f"max {max(polls) * 1000:.1f} ms, answer {result.answer_bytes:,} bytes")
-        assert result.status == 201, result.answer
+              f"max {max(polls) * 1000:.1f} ms, answer {len(result.body):,} bytes")
+        assert result.status == 201, answer
         assert len(polls) >= 5  # the loop kept answering while the story was parsed and validated
-        assert result.answer["warnings_total"] == 90_000 and len(result.answer["warnings"]) == LISTED
-        assert result.answer_bytes < 64 * 1024
+        assert answer["warnings_total"] == 90_000 and len(answer["warnings"]) == LISTED
+        assert len(result.body) < 64 * 1024
         assert int(client.zcard(keys.queued("render"))) - before == 50
         stored = client.hget(keys.story("large"), "v1")
         assert isinstance(stored, bytes) and stored.startswith(PACKED.encode())
@@ -78,3 +82,36 @@ def test_a_hundred_thousand_scenes_publish_while_healthz_answers(tmp_path: Path)
         client.close()
         server.stop()
         store.stop()
+
+
+def test_a_large_story_reads_back_as_published_from_its_stored_json(tmp_path: Path) -> None:
+    """Above the packing size, the story, its graph and its catalogue entry come from the stored JSON (the story
+    as is, the rest from the publishing process): the same documents as the models would give."""
+    server = ServerProcess(
+        tmp_path / "data", REELFORK_WARM_BUDGET="5", REELFORK_SEED_STORIES="false",
+        REELFORK_RENDER_WORKERS="0", REELFORK_WRITE_WORKERS="0", REELFORK_PRODUCE_WORKERS="0",
+    )
+    body = large_story(5_000)
+    story = Story.model_validate_json(body)
+    assert is_packed(packed(story.model_dump_json()))
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            headers = {"authorization": f"Bearer {server.creator_token}", "content-type": "application/json"}
+            assert client.post("/v1/stories", content=body, headers=headers).status_code == 201
+            answer = client.get("/v1/stories/large")
+            assert answer.headers["content-type"] == "application/json"
+            document = StoryDocument.model_validate_json(answer.content)
+            assert (document.id, document.version, document.story) == ("large", 1, story)
+            assert answer.json() == {"id": "large", "version": 1, "story": story.model_dump(mode="json")}
+            assert client.get("/v1/stories/large", params={"version": 2}).status_code == 404
+
+            graph = client.get("/v1/stories/large/graph")
+            assert StoryGraph.model_validate_json(graph.content) == story_graph_of(story, 1, {}, [])
+            dot = client.get("/v1/stories/large/graph", params={"format": "dot"})
+            assert dot.headers["content-type"].startswith("text/vnd.graphviz") and dot.text == to_dot(story)
+            assert client.get("/v1/stories/large/graph", params={"format": "mermaid"}).text == to_mermaid(story)
+
+            listing = StoryListing.model_validate_json(client.get("/v1/stories").content)
+            assert listing.stories == [story_summary(story, 1, paywall=False)]
+    finally:
+        server.stop()

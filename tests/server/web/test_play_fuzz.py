@@ -1,5 +1,8 @@
 """A websocket fuzzer: thousands of malformed messages interleaved with valid ones on one connection get protocol
-error codes, never ``internal``, while another viewer on another connection plays on undisturbed."""
+error codes, never ``internal``, while another viewer on another connection plays on undisturbed.
+
+The server has a paywall (an entitlement secret): ``unlock`` is checked for real, with signed entitlements both
+valid and wrong (another viewer or story, expired, odd episodes) beside unsigned garbage."""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import websockets
+from reelfork.server.entitlements import Unlocked, mint
 
 from tests.helpers.processes import ServerProcess
 from tests.helpers.viewer import STORY, ws_url
@@ -27,7 +32,9 @@ SETTINGS = {
     "REELFORK_CHOICE_WAIT_S": "0",
     "REELFORK_MESSAGE_RATE": "100000",  # every fuzzed message reaches the parser
     "REELFORK_MESSAGE_BURST": "1000000",
+    "REELFORK_ENTITLEMENT_SECRET": "fuzz-entitlement-secret-of-32-bytes!",  # episode 2 on is paid: unlock is real
 }
+SECRET = SETTINGS["REELFORK_ENTITLEMENT_SECRET"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +59,7 @@ def malformed(rng: random.Random) -> str | bytes:
 
 def hostile(rng: random.Random) -> str | bytes:
     """Broken JSON, deep nesting, huge numbers, wrong types, unknown fields and values."""
-    kind = rng.randrange(12)
+    kind = rng.randrange(14)
     types = ["start", "resume", "choose", "progress", "unlock", "dance", "", "START", 7, None]
     fields = ["story", "viewer", "session", "choice", "scene", "position", "playing", "entitlement", "type", "x"]
     if kind == 0:
@@ -83,7 +90,36 @@ def hostile(rng: random.Random) -> str | bytes:
         message = {"type": "unlock", "entitlement": rng.choice(["a.b.c", "e30.e30.", "x" * 9000, "ey" * 100])}
     if kind == 9:
         message = {"type": "progress", "scene": scalar(rng), "position": scalar(rng), "playing": scalar(rng)}
+    if kind == 10:
+        message = {"type": "start", "story": rng.choice([STORY, scalar(rng)]), "viewer": scalar(rng)}
+    if kind == 11:
+        message = {"type": "unlock", "entitlement": wrong_entitlement(rng)}
+    if kind == 12:
+        message = {"type": "choose", "choice": rng.choice(["c1", "next", scalar(rng)]), "scene": scalar(rng),
+                   rng.choice(fields): scalar(rng)}
     return json.dumps(message)
+
+
+def wrong_entitlement(rng: random.Random) -> str:
+    """Signed with the server's secret, but not for this viewer and story, expired, or with odd claims."""
+    claims: dict[str, Any] = {"sub": "v-someone", "story": STORY, "episodes": "all", "exp": 4_000_000_000}
+    change = rng.randrange(6)
+    if change == 0:
+        claims["sub"] = scalar(rng)
+    elif change == 1:
+        claims["story"] = scalar(rng)
+    elif change == 2:
+        claims["episodes"] = rng.choice([[0], [-1], [10**6], [2**70], "some", {"a": 1}, [None], [2] * 1000, None])
+    elif change == 3:
+        claims["exp"] = rng.choice([0, -1, "soon", 10**30, None, 1.5])
+    elif change == 4:
+        claims.pop(rng.choice(list(claims)))
+    else:
+        return jwt.encode(claims, "another-secret-" + "x" * 64, algorithm=rng.choice(["HS256", "HS512"]))
+    try:
+        return jwt.encode(claims, SECRET, algorithm="HS256")
+    except (TypeError, ValueError, OverflowError):  # a claim PyJWT cannot encode
+        return jwt.encode({"sub": claims.get("sub")}, SECRET, algorithm="HS256") if change == 0 else "a.b.c"
 
 
 class Reader:
@@ -93,6 +129,10 @@ class Reader:
         self.socket = socket
         self.frames: list[dict[str, Any]] = []
         self.scene: dict[str, Any] | None = None
+        self.viewer: str | None = None
+        """The viewer id of the latest session."""
+        self.locked = False
+        """Whether the latest answer held the viewer at a paid episode."""
         self.arrived = asyncio.Event()
         self.task = asyncio.create_task(self._read())
 
@@ -101,7 +141,11 @@ class Reader:
             frame = json.loads(raw)
             self.frames.append(frame)
             if frame["type"] == "scene":
-                self.scene = frame
+                self.scene, self.locked = frame, False
+            elif frame["type"] == "session":
+                self.viewer = frame["viewer"]
+            elif frame["type"] == "locked":
+                self.locked = True
             self.arrived.set()
 
     async def wait_for(self, found: Any, timeout: float = 120) -> dict[str, Any]:
@@ -129,15 +173,7 @@ async def fuzz(url: str, authored: dict[str, list[str]], rng: random.Random) -> 
             await socket.send(malformed(rng))
             sent += 1
             if number % 5 == 0:  # a valid message between the hostile ones
-                scene = reader.scene
-                options = authored.get(scene["scene"], []) if scene is not None and not scene["ending"] else []
-                if scene is None or not options or rng.random() < 0.05:
-                    valid_message: dict[str, Any] = {"type": "start", "story": STORY}
-                elif rng.random() < 0.5:
-                    valid_message = {"type": "progress", "scene": scene["scene"], "position": rng.random() * 3}
-                else:
-                    valid_message = {"type": "choose", "choice": rng.choice(options)}
-                await socket.send(json.dumps(valid_message))
+                await socket.send(json.dumps(well_formed(reader, authored, rng)))
                 valid += 1
             if number % 200 == 0:
                 await asyncio.sleep(0)
@@ -145,6 +181,26 @@ async def fuzz(url: str, authored: dict[str, list[str]], rng: random.Random) -> 
         await reader.wait_for(lambda f: f["type"] == "error" and "the-end" in f["message"])
         reader.task.cancel()
         return sent, valid, reader.frames
+
+
+def well_formed(reader: Reader, authored: dict[str, list[str]], rng: random.Random) -> dict[str, Any]:
+    """A well-formed message of every kind a player sends, for where the connection is."""
+    scene = reader.scene
+    options = authored.get(scene["scene"], []) if scene is not None and not scene["ending"] else []
+    if reader.locked and reader.viewer is not None:
+        return {"type": "unlock", "entitlement": mint(SECRET, viewer=reader.viewer, story=STORY, episodes="all")}
+    if scene is None or not options or rng.random() < 0.05:
+        start: dict[str, Any] = {"type": "start", "story": STORY}
+        return start | ({"viewer": f"v-fuzz-{rng.randrange(1000)}"} if rng.random() < 0.5 else {})
+    draw = rng.random()
+    if draw < 0.4:
+        playing = {"playing": rng.random() < 0.5} if rng.random() < 0.5 else {}
+        return {"type": "progress", "scene": scene["scene"], "position": rng.random() * 3} | playing
+    if draw < 0.5 and reader.viewer is not None:
+        episodes: Unlocked = rng.choice([[2], [2, 3], "all"])
+        return {"type": "unlock", "entitlement": mint(SECRET, viewer=reader.viewer, story=STORY, episodes=episodes)}
+    choose = {"type": "choose", "choice": rng.choice(options)}
+    return choose | ({"scene": scene["scene"]} if rng.random() < 0.5 else {})
 
 
 async def play(url: str, authored: dict[str, list[str]], stop: asyncio.Event) -> tuple[int, list[dict[str, Any]]]:
@@ -156,12 +212,16 @@ async def play(url: str, authored: dict[str, list[str]], stop: asyncio.Event) ->
             await socket.send(json.dumps({"type": "start", "story": STORY}))
             frames = [json.loads(await socket.recv()), json.loads(await socket.recv())]
             problems += [f for f in frames if f["type"] not in {"session", "scene"}]
-            scene = frames[-1]
+            viewer, scene = frames[0].get("viewer", ""), frames[-1]
             while scene.get("type") == "scene" and not scene["ending"] and authored.get(scene["scene"]):
                 scenes += 1
                 await socket.send(json.dumps({"type": "choose", "choice": authored[scene["scene"]][0]}))
                 await socket.send(json.dumps({"type": "progress", "scene": scene["scene"], "position": 1.0}))
                 scene = json.loads(await asyncio.wait_for(socket.recv(), 60))
+                if scene["type"] == "locked":  # a paid episode: this viewer has bought the story
+                    entitlement = mint(SECRET, viewer=viewer, story=STORY, episodes="all")
+                    await socket.send(json.dumps({"type": "unlock", "entitlement": entitlement}))
+                    scene = json.loads(await asyncio.wait_for(socket.recv(), 60))
                 if scene["type"] != "scene":
                     problems.append(scene)
     return scenes, problems
@@ -196,7 +256,7 @@ def test_malformed_messages_get_protocol_errors_and_another_viewer_plays_on(serv
           f"error codes {dict(sorted(codes.items()))}; the other viewer played {scenes} scenes, {len(problems)} errors")
     assert sent >= 5000
     assert codes["internal"] == 0
-    assert kinds["scene"] > 100
+    assert kinds["scene"] > 100 and kinds["locked"] > 0 and codes["invalid_entitlement"] > 0
     assert problems == [] and scenes > 10
     log = server.log_tail(10_000_000)
     assert "Traceback" not in log, log[-4000:]
