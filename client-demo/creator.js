@@ -41,6 +41,12 @@ const KINDS = {
 };
 
 const params = new URLSearchParams(location.search);
+// The creator token: viewer counts are the creator's. From the field below, or once from "#token=..." (a URL
+// fragment never reaches a server); kept for this tab only.
+const TOKEN_KEY = "reelfork-creator-token";
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromHash) sessionStorage.setItem(TOKEN_KEY, fromHash);
+const creatorToken = () => sessionStorage.getItem(TOKEN_KEY) ?? "";
 const $ = (id) => document.getElementById(id);
 const ui = {
   storySelect: $("story-select"),
@@ -50,6 +56,7 @@ const ui = {
   zoomFit: $("zoom-fit"),
   zoomActual: $("zoom-actual"),
   refresh: $("refresh"),
+  token: $("token-input"),
   dot: $("dl-dot"),
   mermaid: $("dl-mermaid"),
   legend: $("legend"),
@@ -78,8 +85,10 @@ function endpoint(path) {
   return new URL(path, document.baseURI).href;
 }
 
-async function getJSON(path) {
-  const response = await fetch(endpoint(path), { headers: { Accept: "application/json" } });
+async function getJSON(path, { auth = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth && creatorToken()) headers.Authorization = `Bearer ${creatorToken()}`;
+  const response = await fetch(endpoint(path), { headers });
   if (!response.ok) {
     let detail = "";
     try { detail = (await response.json()).detail ?? ""; } catch { /* not JSON */ }
@@ -714,7 +723,7 @@ async function loadStory(id, version, { keepView = false } = {}) {
   let versions;
   try {
     [data, versions] = await Promise.all([
-      getJSON(graphPath(id, version, null)),
+      getJSON(graphPath(id, version, null), { auth: true }),
       getJSON(`v1/stories/${encodeURIComponent(id)}/versions`).then((v) => v.versions ?? []).catch(() => []),
     ]);
   } catch (error) {
@@ -795,6 +804,12 @@ ui.versionSelect.addEventListener("change", () => {
   loadStory(state.storyId, version === state.latest ? null : version);
 });
 ui.refresh.addEventListener("click", () => {
+  if (state.storyId) loadStory(state.storyId, state.version, { keepView: true });
+});
+
+ui.token.value = creatorToken();
+ui.token.addEventListener("change", () => {
+  sessionStorage.setItem(TOKEN_KEY, ui.token.value.trim());
   if (state.storyId) loadStory(state.storyId, state.version, { keepView: true });
 });
 

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from reelfork.narrative.formats import StoryError, load_story
 from reelfork.server import metrics
+from reelfork.server.analytics.recorder import Recorder
 from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
 from reelfork.server.embedded import EmbeddedRedis
@@ -119,6 +120,10 @@ class Runtime:
         self.redis = connect(url)
         await self.redis.ping()
         self.store = Store(self.redis)
+        self.analytics = Recorder(
+            self.redis, enabled=self.settings.analytics, stream_max=self.settings.analytics_stream_max
+        )
+        self.analytics.start()
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
@@ -168,6 +173,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.analytics.close()
         await self.events.stop()
         await self.redis.aclose()
         for pool in self._pools:

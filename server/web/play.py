@@ -29,6 +29,7 @@ from reelfork.narrative.state import (
     find_choice,
 )
 from reelfork.narrative.story import Episode, Scene, Window, choice_window
+from reelfork.server.analytics.tracker import Tracker
 from reelfork.server.entitlements import InvalidEntitlement, is_open, locked_at, merged, verifier
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from reelfork.server.runtime import Runtime
@@ -90,6 +91,7 @@ class Connection:
         """Held while a message is handled, so a default never races the viewer's own choice."""
         self._notifiers: set[asyncio.Task[None]] = set()
         self.bucket = TokenBucket(settings.message_rate, settings.message_burst)
+        self.audience = Tracker(runtime.analytics)
 
     async def serve(self) -> None:
         await self.websocket.accept()
@@ -111,6 +113,7 @@ class Connection:
             return
         finally:
             SESSIONS.dec()
+            self.audience.disconnected()
             for task in self._notifiers:
                 task.cancel()
             if self.token is not None:
@@ -160,6 +163,7 @@ class Connection:
         if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
             await self.lookahead.viewer_left(self.token)
         self.token = token
+        self.audience.started(story, token, record)
         await self.send(Session(session=token, viewer=record.viewer, story=story.story.id, version=story.version))
         await self.present(story, record, story.story.scene(record.state.current))
 
@@ -174,6 +178,7 @@ class Connection:
             raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "no session with that token; start a new one")
         story, scene = await self._position(record.state)
         self.token = message.session
+        self.audience.started(story, message.session, record, resumed=True)
         state = record.state
         session = Session(session=message.session, viewer=record.viewer, story=state.story, version=state.version)
         await self.send(session)
@@ -190,7 +195,7 @@ class Connection:
                 )
             await self.take_choice(record, message.choice)
 
-    async def take_choice(self, record: SessionRecord, choice_id: str) -> None:
+    async def take_choice(self, record: SessionRecord, choice_id: str, *, by_default: bool = False) -> None:
         """Apply a choice of the current scene and present the next one (refused while the scene is locked)."""
         state = record.state
         story, scene = await self._position(state)
@@ -220,6 +225,7 @@ class Connection:
         record = record.model_copy(update={"state": state, "position": None})
         await self.store.save_session(self._require_token(), record)
         await self.store.count_choice(story, scene.id, choice.id)
+        self.audience.chose(scene.id, choice.id, by_default)
         await self.lookahead.viewer_chose(self._require_token(), story, scene.id, choice.id)
         await self.present(story, record, next_scene)
 
@@ -233,7 +239,7 @@ class Connection:
             return
         self.playing = None  # once: a later report past closes_at must not choose again
         try:
-            await self.take_choice(record, playing.default)
+            await self.take_choice(record, playing.default, by_default=True)
         except ProtocolError as exc:
             if exc.code == ErrorCode.NOT_READY:
                 self.playing = playing  # the next report past closes_at tries again
@@ -245,6 +251,7 @@ class Connection:
         state = record.state
         if message.scene != state.current:
             return  # a late report from the scene before: the choice already moved the viewer on
+        self.audience.progress(message.scene, message.position)
         position = Position(scene=message.scene, seconds=message.position)
         if record.position != position:
             await self.store.save_session(self._require_token(), record.model_copy(update={"position": position}))
@@ -273,6 +280,7 @@ class Connection:
             raise ProtocolError(ErrorCode.INVALID_ENTITLEMENT, f"{exc}; the episode stays locked") from None
         record = record.model_copy(update={"unlocked": merged(record.unlocked, claims.episodes)})
         await self.store.save_session(self._require_token(), record)
+        self.audience.unlocked(episode.number)
         await self.present(story, record, scene)
 
     def _locked_episode(self, story: StoryVersion, record: SessionRecord) -> Episode | None:
@@ -292,6 +300,7 @@ class Connection:
         """Send a scene (or ``locked``), with its clip when ready within the wait budget, and look ahead from it."""
         state = record.state
         locked = self._locked_episode(story, record)
+        self.audience.presented(story, record, scene, locked)
         if locked is not None:
             self.playing = None
             price = locked.price.coins if locked.price is not None else 0

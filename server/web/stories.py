@@ -14,7 +14,7 @@ from reelfork.narrative.story import Story, episodes_of, is_free
 from reelfork.server.pool import WorkerDied
 from reelfork.server.publishing import Findings, prepare
 from reelfork.server.store import StoryVersion
-from reelfork.server.web.dependencies import RuntimeDep, creator
+from reelfork.server.web.dependencies import CreatorDep, RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 
 router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
@@ -90,8 +90,8 @@ class GraphEdge(BaseModel):
     target: str
     choice: str
     label: str
-    viewers: int
-    """Viewers who took this choice."""
+    viewers: int | None
+    """Viewers who took this choice: for the creator (with the creator token) only, else null."""
 
 
 class StoryGraph(BaseModel):
@@ -124,8 +124,9 @@ class Published(BaseModel):
 
 
 def story_graph_of(
-    story: Story, version: int, counts: dict[tuple[str, str], int], written: list[WrittenNode]
+    story: Story, version: int, counts: dict[tuple[str, str], int] | None, written: list[WrittenNode]
 ) -> StoryGraph:
+    """The graph; ``counts`` (choices taken) only for the creator: without them edges carry no viewers."""
     def kind(scene_id: str, ending: bool) -> Literal["start", "scene", "ending"]:
         return "ending" if ending else ("start" if scene_id == story.start else "scene")
 
@@ -136,13 +137,13 @@ def story_graph_of(
             target = choice.target or f"open:{scene.id}/{choice.id}"
             if choice.open is not None:
                 nodes.append(GraphNode(id=target, title=choice.open.hint, kind="open"))
-            viewers = counts.get((scene.id, choice.id), 0)
+            viewers = counts.get((scene.id, choice.id), 0) if counts is not None else None
             edge = GraphEdge(source=scene.id, target=target, choice=choice.id, label=choice.label, viewers=viewers)
             edges.append(edge)
     known = {node.id for node in nodes}
     for entry in written:
         source = f"open:{entry.parent}/{entry.choice}"
-        viewers = counts.get((entry.parent, entry.choice), 0)
+        viewers = counts.get((entry.parent, entry.choice), 0) if counts is not None else None
         if source not in known:  # a choice of a written scene: its open node hangs off that scene
             nodes.append(GraphNode(id=source, title="written by the LLM", kind="open"))
             edges.append(
@@ -195,6 +196,7 @@ GRAPH_TEXT = {
     response_model=StoryGraph,
     responses={
         **NOT_FOUND,
+        **CREATOR_ERRORS,
         200: {
             "description": "The graph: JSON, Graphviz DOT (``format=dot``) or Mermaid (``format=mermaid``).",
             "content": GRAPH_TEXT,
@@ -203,20 +205,22 @@ GRAPH_TEXT = {
 )
 async def story_graph(
     runtime: RuntimeDep,
+    is_creator: CreatorDep,
     story_id: str,
     version: int | None = None,
     format: Literal["json", "dot", "mermaid"] = "json",
 ) -> Response:
-    """The graph with viewer counts per choice and the scenes the writer added, for creators."""
+    """The graph with the scenes the writer added; with the creator token, viewer counts per choice too."""
     loaded = await runtime.store.story(story_id, version)
     if loaded is None:
         raise HTTPException(404, f"no story {story_id!r}")
-    counts = await runtime.store.choice_counts(loaded)
+    counts = await runtime.store.choice_counts(loaded) if is_creator else None
     written = [
         WrittenNode(parent=p, choice=c, scene=s, title=t) for p, c, s, t in await runtime.store.written_index(loaded)
     ]
     if format == "dot":
-        return PlainTextResponse(to_dot(loaded.story, counts=counts, written=written), media_type="text/vnd.graphviz")
+        dot = to_dot(loaded.story, counts=counts, written=written)
+        return PlainTextResponse(dot, media_type="text/vnd.graphviz")
     if format == "mermaid":
         return PlainTextResponse(to_mermaid(loaded.story, counts=counts, written=written))
     graph = story_graph_of(loaded.story, loaded.version, counts, written)
