@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from reelfork.narrative.formats import StoryError, load_story
 from reelfork.server import metrics
+from reelfork.server.analytics.experiments import Experiments
 from reelfork.server.analytics.recorder import Recorder
 from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
@@ -124,6 +125,7 @@ class Runtime:
             self.redis, enabled=self.settings.analytics, stream_max=self.settings.analytics_stream_max
         )
         self.analytics.start()
+        self.experiments = Experiments(self.redis, self.store)
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()

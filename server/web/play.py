@@ -153,12 +153,13 @@ class Connection:
             )
 
     async def on_start(self, message: Start) -> None:
-        story = await self.store.story(message.story)
+        viewer = message.viewer or new_viewer_id()
+        story = await self.runtime.experiments.story_for(message.story, viewer)  # the viewer's arm, if any
         if story is None:
             known = ", ".join(await self.store.story_ids()) or "none"
             raise ProtocolError(ErrorCode.UNKNOWN_STORY, f"no story {message.story!r}; published stories: {known}")
         token = new_session_token()
-        record = SessionRecord(state=begin(story.story, story.version), viewer=message.viewer or new_viewer_id())
+        record = SessionRecord(state=begin(story.story, story.version), viewer=viewer)
         await self.store.save_session(token, record)
         if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
             await self.lookahead.viewer_left(self.token)
