@@ -8,8 +8,10 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Coroutine
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -111,6 +113,9 @@ class Runtime:
         self.publisher = WorkerPool(1, name="publish pool")
         """Parses and validates published stories off the event loop (:mod:`reelfork.server.publishing`)."""
         self._pools.append(self.publisher)
+        self.variant_writer = WorkerPool(1, name="variant writer")
+        """Writes the variants an experiment asks the writer for, in a process of its own (the model loads once)."""
+        self._pools.append(self.variant_writer)
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +144,10 @@ class Runtime:
         self.start_workers(("render", "diffuse") if diffusion else ("render",), self.settings.render_workers)
         self.start_workers(("write",), self.settings.write_workers)
         self.start_workers(("produce",), self.settings.produce_workers)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background until it ends or the server stops."""
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     def start_workers(self, kinds: tuple[JobKind, ...], count: int) -> None:
         """``count`` worker loops taking jobs of ``kinds``, sharing a pool of as many processes."""

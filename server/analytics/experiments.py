@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Literal, Self
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from reelfork.narrative.ids import Identifier
 from reelfork.narrative.story import Scene, Story, episode_of
 from reelfork.server.analytics.report import counters
 from reelfork.server.analytics.stats import ALPHA, Difference, Rate, difference, rate, winner
+from reelfork.server.analytics.variants import WriteVariants, without_stale_translations
 from reelfork.server.queue import keys
 from reelfork.server.store import Store, StoryVersion
 
@@ -34,19 +36,35 @@ class VariantSpec(BaseModel):
     """The variant's scene (its id is the experiment's scene); absent: the authored scene, the control."""
 
 
+MIN_ARMS, MAX_ARMS = 2, 4
+
+
 class ExperimentRequest(BaseModel):
     id: Identifier | None = None
     """Default: a new id."""
     scene: Identifier
-    variants: list[VariantSpec] = Field(min_length=2, max_length=4)
+    variants: list[VariantSpec] = Field(min_length=1, max_length=MAX_ARMS)
+    write: WriteVariants | None = None
+    """Also have the writer write variants; the experiment then starts once they are written (``202``)."""
     version: int | None = None
     """The story version the variants change; default: the latest."""
+
+    @model_validator(mode="after")
+    def _arms(self) -> Self:
+        arms = len(self.variants) + (self.write.count if self.write is not None else 0)
+        if not MIN_ARMS <= arms <= MAX_ARMS:
+            raise ValueError(f"an experiment has {MIN_ARMS} to {MAX_ARMS} variants, written ones included; got {arms}")
+        return self
 
 
 class Variant(BaseModel):
     id: str
-    version: int
-    """The story version that plays this variant."""
+    version: int | None
+    """The story version that plays this variant; null while the experiment is being written."""
+    written: bool = False
+    """Written by the writer (its provenance is the story version's)."""
+    untranslated: list[str] = []
+    """Text keys whose translations this variant's version drops: the variant changed the text they translated."""
 
 
 class Experiment(BaseModel):
@@ -56,6 +74,9 @@ class Experiment(BaseModel):
     base_version: int
     created: float
     variants: list[Variant]
+    status: Literal["writing", "running", "failed"] = "running"
+    """``writing``: the writer is writing variants, nobody is split yet; ``failed``: it could not (see ``failure``)."""
+    failure: str | None = None
     promoted: int | None = None
     """The story version published with the winner; the experiment is over once set."""
 
@@ -90,10 +111,12 @@ def arm(experiment: str, viewer: str, arms: int) -> int:
     return int.from_bytes(digest[:8], "big") % arms
 
 
-def variant_story(base: Story, scene_id: str, variant: Scene) -> Story:
-    """``base`` with ``scene_id`` replaced by ``variant`` (checked like any published story by the caller)."""
-    scenes = [variant.model_copy(update={"id": scene_id}) if s.id == scene_id else s for s in base.scenes]
-    return Story.model_validate(base.model_copy(update={"scenes": scenes}).model_dump())
+def variant_story(base: Story, scene_id: str, variant: Scene) -> tuple[Story, list[str]]:
+    """``base`` with ``scene_id`` replaced by ``variant`` (checked like any published story by the caller), less
+    the translations of the texts the variant changed, whose keys come second."""
+    story, stale = without_stale_translations(base, scene_id, variant)
+    scenes = [variant.model_copy(update={"id": scene_id}) if s.id == scene_id else s for s in story.scenes]
+    return Story.model_validate(story.model_copy(update={"scenes": scenes}).model_dump()), stale
 
 
 class Experiments:
@@ -116,7 +139,10 @@ class Experiments:
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
         raws = await self.redis.hvals(keys.experiments(story_id))
-        running = [e for e in (Experiment.model_validate_json(raw) for raw in raws) if e.promoted is None]
+        running = [
+            e for e in (Experiment.model_validate_json(raw) for raw in raws)
+            if e.promoted is None and e.status == "running"
+        ]
         found = max(running, key=lambda e: e.created, default=None)
         self._active[story_id] = (time.monotonic(), found)
         return found
@@ -127,6 +153,8 @@ class Experiments:
         if experiment is None:
             return await self.store.story(story_id)
         chosen = experiment.variants[arm(experiment.id, viewer, len(experiment.variants))]
+        if chosen.version is None:
+            return await self.store.story(story_id)
         return await self.store.story(story_id, chosen.version)
 
     async def result(self, experiment: Experiment) -> ExperimentResult:
@@ -136,6 +164,8 @@ class Experiments:
         episode = episode_of(base.story, experiment.scene).number
         results: list[VariantResult] = []
         for variant in experiment.variants:
+            if variant.version is None:
+                continue
             story = await self.store.story(experiment.story, variant.version)
             if story is None:
                 continue
@@ -150,5 +180,5 @@ class Experiments:
         rates = {r.id: r.continue_rate for r in results}
         ranked = sorted(results, key=lambda r: r.continue_rate.rate or 0.0, reverse=True)
         lead = difference(ranked[0].continue_rate, ranked[1].continue_rate) if len(ranked) > 1 else None
-        return ExperimentResult(experiment=experiment, episode=episode, variants=results, winner=winner(rates),
-                                lead=lead)
+        best = winner(rates) if experiment.status == "running" else None
+        return ExperimentResult(experiment=experiment, episode=episode, variants=results, winner=best, lead=lead)

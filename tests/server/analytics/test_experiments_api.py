@@ -129,4 +129,67 @@ def test_experiments_need_the_token_and_valid_variants(server: ServerProcess) ->
     assert response.status_code == 422 and response.json()["detail"][0]["where"].startswith("body.variants[1]")
     unknown = httpx.post(url, json={"scene": "nope", "variants": [{"id": "a"}, {"id": "b"}]}, headers=auth)
     assert unknown.status_code == 422
+    # A variant keeps the line ids the translations name: dropping one is refused, naming the line and the tables.
+    shorter = variant("Shorter", "x")
+    shorter["lines"] = shorter["lines"][:3]
+    # Version 1: the seed as authored (a promoted variant's version no longer translates the texts it changed).
+    versioned: dict[str, Any] = {"scene": "heiress", "version": 1,
+                                 "variants": [{"id": "a"}, {"id": "b", "scene": shorter}]}
+    response = httpx.post(url, json=versioned, headers=auth)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["where"] == "body.variants[1].scene.lines"
+    assert "line 'l4' of scene 'heiress' is gone" in problem["message"] and "es, zh" in problem["message"]
+    assert "heiress/line:l4" in problem["message"]
+    too_many = {"scene": "heiress", "variants": [{"id": "a"}, {"id": "b"}], "write": {"count": 3, "brief": "x"}}
+    assert httpx.post(url, json=too_many, headers=auth).status_code == 422  # 5 arms: at most 4
+    start = {"scene": "boarding", "variants": [{"id": "a"}], "write": {"count": 1, "brief": "a colder night"}}
+    refused = httpx.post(url, json=start, headers=auth)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["where"] == "body.write"
+    lone = httpx.post(url, json={"scene": "heiress", "variants": [{"id": "a"}]}, headers=auth)
+    assert lone.status_code == 422
+
+
+def test_the_writer_writes_variants_that_keep_the_scene_s_ids_and_choices(server: ServerProcess) -> None:
+    """Real inference: the embedded SmolLM2 writes two alternative cliffhangers for heiress."""
+    url = f"{server.url}/v1/stories/{STORY}/experiments"
+    auth = {"Authorization": f"Bearer {server.creator_token}"}
+    base = httpx.get(f"{server.url}/v1/stories/{STORY}").json()
+    authored = next(s for s in base["story"]["scenes"] if s["id"] == "heiress")
+    body = {"id": "written", "scene": "heiress", "variants": [{"id": "control"}],
+            "write": {"count": 2, "brief": "a sharper cliffhanger: someone on the ferry is watching Mara"}}
+    accepted = httpx.post(url, json=body, headers=auth, timeout=60)
+    assert accepted.status_code == 202, accepted.text
+    pending = accepted.json()
+    assert pending["status"] == "writing"
+    assert [(v["id"], v["version"], v["written"]) for v in pending["variants"]] == [
+        ("control", None, False), ("written-1", None, True), ("written-2", None, True)]
+    deadline = time.monotonic() + 840
+    while True:
+        result = httpx.get(f"{url}/written", headers=auth, timeout=30).json()
+        if result["experiment"]["status"] != "writing":
+            break
+        assert time.monotonic() < deadline, "the variants were never written"
+        time.sleep(2)
+    experiment = result["experiment"]
+    assert experiment["status"] == "running", experiment.get("failure")
+    versions = {v["id"]: v["version"] for v in experiment["variants"]}
+    assert len(set(versions.values())) == 3
+    latest = httpx.get(f"{server.url}/v1/stories/{STORY}").json()
+    assert latest["version"] == versions["control"]  # the control is published last: it stays the latest
+    written = []
+    for variant_id in ("written-1", "written-2"):
+        story = httpx.get(f"{server.url}/v1/stories/{STORY}", params={"version": versions[variant_id]}).json()
+        scene = next(s for s in story["story"]["scenes"] if s["id"] == "heiress")
+        written.append(scene)
+        ids = [line["id"] for line in scene["lines"]]
+        authored_ids = [line["id"] for line in authored["lines"]]
+        assert ids[: len(authored_ids)] == authored_ids[: len(ids)]  # the authored ids, in order
+        assert scene["choices"] == authored["choices"] and scene["place"] == authored["place"]
+        assert [line["text"] for line in scene["lines"]] != [line["text"] for line in authored["lines"]]
+        untranslated = next(v["untranslated"] for v in experiment["variants"] if v["id"] == variant_id)
+        es = story["story"]["translations"]["es"]
+        assert "heiress/choice:next" in es  # the choices are the authored ones: their translations apply
+        assert all(key not in es for key in untranslated) and untranslated
+    assert written[0]["lines"] != written[1]["lines"]  # two variants, not one twice
     assert httpx.get(f"{url}/none", headers=auth).status_code == 404
