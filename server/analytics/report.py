@@ -100,9 +100,17 @@ async def counters(
     locale: str | None, look: str | None,
 ) -> Counter[str]:
     """Every counter of the story version, summed over the matching hourly buckets."""
+    return await version_counters(redis, story.story.id, story.version, since, until, locale, look)
+
+
+async def version_counters(
+    redis: aioredis.Redis, story_id: str, version: int, since: datetime | None = None, until: datetime | None = None,
+    locale: str | None = None, look: str | None = None,
+) -> Counter[str]:
+    """Every counter of ``story_id`` version ``version``, summed over the matching hourly buckets."""
     low = "-inf" if since is None else str(math.floor(since.timestamp() / HOUR_S))
     high = "+inf" if until is None else f"({math.ceil(until.timestamp() / HOUR_S)}"
-    index = keys.analytics_buckets(story.story.id, story.version)
+    index = keys.analytics_buckets(story_id, version)
     buckets = cast(list[str], await redis.zrangebyscore(index, low, high))
     wanted = []
     for bucket in buckets:
