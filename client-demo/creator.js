@@ -1,5 +1,6 @@
 // reelfork creator view: a story's graph as SVG, laid out here. No framework, no libraries, no build step.
-// Data: GET /v1/stories, /v1/stories/{id}/versions and /v1/stories/{id}/graph (JSON; ?format=dot|mermaid).
+// Data: GET /v1/stories, /v1/stories/{id}/versions and /v1/stories/{id}/graph (JSON; ?format=dot|mermaid); with
+// the creator token also /v1/stories/{id}/analytics, for the drop-off heat of each scene.
 // Query parameters:
 //   ?story=<id>    the story to draw (default: the first published story)
 //   ?version=<n>   the version to draw (default: the latest)
@@ -41,15 +42,23 @@ const KINDS = {
 };
 
 const params = new URLSearchParams(location.search);
+// The creator token: viewer counts are the creator's. From the field below, or once from "#token=..." (a URL
+// fragment never reaches a server); kept for this tab only.
+const TOKEN_KEY = "reelfork-creator-token";
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromHash) sessionStorage.setItem(TOKEN_KEY, fromHash);
+const creatorToken = () => sessionStorage.getItem(TOKEN_KEY) ?? "";
 const $ = (id) => document.getElementById(id);
 const ui = {
   storySelect: $("story-select"),
   versionSelect: $("version-select"),
   summary: $("summary"),
   playLink: $("play-link"),
+  analyticsLink: $("analytics-link"),
   zoomFit: $("zoom-fit"),
   zoomActual: $("zoom-actual"),
   refresh: $("refresh"),
+  token: $("token-input"),
   dot: $("dl-dot"),
   mermaid: $("dl-mermaid"),
   legend: $("legend"),
@@ -78,8 +87,10 @@ function endpoint(path) {
   return new URL(path, document.baseURI).href;
 }
 
-async function getJSON(path) {
-  const response = await fetch(endpoint(path), { headers: { Accept: "application/json" } });
+async function getJSON(path, { auth = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth && creatorToken()) headers.Authorization = `Bearer ${creatorToken()}`;
+  const response = await fetch(endpoint(path), { headers });
   if (!response.ok) {
     let detail = "";
     try { detail = (await response.json()).detail ?? ""; } catch { /* not JSON */ }
@@ -168,7 +179,25 @@ function pack(desired, gaps) {
 
 // ---------- model ----------
 
-function buildModel(data) {
+/** Drop-off per scene from the analytics report: viewers who left there, out of those who entered it. */
+function dropOffs(report) {
+  const scenes = new Map();
+  for (const scene of report?.scenes ?? []) {
+    scenes.set(scene.scene, { entries: scene.entries, left: scene.left, share: scene.entries ? scene.left / scene.entries : 0 });
+  }
+  return scenes;
+}
+
+/** Heat for a drop-off share: the node's own fill (none left) to red (all left). */
+function heat(share) {
+  const from = [23, 26, 38];
+  const to = [196, 42, 52];
+  const t = Math.min(1, Math.max(0, share)) ** 0.7; // a few leavers already show
+  const mix = from.map((c, i) => Math.round(c + (to[i] - c) * t));
+  return `rgb(${mix.join(",")})`;
+}
+
+function buildModel(data, report = null) {
   const nodes = new Map();
   const addNode = (node) => {
     if (!nodes.has(node.id)) nodes.set(node.id, { ...node, kind: KINDS[node.kind] ? node.kind : "scene", out: [], in: [] });
@@ -182,7 +211,9 @@ function buildModel(data) {
     nodes.get(edge.source).out.push(edge);
     nodes.get(edge.target).in.push(edge);
   });
-  return { id: data.id, version: data.version, start: data.start, nodes, edges };
+  const drops = dropOffs(report);
+  for (const [id, drop] of drops) if (nodes.has(id)) nodes.get(id).drop = drop;
+  return { id: data.id, version: data.version, start: data.start, nodes, edges, heat: report !== null };
 }
 
 // ---------- layout ----------
@@ -399,11 +430,17 @@ function edgeWidth(viewers, maxViewers) {
   return maxViewers > 0 ? 1.4 + 5.6 * (viewers / maxViewers) : 1.4;
 }
 
+/** The edge's share of the viewers who took any choice of its scene, in whole percent (null: nobody yet). */
+function choiceShare(edge, model) {
+  const total = model.nodes.get(edge.source).out.reduce((sum, e) => sum + e.viewers, 0);
+  return total > 0 ? Math.round((100 * edge.viewers) / total) : null;
+}
+
 function viewerText(edge, model) {
   const siblings = model.nodes.get(edge.source).out;
-  const total = siblings.reduce((sum, e) => sum + e.viewers, 0);
+  const share = choiceShare(edge, model);
   let text = plural(edge.viewers, "viewer");
-  if (siblings.length > 1 && total > 0) text += ` \u00B7 ${Math.round((100 * edge.viewers) / total)}%`;
+  if (siblings.length > 1 && share !== null) text += ` \u00B7 ${share}%`;
   return text;
 }
 
@@ -445,7 +482,8 @@ function draw(model, layout) {
     if (!route.forward) classes.push("edge-back");
     const data = {
       "data-source": edge.source, "data-target": edge.target, "data-choice": edge.choice,
-      "data-viewers": edge.viewers, "data-testid": `edge-${edge.source}-${edge.choice}`,
+      "data-viewers": edge.viewers, "data-share": choiceShare(edge, model),
+      "data-testid": `edge-${edge.source}-${edge.choice}`,
     };
     const group = svg("g", { class: classes.join(" "), ...data }, edgeLayer);
     const title = svg("title", {}, group);
@@ -498,6 +536,9 @@ function drawNode(node, box) {
     "data-id": node.id,
     "data-kind": node.kind,
     "data-testid": `node-${node.id}`,
+    "data-entries": node.drop?.entries,
+    "data-left": node.drop?.left,
+    "data-dropoff": node.drop ? Math.round(node.drop.share * 100) : null,
   });
   if (node.kind === "open") {
     const c = 12;
@@ -506,7 +547,11 @@ function drawNode(node, box) {
       d: `M${c},0 H${NODE_W - c} L${NODE_W},${c} V${NODE_H - c} L${NODE_W - c},${NODE_H} H${c} L0,${NODE_H - c} V${c} Z`,
     }, group);
   } else {
-    svg("rect", { class: "node-shape", width: NODE_W, height: NODE_H, rx: 10 }, group);
+    const shape = svg("rect", { class: "node-shape", width: NODE_W, height: NODE_H, rx: 10 }, group);
+    if (node.drop?.left) {
+      shape.style.fill = heat(node.drop.share);
+      group.classList.add("has-dropoff");
+    }
     if (node.kind === "ending") svg("rect", { class: "node-inner", x: 4, y: 4, width: NODE_W - 8, height: NODE_H - 8, rx: 7 }, group);
   }
   const kicker = svg("text", { class: "node-kicker", x: NODE_W / 2, y: 17 }, group);
@@ -556,6 +601,10 @@ function showTip(id, element) {
   add("p", "tip-id", node.id);
   const reached = node.in.reduce((sum, e) => sum + e.viewers, 0);
   if (node.kind !== "start") add("p", "tip-stat", `Reached ${plural(reached, "time")}`);
+  if (node.drop) {
+    const share = Math.round(node.drop.share * 100);
+    add("p", "tip-stat tip-drop", `${plural(node.drop.left, "viewer")} left here (${share}% of ${node.drop.entries} entries)`);
+  }
   if (node.out.length) {
     const list = document.createElement("ul");
     list.className = "tip-choices";
@@ -670,6 +719,10 @@ function storyURL(id, version) {
   return url;
 }
 
+function analyticsPath(id, version) {
+  return `v1/stories/${encodeURIComponent(id)}/analytics${version === null ? "" : `?version=${version}`}`;
+}
+
 function graphPath(id, version, format) {
   const query = new URLSearchParams();
   if (format) query.set("format", format);
@@ -712,10 +765,15 @@ async function loadStory(id, version, { keepView = false } = {}) {
   history.replaceState(null, "", storyURL(id, version));
   let data;
   let versions;
+  let report;
   try {
-    [data, versions] = await Promise.all([
-      getJSON(graphPath(id, version, null)),
+    [data, versions, report] = await Promise.all([
+      getJSON(graphPath(id, version, null), { auth: true }),
       getJSON(`v1/stories/${encodeURIComponent(id)}/versions`).then((v) => v.versions ?? []).catch(() => []),
+      // The drop-off heat is the creator's: only with the token; without analytics the graph still draws.
+      creatorToken()
+        ? getJSON(analyticsPath(id, version), { auth: true }).catch(() => null)
+        : Promise.resolve(null),
     ]);
   } catch (error) {
     if (seq !== state.loadSeq) return;
@@ -733,7 +791,7 @@ async function loadStory(id, version, { keepView = false } = {}) {
   ui.versionSelect.value = String(data.version);
   ui.versionSelect.disabled = versions.length < 2;
 
-  const model = buildModel(data);
+  const model = buildModel(data, report !== null && report.version === data.version ? report : null);
   const layout = layoutGraph(model);
   state.model = model;
   state.layout = layout;
@@ -777,6 +835,10 @@ function updateLinks(id, version) {
   const play = new URL("./", document.baseURI);
   play.searchParams.set("story", id);
   ui.playLink.href = play.href;
+  const analytics = new URL("analytics.html", document.baseURI);
+  analytics.searchParams.set("story", id);
+  if (version !== null) analytics.searchParams.set("version", String(version));
+  ui.analyticsLink.href = analytics.href;
 }
 
 function showEmpty(text) {
@@ -795,6 +857,12 @@ ui.versionSelect.addEventListener("change", () => {
   loadStory(state.storyId, version === state.latest ? null : version);
 });
 ui.refresh.addEventListener("click", () => {
+  if (state.storyId) loadStory(state.storyId, state.version, { keepView: true });
+});
+
+ui.token.value = creatorToken();
+ui.token.addEventListener("change", () => {
+  sessionStorage.setItem(TOKEN_KEY, ui.token.value.trim());
   if (state.storyId) loadStory(state.storyId, state.version, { keepView: true });
 });
 

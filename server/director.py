@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
 from reelfork.narrative.story import Choice, Scene, Story
-from reelfork.server.publishing import earliest_scenes
+from reelfork.server.analytics.signals import watched
+from reelfork.server.lookahead.warmup import STEP_S as WARM_STEP_S
+from reelfork.server.lookahead.warmup import warm_order
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
 from reelfork.server.queue.notices import RESUMED, ClipReady, topic
@@ -104,17 +106,20 @@ class Director:
     # -- queueing --------------------------------------------------------------------------------
 
     async def warm(self, story: StoryVersion, budget: int) -> int:
-        """Queue up to ``budget`` authored scenes' clips, earliest from the start first, at low priority.
+        """Queue up to ``budget`` authored scenes' clips at low priority: first those the analytics show viewers of
+        this story's recent versions entered (most first), then the rest, earliest from the start first.
 
         Returns how many were queued.
         """
-        scenes = earliest_scenes(story.story, budget)
+        seen = await watched(self.store.redis, story.story.id, story.version)
+        scenes = warm_order(story.story, budget, seen)
         keys = [self.clip_key(story, scene) for scene in scenes]
         existing = await self.store.clips(keys)
         queued = 0
-        for scene, clip in zip(scenes, existing, strict=True):
+        due = time.time() + WARM_DELAY_S
+        for rank, (scene, clip) in enumerate(zip(scenes, existing, strict=True)):
             if clip is None:
-                queued += await self.ensure_clip(story, scene, time.time() + WARM_DELAY_S)
+                queued += await self.ensure_clip(story, scene, due + rank * WARM_STEP_S)
         return queued
 
     async def ensure_clip(self, story: StoryVersion, scene: Scene, due: float, look: str | None = None) -> bool:

@@ -8,8 +8,10 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Coroutine
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -18,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from reelfork.narrative.formats import StoryError, load_story
 from reelfork.server import metrics
+from reelfork.server.analytics.experiments import Experiments
+from reelfork.server.analytics.recorder import Recorder
 from reelfork.server.components import renderer_names
 from reelfork.server.director import Director
 from reelfork.server.dubbing import Dubbing
@@ -110,6 +114,9 @@ class Runtime:
         self.publisher = WorkerPool(1, name="publish pool")
         """Parses and validates published stories off the event loop (:mod:`reelfork.server.publishing`)."""
         self._pools.append(self.publisher)
+        self.variant_writer = WorkerPool(1, name="variant writer")
+        """Writes the variants an experiment asks the writer for, in a process of its own (the model loads once)."""
+        self._pools.append(self.variant_writer)
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +127,11 @@ class Runtime:
         self.redis = connect(url)
         await self.redis.ping()
         self.store = Store(self.redis)
+        self.analytics = Recorder(
+            self.redis, enabled=self.settings.analytics, stream_max=self.settings.analytics_stream_max
+        )
+        self.analytics.start()
+        self.experiments = Experiments(self.redis, self.store)
         self.queue = JobQueue(self.redis, lease_s=self.settings.job_lease_s)
         self.events = Events(self.redis)
         await self.events.start()
@@ -134,6 +146,10 @@ class Runtime:
         self.start_workers(("render", "diffuse") if diffusion else ("render",), self.settings.render_workers)
         self.start_workers(("write",), self.settings.write_workers)
         self.start_workers(("produce",), self.settings.produce_workers)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background until it ends or the server stops."""
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     def start_workers(self, kinds: tuple[JobKind, ...], count: int) -> None:
         """``count`` worker loops taking jobs of ``kinds``, sharing a pool of as many processes."""
@@ -170,6 +186,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.analytics.close()
         await self.events.stop()
         await self.redis.aclose()
         for pool in self._pools:

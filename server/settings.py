@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     """``POST /v1/demo/entitlements`` mints entitlements for any session: for the web player's demo only. Needs
     ``entitlement_secret``."""
 
+    analytics: bool = True
+    """Keep playback events and the creators' analytics counters (``GET /v1/stories/{id}/analytics``); off: the
+    play path records nothing (the reports stay readable, and empty)."""
+    analytics_stream_max: int = Field(default=1_000_000, ge=1000, le=1_000_000_000)
+    """Events kept per story version (older ones are trimmed; the counters keep counting them)."""
+
     @model_validator(mode="before")
     @classmethod
     def _known_variables(cls, data: Any) -> Any:

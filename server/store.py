@@ -168,6 +168,18 @@ class Store:
         raw = cast(str | None, await self.redis.hget(keys.story(story_id), f"v{version}"))  # decode_responses
         return (version, raw) if raw is not None else None
 
+    async def republish(self, story_id: str, version: int) -> int | None:
+        """Publish ``version``'s content again as the latest version (an experiment's arm, a promoted winner);
+        its clips are shared, being content-addressed. ``None`` when there is no such version."""
+        key = keys.story(story_id)
+        document = cast(str | None, await self.redis.hget(key, f"v{version}"))
+        if document is None:
+            return None
+        digest = Story.model_validate_json(unpacked(document)).digest()
+        latest = int(await self.redis.hincrby(key, "latest", 1))
+        await self.redis.hset(key, mapping={f"v{latest}": document, f"digest:{digest}": latest})
+        return latest
+
     async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
         version = await self.latest(story_id, version)
         if version is None:

@@ -30,6 +30,7 @@ from reelfork.narrative.graph import bridge_to_ending
 from reelfork.narrative.locales import scene_keys
 from reelfork.narrative.state import find_choice, is_generated
 from reelfork.narrative.story import Choice, Scene, Story
+from reelfork.server.analytics.signals import Audience
 from reelfork.server.components import (
     RendererOptions,
     WriterOptions,
@@ -87,6 +88,7 @@ class Worker:
         self._announced = -ANNOUNCE_S
         self.writer_options = writer_options(settings)
         self.renderer_options = renderer_options(settings)
+        self.audience = Audience(store.redis)
 
     async def run(self) -> None:
         last_reap = 0.0
@@ -186,6 +188,7 @@ class Worker:
             scene_id=target,
             must_end=payload.must_end,
             seed=int(target[2:10], 16),
+            holding=await self.audience.holding(story.story, story.version),
         )
         loop = asyncio.get_running_loop()
         started = time.perf_counter()

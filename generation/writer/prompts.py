@@ -127,10 +127,18 @@ def instruction(must_end: bool) -> str:
     return "Write the next scene. End it with 2 or 3 new choices for the viewer, and set ending to false."
 
 
+def audience(holding: list[str]) -> str:
+    """The audience signal, after the bible: it changes with the story's viewers, not with the choice, so
+    sibling requests still share the prefix. Characters by id, as the bible and the speakers name them."""
+    if not holding:
+        return ""
+    return f"\n\nViewers watch scenes with {', '.join(holding)} longest: give them a part when the story allows."
+
+
 def build_messages(request: WriteRequest) -> list[Message]:
     """The chat messages for ``request``; everything choice-specific comes last."""
     story = request.story
-    system = rules(story) + "\n\n" + bible(story)
+    system = rules(story) + "\n\n" + bible(story) + audience(request.holding)
     earlier = summary(request.path[:-1])
     shared = [
         "Story so far:\n" + earlier if earlier else "Story so far: this is the first scene.",

@@ -23,6 +23,8 @@ class WriteRequest(BaseModel):
     seed: int = 0
     instruction: str | None = None
     """Replaces the closing instruction of the prompt (linear drafting: "end the episode on a cliffhanger")."""
+    holding: list[str] = Field(default_factory=list, max_length=8)
+    """Audience signal: ids of the characters whose scenes hold viewers longest, longest first (empty: none)."""
 
 
 class WriteError(Exception):

@@ -101,3 +101,34 @@ def clip(key: str) -> str:
 def production(production_id: str) -> str:
     """A production's status hash."""
     return f"{PREFIX}production:{production_id}"
+
+
+# -- audience analytics (server/analytics/) -------------------------------------------------------
+
+ANALYTICS_STREAMS = PREFIX + "an:streams"
+"""The set of every analytics event stream's key (for export and for deleting a viewer's events)."""
+
+
+def analytics_events(story_id: str, version: int) -> str:
+    """A story version's capped stream of playback events."""
+    return f"{PREFIX}an:events:{story_id}:{version}"
+
+
+def analytics_buckets(story_id: str, version: int) -> str:
+    """The sorted set of a story version's counter hashes (:func:`analytics_counters`), scored by their hour."""
+    return f"{PREFIX}an:buckets:{story_id}:{version}"
+
+
+def analytics_counters(story_id: str, version: int, locale: str, look: str, hour: int) -> str:
+    """Counters of the events of one hour (epoch hours) from sessions of one locale and look."""
+    return f"{PREFIX}an:c:{story_id}:{version}:{locale}:{look}:{hour}"
+
+
+def analytics_session(session_id: str) -> str:
+    """One session's analytics state: what was counted once already, the scene it left at, watch marks."""
+    return f"{PREFIX}an:session:{session_id}"
+
+
+def experiments(story_id: str) -> str:
+    """A story's experiments: experiment id → its definition (JSON)."""
+    return f"{PREFIX}experiments:{story_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -12,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
-from reelfork.server.web import asyncapi, demo, health, productions, stories
+from reelfork.server.web import analytics, asyncapi, demo, experiments, health, productions, stories
 from reelfork.server.web.headers import SecurityHeaders
 from reelfork.server.web.limits import BodyLimit
 from reelfork.server.web.play import Connection
@@ -20,6 +21,10 @@ from reelfork.server.web.problems import Refused, invalid_request, refused
 
 CLIENT_DEMO = Path(str(resources.files("reelfork.client_demo")))
 """The web player and creator view: package data of ``reelfork.client_demo`` (the ``client-demo/`` folder)."""
+CHARTS = CLIENT_DEMO / "vendor" / "chart.umd.min.js"
+"""Chart.js for the creator's analytics page: npm's ``chart.js``, copied there by ``scripts/dev`` (git-ignored)."""
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(stories.router)
     app.include_router(productions.router)
+    app.include_router(analytics.router)
+    app.include_router(experiments.router)
     app.include_router(asyncapi.router)
     app.include_router(demo.router)
 
@@ -51,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def play(websocket: WebSocket) -> None:
         await Connection(websocket, runtime).serve()
 
+    if not CHARTS.is_file():
+        log.warning("%s is missing: the analytics page cannot draw its charts; scripts/dev serve installs it "
+                    "(npm ci, then a copy of node_modules/chart.js/dist/chart.umd.min.js)", CHARTS)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
     app.mount("/", StaticFiles(directory=CLIENT_DEMO, html=True), name="player")

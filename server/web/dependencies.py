@@ -34,3 +34,16 @@ def creator(
             "creator routes need 'Authorization: Bearer <creator token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def maybe_creator(
+    server: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> bool:
+    """Whether the request carries the creator token: False without one, 401 for a wrong one."""
+    if credentials is None:
+        return False
+    creator(server, credentials)
+    return True
+
+
+CreatorDep = Annotated[bool, Depends(maybe_creator)]

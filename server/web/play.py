@@ -34,6 +34,7 @@ from reelfork.narrative.state import (
     is_generated,
 )
 from reelfork.narrative.story import Episode, Scene, Story, Window, choice_window
+from reelfork.server.analytics.tracker import Tracker
 from reelfork.server.director import default_look
 from reelfork.server.dubbing import ViewerClip, checked_name
 from reelfork.server.entitlements import InvalidEntitlement, is_open, locked_at, merged, verifier
@@ -124,6 +125,7 @@ class Connection:
         """Held while a message is handled, so a default never races the viewer's own choice."""
         self._notifiers: set[asyncio.Task[None]] = set()
         self.bucket = TokenBucket(settings.message_rate, settings.message_burst)
+        self.audience = Tracker(runtime.analytics)
 
     async def serve(self) -> None:
         await self.websocket.accept()
@@ -145,6 +147,7 @@ class Connection:
             return
         finally:
             SESSIONS.dec()
+            self.audience.disconnected()
             for task in self._notifiers:
                 task.cancel()
             with contextlib.suppress(Exception):  # Redis away: a resume starts up to POSITION_EVERY_S early
@@ -186,24 +189,22 @@ class Connection:
             )
 
     async def on_start(self, message: Start) -> None:
-        story = await self.store.story(message.story)
+        viewer = message.viewer or new_viewer_id()
+        story = await self.runtime.experiments.story_for(message.story, viewer)  # the viewer's arm, if any
         if story is None:
             known = ", ".join(await self.store.story_ids()) or "none"
             raise ProtocolError(ErrorCode.UNKNOWN_STORY, f"no story {message.story!r}; published stories: {known}")
         locale, name, look = self._persona(story.story, message)
         token = new_session_token()
         record = SessionRecord(
-            state=begin(story.story, story.version),
-            viewer=message.viewer or new_viewer_id(),
-            locale=locale,
-            name=name,
-            look=look,
+            state=begin(story.story, story.version), viewer=viewer, locale=locale, name=name, look=look
         )
         await self.store.save_session(token, record)
         if self.token is not None:  # a new start on this connection: the earlier session is no longer watched here
             await self.lookahead.viewer_left(self.token)
             await self.flush_position()
         self.token = token
+        self.audience.started(story, token, record, locale, look)
         await self.send(self._session(token, story.story, record))
         await self.present(story, record, story.story.scene(record.state.current))
 
@@ -255,6 +256,7 @@ class Connection:
             raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "no session with that token; start a new one")
         story, scene = await self._position(record.state)
         self.token = message.session
+        self.audience.started(story, message.session, record, record.locale, record.look, resumed=True)
         await self.send(self._session(message.session, story.story, record))
         kept = await self.store.load_position(message.session, record)
         await self.present(story, record, scene, position=kept.seconds if kept and kept.scene == scene.id else 0.0)
@@ -275,7 +277,7 @@ class Connection:
                     playing.reported = time.monotonic()  # a viewer waiting on their own choice is not moved on
                 raise
 
-    async def take_choice(self, record: SessionRecord, choice_id: str) -> None:
+    async def take_choice(self, record: SessionRecord, choice_id: str, *, by_default: bool = False) -> None:
         """Apply a choice of the current scene and present the next one (refused while the scene is locked)."""
         state = record.state
         story, scene = await self._position(state)
@@ -305,6 +307,7 @@ class Connection:
         record = record.model_copy(update={"state": state, "position": None})
         await self.store.save_session(self._require_token(), record)
         await self.store.count_choice(story, scene.id, choice.id)
+        self.audience.chose(scene.id, choice.id, by_default)
         await self.lookahead.viewer_chose(self._require_token(), story, scene.id, choice.id)
         await self.present(story, record, next_scene)
 
@@ -318,7 +321,7 @@ class Connection:
             return
         self.playing = None  # once: a later report past closes_at must not choose again
         try:
-            await self.take_choice(record, playing.default)
+            await self.take_choice(record, playing.default, by_default=True)
         except ProtocolError as exc:
             if exc.code == ErrorCode.NOT_READY:
                 self.playing = playing  # the next report past closes_at tries again
@@ -333,11 +336,13 @@ class Connection:
             record = await self._record()
             if message.scene != record.state.current:
                 return  # a late report from the scene before: the choice already moved the viewer on
+            self.audience.progress(message.scene, message.position)
             await self.keep_position(Position(scene=message.scene, seconds=message.position), message.playing)
             story, scene = await self._position(record.state)
             may_enter = self._may_enter(story, record)
             await self.lookahead.viewer_at(token, story, record.state, scene, message.position, may_enter=may_enter)
             return
+        self.audience.progress(message.scene, message.position)
         await self.keep_position(Position(scene=message.scene, seconds=message.position), message.playing)
         playing.reported = time.monotonic()
         if playing.window is not None and message.position >= playing.window.closes_at:
@@ -380,6 +385,7 @@ class Connection:
             raise ProtocolError(ErrorCode.INVALID_ENTITLEMENT, f"{exc}; the episode stays locked") from None
         record = record.model_copy(update={"unlocked": merged(record.unlocked, claims.episodes)})
         await self.store.save_session(self._require_token(), record)
+        self.audience.unlocked(episode.number)
         await self.present(story, record, scene)
 
     def _locked_episode(self, story: StoryVersion, record: SessionRecord) -> Episode | None:
@@ -399,6 +405,7 @@ class Connection:
         """Send a scene (or ``locked``), with its clip when ready within the wait budget, and look ahead from it."""
         state = record.state
         locked = self._locked_episode(story, record)
+        self.audience.presented(story, record, scene, locked)
         if locked is not None:
             self.playing = None
             price = locked.price.coins if locked.price is not None else 0

@@ -15,7 +15,7 @@ from reelfork.narrative.story import Story, episodes_of, is_free
 from reelfork.server.pool import WorkerDied
 from reelfork.server.publishing import Findings, prepare
 from reelfork.server.store import StoryVersion, is_packed, unpacked
-from reelfork.server.web.dependencies import RuntimeDep, creator
+from reelfork.server.web.dependencies import CreatorDep, RuntimeDep, creator
 from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 
 router = APIRouter(prefix="/v1", tags=["stories"], responses=ERRORS)
@@ -123,8 +123,8 @@ class GraphEdge(BaseModel):
     target: str
     choice: str
     label: str
-    viewers: int
-    """Viewers who took this choice."""
+    viewers: int | None
+    """Viewers who took this choice: for the creator (with the creator token) only, else null."""
 
 
 class StoryGraph(BaseModel):
@@ -157,8 +157,9 @@ class Published(BaseModel):
 
 
 def story_graph_of(
-    story: Story, version: int, counts: dict[tuple[str, str], int], written: list[WrittenNode]
+    story: Story, version: int, counts: dict[tuple[str, str], int] | None, written: list[WrittenNode]
 ) -> StoryGraph:
+    """The graph; ``counts`` (choices taken) only for the creator: without them edges carry no viewers."""
     def kind(scene_id: str, ending: bool) -> Literal["start", "scene", "ending"]:
         return "ending" if ending else ("start" if scene_id == story.start else "scene")
 
@@ -169,13 +170,13 @@ def story_graph_of(
             target = choice.target or f"open:{scene.id}/{choice.id}"
             if choice.open is not None:
                 nodes.append(GraphNode(id=target, title=choice.open.hint, kind="open"))
-            viewers = counts.get((scene.id, choice.id), 0)
+            viewers = counts.get((scene.id, choice.id), 0) if counts is not None else None
             edge = GraphEdge(source=scene.id, target=target, choice=choice.id, label=choice.label, viewers=viewers)
             edges.append(edge)
     known = {node.id for node in nodes}
     for entry in written:
         source = f"open:{entry.parent}/{entry.choice}"
-        viewers = counts.get((entry.parent, entry.choice), 0)
+        viewers = counts.get((entry.parent, entry.choice), 0) if counts is not None else None
         if source not in known:  # a choice of a written scene: its open node hangs off that scene
             nodes.append(GraphNode(id=source, title="written by the LLM", kind="open"))
             edges.append(
@@ -253,6 +254,7 @@ GRAPH_TEXT = {
     response_model=StoryGraph,
     responses={
         **NOT_FOUND,
+        **CREATOR_ERRORS,
         200: {
             "description": "The graph: JSON, Graphviz DOT (``format=dot``) or Mermaid (``format=mermaid``).",
             "content": GRAPH_TEXT,
@@ -261,16 +263,17 @@ GRAPH_TEXT = {
 )
 async def story_graph(
     runtime: RuntimeDep,
+    is_creator: CreatorDep,
     story_id: str,
     version: int | None = None,
     format: Literal["json", "dot", "mermaid"] = "json",
 ) -> Response:
-    """The graph with viewer counts per choice and the scenes the writer added, for creators."""
+    """The graph with the scenes the writer added; with the creator token, viewer counts per choice too."""
     found = await runtime.store.document(story_id, version)
     if found is None:
         raise HTTPException(404, f"no story {story_id!r}")
     number, stored = found
-    counts = await runtime.store.choice_counts_of(story_id, number)
+    counts = await runtime.store.choice_counts_of(story_id, number) if is_creator else None
     written = [
         WrittenNode(parent=p, choice=c, scene=s, title=t)
         for p, c, s, t in await runtime.store.written_index_of(story_id, number)
@@ -291,7 +294,7 @@ GRAPH_MEDIA_TYPES = {"json": "application/json", "dot": "text/vnd.graphviz", "me
 def graph_body(
     story: Story,
     version: int,
-    counts: dict[tuple[str, str], int],
+    counts: dict[tuple[str, str], int] | None,
     written: list[WrittenNode],
     format: Literal["json", "dot", "mermaid"],
 ) -> bytes:
@@ -330,7 +333,7 @@ def graph_of_document(
     story_id: str,
     version: int,
     stored: str,
-    counts: dict[tuple[str, str], int],
+    counts: dict[tuple[str, str], int] | None,
     written: list[WrittenNode],
     format: Literal["json", "dot", "mermaid"],
 ) -> bytes:

@@ -20,6 +20,8 @@ from playwright.sync_api import Page, expect
 from reelfork.narrative.story import Story
 from websockets.sync.client import ClientConnection, connect
 
+from tests.helpers.processes import ServerProcess
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,7 +65,9 @@ def play_first_choice(live_server: str) -> None:
         assert second["scene"] == "heiress"
 
 
-def test_creator_view_draws_the_graph_and_counts_viewers(page: Page, live_server: str, artifacts: Path) -> None:
+def test_creator_view_draws_the_graph_and_counts_viewers(
+    page: Page, live_server: str, live_server_process: ServerProcess, artifacts: Path
+) -> None:
     story = seed_story()
     scene_ids = {scene.id for scene in story.scenes}
     open_ids = {f"open:{s.id}/{c.id}" for s in story.scenes for c in s.choices if c.open is not None}
@@ -133,7 +137,12 @@ def test_creator_view_draws_the_graph_and_counts_viewers(page: Page, live_server
         assert response.ok, (href, response.status)
         assert marker in response.text()
 
-    # A viewer takes boarding -> heiress; after a reload the edge counts them.
+    # Viewer counts are the creator's: none without the token; with it (kept for the tab), a viewer who takes
+    # boarding -> heiress is counted after a reload.
+    assert edge_viewers(page, "boarding", "next")[0] == 0
+    page.get_by_test_id("token-input").fill(live_server_process.creator_token)
+    page.get_by_test_id("token-input").dispatch_event("change")
+    expect(page.locator(GRAPH)).to_have_attribute("data-state", "ready")
     before, _ = edge_viewers(page, "boarding", "next")
     play_first_choice(live_server)
     open_graph(page, live_server)
