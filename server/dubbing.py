@@ -113,15 +113,22 @@ class Dubbing:
         """The viewer's MP4 and WebVTT (assembled now, or found from an earlier viewer). Blocking: run in a thread."""
         if picture.slots is None:
             raise RenderError(f"clip {picture.key} is no shared picture (it has no line slots)")
+        found = self.assembled(picture, locale, name, machine)
+        if found is None:
+            clip = self._paths(picture, locale, name, machine)
+            assemble(self.media / picture.file, with_machine(story, locale, machine), scene, locale, name,
+                     picture.slots, self.voices, self.media / clip.file, self.signer)
+            found = clip
+        return found
+
+    def assembled(self, picture: StoredClip, locale: str, name: str, machine: Machine = None) -> ViewerClip | None:
+        """The viewer's clip when an earlier viewer's assembly made it already (two file checks: no thread needed)."""
+        clip = self._paths(picture, locale, name, machine)
+        return clip if (self.media / clip.file).exists() and (self.media / clip.subtitles).exists() else None
+
+    def _paths(self, picture: StoredClip, locale: str, name: str, machine: Machine) -> ViewerClip:
         key = clip_key(picture.key, locale, name)
         if machine:
             key = digest(key, machine)
-        story = with_machine(story, locale, machine)
         relative = Path(VIEWERS) / f"{key}.mp4"
-        output = self.media / relative
-        subtitles = relative.with_suffix(".vtt")
-        if not (output.exists() and (self.media / subtitles).exists()):
-            assemble(self.media / picture.file, story, scene, locale, name, picture.slots, self.voices, output,
-                     self.signer)
-        return ViewerClip(file=str(relative), subtitles=str(subtitles))
-
+        return ViewerClip(file=str(relative), subtitles=str(relative.with_suffix(".vtt")))

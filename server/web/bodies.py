@@ -20,15 +20,19 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise Refused(located) from None
 
 
-def inlined(schema: Any, definitions: dict[str, Any]) -> Any:
-    """``schema`` with every ``#/$defs/...`` reference replaced by its definition (the models are not recursive)."""
+def inlined(schema: Any, definitions: dict[str, Any], within: frozenset[str] = frozenset()) -> Any:
+    """``schema`` with every ``#/$defs/...`` reference replaced by its definition; a recursive one (a story's
+    nested conditions) is left open inside itself, as any JSON value: the route validates it all the same."""
     if isinstance(schema, dict):
         reference = schema.get("$ref", "")
         if reference.startswith("#/$defs/"):
-            return inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
-        return {key: inlined(value, definitions) for key, value in schema.items() if key != "$defs"}
+            name = reference.removeprefix("#/$defs/")
+            if name in within:
+                return {"description": f"a {name}, as above"}
+            return inlined(definitions[name], definitions, within | {name})
+        return {key: inlined(value, definitions, within) for key, value in schema.items() if key != "$defs"}
     if isinstance(schema, list):
-        return [inlined(item, definitions) for item in schema]
+        return [inlined(item, definitions, within) for item in schema]
     return schema
 
 

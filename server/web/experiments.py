@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel
 from reelfork.narrative.formats import StoryError, load_story
 from reelfork.narrative.story import Scene, Story
@@ -30,8 +30,9 @@ from reelfork.server.analytics.variants import (
 from reelfork.server.components import writer_options
 from reelfork.server.runtime import Runtime
 from reelfork.server.store import StoryVersion
+from reelfork.server.web.bodies import json_body, read_body
 from reelfork.server.web.dependencies import RuntimeDep, creator
-from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, Located, Message, Refused
+from reelfork.server.web.problems import CREATOR_ERRORS, ERRORS, NOT_FOUND, TOO_LARGE, Located, Message, Refused
 from reelfork.server.worker import write_scene
 
 router = APIRouter(prefix="/v1", tags=["experiments"], dependencies=[Depends(creator)],
@@ -95,17 +96,24 @@ async def _start(runtime: Runtime, experiment: Experiment, arms: dict[str, Story
 @router.post(
     "/stories/{story_id}/experiments",
     status_code=201,
-    responses={**NOT_FOUND, 202: {"model": Experiment, "description": "Accepted: the writer writes the variants "
-                                  "asked for (status ``writing``); poll the experiment until ``running``."}},
+    responses={
+        **NOT_FOUND,
+        **TOO_LARGE,
+        202: {
+            "model": Experiment,
+            "description": "Accepted: the writer writes the variants asked for (status ``writing``); poll the "
+            "experiment until ``running``.",
+        },
+    },
+    openapi_extra=json_body(ExperimentRequest),
 )
-async def create_experiment(
-    runtime: RuntimeDep, story_id: str, request: ExperimentRequest, response: Response
-) -> Experiment:
+async def create_experiment(runtime: RuntimeDep, story_id: str, body: Request, response: Response) -> Experiment:
     """Start an experiment: each variant becomes a story version, and new viewers are split among them.
 
     With ``write``, the writer writes that many more variants first (``202``, status ``writing``), each checked
     like any scene it writes and keeping the scene's line ids and choices; the split starts once all are written.
     """
+    request = await read_body(body, ExperimentRequest)  # here, after the router's creator check, not before it
     base = await runtime.store.story(story_id, request.version)
     if base is None:
         raise HTTPException(404, f"no story {story_id!r}")

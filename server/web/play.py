@@ -473,7 +473,8 @@ class Connection:
         """The viewer's own clip from the shared picture, assembled off the event loop; None if that failed."""
         dubbing = self.runtime.dubbing
         try:
-            return await asyncio.to_thread(
+            ready = dubbing.assembled(picture, viewer.locale, viewer.name, viewer.machine)
+            return ready or await asyncio.to_thread(
                 dubbing.clip, story.story, scene, picture, viewer.locale, viewer.name, viewer.machine
             )
         except Exception:

@@ -287,6 +287,11 @@ def two_scene_story() -> dict[str, Any]:
     second["ending"] = True
     story["scenes"] = [first, second]
     story["id"] = "two-scenes"
+    kept = {f"{first['id']}/", f"{second['id']}/title", f"{second['id']}/line:"}  # the tables of what is left
+    story["translations"] = {
+        locale: {key: text for key, text in table.items() if key.startswith(tuple(kept))}
+        for locale, table in story["translations"].items()
+    }
     return story
 
 
