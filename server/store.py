@@ -24,6 +24,8 @@ from reelfork.server.entitlements import Unlocked
 from reelfork.server.queue import keys
 
 SESSION_TTL_S = 30 * 24 * 3600
+CLIPS_REMEMBERED = 50_000
+"""Rendered clips a store keeps in memory (a few hundred bytes each)."""
 
 
 class StoredClip(BaseModel):
@@ -130,6 +132,7 @@ class Store:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._stories: dict[tuple[str, int], StoryVersion] = {}
+        self._clips: dict[str, StoredClip] = {}
 
     # -- stories: immutable versions -------------------------------------------------------
 
@@ -287,14 +290,29 @@ class Store:
         await self.redis.set(keys.clip(clip.key), clip.model_dump_json())
 
     async def clip(self, key: str) -> StoredClip | None:
-        raw = await self.redis.get(keys.clip(key))
-        return StoredClip.model_validate_json(raw) if raw is not None else None
+        return (await self.clips([key]))[0]
 
     async def clips(self, clip_keys: list[str]) -> list[StoredClip | None]:
-        if not clip_keys:
-            return []
-        raws = await self.redis.mget([keys.clip(key) for key in clip_keys])
-        return [StoredClip.model_validate_json(raw) if raw is not None else None for raw in raws]
+        """The rendered clips of ``clip_keys`` (None where not rendered yet). A clip never changes once stored (its
+        key is its content address), so those seen before come from memory: the lookahead asks for the same few
+        hundred clips on behalf of every viewer."""
+        found: list[StoredClip | None] = [self._clips.get(key) for key in clip_keys]
+        missing = [key for key, clip in zip(clip_keys, found, strict=True) if clip is None]
+        if not missing:
+            return found
+        raws = iter(await self.redis.mget([keys.clip(key) for key in missing]))
+        for index, (key, clip) in enumerate(zip(clip_keys, found, strict=True)):
+            if clip is None:
+                raw = next(raws)
+                if raw is not None:
+                    found[index] = self._remember_clip(key, StoredClip.model_validate_json(raw))
+        return found
+
+    def _remember_clip(self, key: str, clip: StoredClip) -> StoredClip:
+        self._clips[key] = clip
+        if len(self._clips) > CLIPS_REMEMBERED:
+            self._clips.pop(next(iter(self._clips)))
+        return clip
 
 
 def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "animatic", look: str | None = None) -> str:

@@ -403,6 +403,7 @@ class Connection:
 
     async def present(self, story: StoryVersion, record: SessionRecord, scene: Scene, *, position: float = 0.0) -> None:
         """Send a scene (or ``locked``), with its clip when ready within the wait budget, and look ahead from it."""
+        self._supersede()
         state = record.state
         locked = self._locked_episode(story, record)
         self.audience.presented(story, record, scene, locked)
@@ -525,6 +526,14 @@ class Connection:
         async with self._choice_lock:
             with contextlib.suppress(ProtocolError):
                 await self.take_default(scene_id)
+
+    def _supersede(self) -> None:
+        """A scene is presented: the earlier scene's late clip and backstop have nothing left to do (each would
+        otherwise sleep out its backstop: thousands of idle tasks at 1,000 viewers)."""
+        current = asyncio.current_task()
+        for task in self._notifiers:
+            if task is not current:
+                task.cancel()
 
     def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
