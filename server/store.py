@@ -7,6 +7,7 @@ token, so the token itself (the only proof of ownership) is never at rest. The c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -128,6 +129,11 @@ def _session_key(token: str) -> str:
     return keys.session(_token_digest(token))
 
 
+def _loaded(stored: str, version: int) -> StoryVersion:
+    story = Story.model_validate_json(unpacked(stored))
+    return StoryVersion(story=story, version=version, digest=story.digest())
+
+
 class Store:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -193,8 +199,10 @@ class Store:
         found = await self.document(story_id, version)
         if found is None:
             return None
-        story = Story.model_validate_json(unpacked(found[1]))
-        loaded = StoryVersion(story=story, version=version, digest=story.digest())
+        if is_packed(found[1]):  # a large story takes seconds to read: in a thread, so the event loop runs between
+            loaded = await asyncio.to_thread(_loaded, found[1], version)
+        else:
+            loaded = _loaded(found[1], version)
         self._stories[(story_id, version)] = loaded
         return loaded
 

@@ -2,10 +2,12 @@
 
 A tiny model often writes ``"text": "Adrian: I lied."`` for Adrian's own line, runs a line
 or the title into the length limit mid-sentence, says the same line twice, or copies a line of
-the previous scene from its prompt. Dropping the redundant tag, the unfinished sentence after a
-complete one, a cut title's broken tail, or a line that tells the viewer nothing new keeps
-everything the scene meant to say. The checks run on the result,
-so a repair can only turn a rejected candidate into one that passes them all.
+the previous scene from its prompt, and spells out the protagonist's default name that every
+viewer replaces with their own. Dropping the redundant tag, the unfinished sentence after a
+complete one, a cut title's broken tail, or a line that tells the viewer nothing new, and writing
+the name's placeholder where the default name stands, keeps everything the scene meant to say.
+The checks run on the result, so a repair can only turn a rejected candidate into one that passes
+them all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reelfork.generation.writer.schema import (
     DraftLine,
     is_english,
 )
+from reelfork.narrative.persona import PLACEHOLDER
 from reelfork.narrative.story import Scene, Story
 
 SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
@@ -112,7 +115,18 @@ def useful_lines(lines: list[DraftLine], parent: Scene) -> list[DraftLine]:
     return kept if len(kept) >= LINES_MIN else lines
 
 
+def placeheld(draft: Draft, story: Story) -> Draft:
+    """The protagonist's default name, as a whole word, replaced by the placeholder: the scene serves every
+    viewer's name (the model is asked for the placeholder, and small models write the name they were shown)."""
+    if story.persona is None:
+        return draft
+    name = re.compile(rf"(?<!\w){re.escape(story.persona.name)}(?!\w)")
+    lines = [line.model_copy(update={"text": name.sub(PLACEHOLDER, line.text)}) for line in draft.lines]
+    choices = [choice.model_copy(update={"label": name.sub(PLACEHOLDER, choice.label)}) for choice in draft.choices]
+    return draft.model_copy(update={"title": name.sub(PLACEHOLDER, draft.title), "lines": lines, "choices": choices})
+
+
 def tidy(draft: Draft, story: Story, parent: Scene) -> Draft:
     lines = [DraftLine(speaker=line.speaker, text=finished(untagged(line, story)).strip()) for line in draft.lines]
     title = whole_title(draft.title, is_english(story))
-    return draft.model_copy(update={"title": title, "lines": useful_lines(lines, parent)})
+    return placeheld(draft.model_copy(update={"title": title, "lines": useful_lines(lines, parent)}), story)

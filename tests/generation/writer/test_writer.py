@@ -502,3 +502,19 @@ def test_a_title_copied_from_another_scene_is_rejected() -> None:
     assert ferry_found(ferry_draft(title="Dead in the water!")) == [
         "title copies the title of the story or one of its scenes: 'Dead in the water!'"
     ]
+
+
+def test_the_protagonist_s_default_name_becomes_the_placeholder_and_a_bare_name_is_still_refused() -> None:
+    written = ferry_draft(
+        title="Mara Alone",
+        lines=[{"speaker": "mara", "text": "Mara's locket is gone."}, {"speaker": "jonah", "text": "Marathon night."}],
+        choices=[{"label": "Tell Mara the truth"}, {"label": "Take the badge"}],
+    )
+    repaired = tidy(written, FERRY, FERRY.scene("heiress"))
+    assert repaired.title == "{name} Alone"
+    assert [line.text for line in repaired.lines] == ["{name}'s locket is gone.", "Marathon night."]
+    assert repaired.choices[0].label == "Tell {name} the truth"
+    assert ferry_found(repaired) == []
+    only_a_name = [{"speaker": "mara", "text": "Mara Vance"}, {"speaker": "narrator", "text": "Rain."}]
+    bare = tidy(ferry_draft(lines=only_a_name), FERRY, FERRY.scene("heiress"))
+    assert ferry_found(bare) == ["lines[0].text is only a name or a title from the story: '{name} Vance'"]
