@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from reelfork.narrative.state import current_episode
 from reelfork.narrative.story import Episode, Scene
@@ -27,6 +27,8 @@ def session_id(token: str) -> str:
 
 @dataclass
 class Context:
+    """The session's part of every :class:`~reelfork.server.analytics.events.Event` (same field names)."""
+
     story: str
     version: int
     session: str
@@ -113,9 +115,4 @@ class Tracker:
         context = self.context
         if context is None:
             return None
-        values: dict[str, str | int | float | bool] = {
-            "kind": kind, "at": time.time(), "story": context.story, "version": context.version,
-            "session": context.session, "viewer": context.viewer, "locale": context.locale, "look": context.look,
-            "scene": context.scene, "episode": context.episode, "arrival": context.arrival, **fields,
-        }
-        return Event.model_validate(values)
+        return Event.model_validate({**asdict(context), "kind": kind, "at": time.time(), **fields})
