@@ -12,6 +12,7 @@ import unicodedata
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from reelfork.narrative.appearance import Appearance
 from reelfork.narrative.ids import Identifier
 
 __all__ = [
@@ -45,6 +46,8 @@ class Look(_Strict):
     """Replaces the character's ``look`` in the bible: what every renderer draws."""
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
     """Replaces the character's colour (its palette), when given."""
+    appearance: Appearance | None = None
+    """Replaces the character's structured appearance, when given."""
 
 
 class Persona(_Strict):

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from reelfork.narrative.appearance import Appearance, Likeness, default_appearance
 from reelfork.narrative.expressions import Effect, Expr, Variable
 from reelfork.narrative.ids import Identifier, line_id
 from reelfork.narrative.persona import Persona, fill
@@ -106,6 +107,14 @@ class Character(Strict):
     """What the character looks like; used by every renderer for visual consistency."""
     voice: Voice = Voice()
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
+    appearance: Appearance | None = Field(default=None, exclude_if=_empty)
+    """The look in fields, for renderers that draw rather than prompt; None: derived from the ID."""
+    likeness: Likeness = Field(default_factory=Likeness, exclude_if=lambda v: v == Likeness())
+    """Invented (the default) or a licensed likeness with its release reference."""
+
+    def drawn(self) -> Appearance:
+        """The structured appearance every renderer draws: the authored one, or a stable default."""
+        return self.appearance or default_appearance(self.id, self.color)
 
 
 class Bible(Strict):
@@ -329,7 +338,9 @@ class Story(Strict):
         if look is None:
             return self.bible
         characters = [
-            c.model_copy(update={"look": look.look, "color": look.color or c.color})
+            c.model_copy(update={
+                "look": look.look, "color": look.color or c.color, "appearance": look.appearance or c.appearance,
+            })
             if c.id == self.persona.character else c
             for c in self.bible.characters
         ]
