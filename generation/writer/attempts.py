@@ -131,7 +131,7 @@ def judge(
     if completion.finish_reason == "length":
         return None, [f"output cut at max_tokens={max_tokens} before the JSON was complete"]
     try:
-        draft = tidy(schema.Draft.model_validate_json(completion.text), request.story, parent)
+        draft = tidy(schema.Draft.model_validate_json(completion.text).opened(), request.story, parent)
     except ValidationError as error:
         return None, [f"output is not a valid scene: {e['loc']}: {e['msg']}" for e in error.errors()]
     problems = checks.problems(draft, request.story, parent, request.must_end, policy)

@@ -277,9 +277,14 @@ def template_problems(draft: Draft) -> list[str]:
 def label_problems(draft: Draft, story: Story) -> list[str]:
     """Lines and choice labels that are only a character's name or a title from the story ("Mara Vance")."""
     names = bare_names(story)
-    default = story.persona.name if story.persona is not None else ""
     return [f"{field} is only a name or a title from the story: {text!r}" for field, text in fields(draft)[1:]
-            if normalize(text) in names or (default and normalize(text.replace(PLACEHOLDER, default)) in names)]
+            if only_a_name(text, story, names)]
+
+
+def only_a_name(text: str, story: Story, names: set[str]) -> bool:
+    """Whether ``text`` is one of ``names`` (:func:`bare_names`), the placeholder standing for the default name."""
+    default = story.persona.name if story.persona is not None else ""
+    return normalize(text) in names or bool(default and normalize(text.replace(PLACEHOLDER, default)) in names)
 
 
 def bare_names(story: Story) -> set[str]:

@@ -65,6 +65,7 @@ def persona_rules(story: Story) -> list[str]:
     return [
         f"- The viewer plays {story.persona.character}. Write {PLACEHOLDER} wherever a line names "
         f"{story.persona.character}; never write the name itself.",
+        f"- The opening line says what {PLACEHOLDER} does next, starting with {PLACEHOLDER}.",
     ]
 
 
@@ -92,12 +93,13 @@ def bible(story: Story) -> str:
 
 
 def summary(earlier: list[Scene]) -> str:
-    """The viewer's path before the parent scene: titles and first lines, newest kept."""
+    """The viewer's path before the parent scene: first lines, newest kept. Titles are left out: the model
+    copies them as the new scene's title."""
     entries: list[str] = []
     used = 0
     for scene in reversed(earlier[-SUMMARY_SCENES:]):
         said = " ".join(f"{line.speaker}: {clip(line.text, 80)}" for line in scene.lines[:SUMMARY_LINES])
-        entry = f"- {clip(scene.title, 60)}. {said}"
+        entry = f"- {said}"
         if used + len(entry) > SUMMARY_CHARS:
             break
         entries.append(entry)

@@ -27,6 +27,10 @@ model writes whole sentences as titles, which a length limit then cuts mid-word.
 LABEL_PATTERN = r"^[A-Z][a-z']{1,9}( [A-Za-z'][a-z']{0,9}){1,4}[.!?]?$"
 """An English label: 2 to 5 plain words, at most 55 characters. Without it the model writes
 digits, names alone or strings of random letters as labels."""
+OPENING_PATTERN = r'^\{name\} [a-z][a-z]{1,14}[^{}"\\\x00-\x1f]{8,120}[.!?]$'
+"""The opening line of a scene in a story the viewer plays a part in: the narrator says what the protagonist
+does, starting with their name. Left to itself the model rarely names the protagonist, and a viewer who
+renamed them would not see their name in the scene their own choice opened."""
 MAX_PLACES = 24
 """Known places offered to the model; beyond that the enum costs more prompt than it helps."""
 MAX_TOKENS = 512
@@ -52,9 +56,18 @@ class Draft(DraftModel):
 
     title: str = Field(max_length=TITLE_MAX)
     place: str = Field(max_length=PLACE_MAX)
+    opening: str | None = Field(default=None, max_length=TEXT_MAX)
+    """The narrator's first line, starting with ``{name}`` (stories with a persona only)."""
     lines: list[DraftLine] = Field(max_length=LINES_MAX)
     choices: list[DraftChoice] = Field(max_length=CHOICES_MAX)
     ending: bool
+
+    def opened(self) -> Draft:
+        """The draft with its opening as the first line, as every later step reads it."""
+        if self.opening is None:
+            return self
+        first = DraftLine(speaker=NARRATOR, text=self.opening)
+        return self.model_copy(update={"opening": None, "lines": [first, *self.lines]})
 
 
 def is_english(story: Story) -> bool:
@@ -107,11 +120,15 @@ def scene_schema(story: Story, must_end: bool) -> dict[str, Any]:
         if known_places
         else {"type": "string", "minLength": 3, "maxLength": PLACE_MAX}
     )
+    opening: dict[str, Any] = {}
+    if story.persona is not None:
+        opening = {"opening": {"type": "string", "maxLength": TEXT_MAX, "pattern": OPENING_PATTERN}}
     return {
         "type": "object",
         "properties": {
             "title": title,
             "place": place,
+            **opening,
             "lines": {
                 "type": "array",
                 "items": {
@@ -123,12 +140,12 @@ def scene_schema(story: Story, must_end: bool) -> dict[str, Any]:
                     "required": ["speaker", "text"],
                     "additionalProperties": False,
                 },
-                "minItems": LINES_MIN,
-                "maxItems": LINES_MAX,
+                "minItems": LINES_MIN - len(opening),
+                "maxItems": LINES_MAX - len(opening),
             },
             "choices": choices,
             "ending": {"type": "boolean", "const": must_end},
         },
-        "required": ["title", "place", "lines", "choices", "ending"],
+        "required": ["title", "place", *opening, "lines", "choices", "ending"],
         "additionalProperties": False,
     }

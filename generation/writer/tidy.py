@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 
-from reelfork.generation.writer.checks import normalize
+from reelfork.generation.writer.checks import bare_names, normalize, only_a_name
 from reelfork.generation.writer.schema import (
+    CHOICES_MIN,
     LINES_MIN,
     TEXT_MAX,
     TITLE_MAX,
     TITLE_MIN,
     TITLE_WORDS,
     Draft,
+    DraftChoice,
     DraftLine,
     is_english,
 )
@@ -99,20 +101,29 @@ def whole_title(title: str, english: bool) -> str:
     return repaired if len(repaired) >= TITLE_MIN else title
 
 
-def useful_lines(lines: list[DraftLine], parent: Scene) -> list[DraftLine]:
-    """``lines`` without empty lines, lines still cut at the limit, and exact repeats of an earlier
-    line or of a line of the previous scene (the model copies the prompt's lines).
+def useful_lines(lines: list[DraftLine], story: Story, parent: Scene) -> list[DraftLine]:
+    """``lines`` without empty lines, lines still cut at the limit, lines that are only a name (the model
+    writes a speaker's ID as the text), and exact repeats of an earlier line or of a line of the previous
+    scene (the model copies the prompt's lines).
 
     Only when at least :data:`LINES_MIN` remain: otherwise ``lines`` unchanged, for the checks to reject.
     """
     kept: list[DraftLine] = []
     seen = {normalize(line.text) for line in parent.lines}
+    names = bare_names(story)
     for line in lines:
         text = normalize(line.text)
-        if text and text not in seen and len(line.text) < TEXT_MAX:
+        if text and text not in seen and len(line.text) < TEXT_MAX and not only_a_name(line.text, story, names):
             kept.append(line)
         seen.add(text)
     return kept if len(kept) >= LINES_MIN else lines
+
+
+def useful_choices(choices: list[DraftChoice], story: Story) -> list[DraftChoice]:
+    """``choices`` without labels that are only a name ("Lily Vance"), when at least :data:`CHOICES_MIN` remain."""
+    names = bare_names(story)
+    kept = [choice for choice in choices if not only_a_name(choice.label, story, names)]
+    return kept if len(kept) >= CHOICES_MIN else choices
 
 
 def placeheld(draft: Draft, story: Story) -> Draft:
@@ -129,4 +140,6 @@ def placeheld(draft: Draft, story: Story) -> Draft:
 def tidy(draft: Draft, story: Story, parent: Scene) -> Draft:
     lines = [DraftLine(speaker=line.speaker, text=finished(untagged(line, story)).strip()) for line in draft.lines]
     title = whole_title(draft.title, is_english(story))
-    return placeheld(draft.model_copy(update={"title": title, "lines": useful_lines(lines, parent)}), story)
+    choices = useful_choices(list(draft.choices), story)
+    update = {"title": title, "lines": useful_lines(lines, story, parent), "choices": choices}
+    return placeheld(draft.model_copy(update=update), story)

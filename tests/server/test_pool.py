@@ -35,6 +35,10 @@ def pid() -> int:
     return os.getpid()
 
 
+def niceness() -> int:
+    return os.nice(0)
+
+
 def wait_to_be_killed(started: str) -> int:
     """Say it started, then run far longer than any test waits."""
     Path(started).write_text(str(os.getpid()))
@@ -63,6 +67,14 @@ def wait_started(marker: Path) -> int:
 async def started(marker: Path) -> int:
     """The pid of the pool process that began the call which writes ``marker``."""
     return await asyncio.to_thread(wait_started, marker)
+
+
+def test_pool_processes_run_below_the_server() -> None:
+    pool = WorkerPool(1, name="nice")
+    try:
+        assert pool.submit(niceness).result(timeout=60) == min(os.nice(0) + pool.niceness, 19)
+    finally:
+        pool.shutdown()
 
 
 async def test_a_pool_whose_process_is_killed_mid_call_recovers_and_runs_the_next_call(tmp_path: Path) -> None:

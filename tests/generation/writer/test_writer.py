@@ -518,3 +518,34 @@ def test_the_protagonist_s_default_name_becomes_the_placeholder_and_a_bare_name_
     only_a_name = [{"speaker": "mara", "text": "Mara Vance"}, {"speaker": "narrator", "text": "Rain."}]
     bare = tidy(ferry_draft(lines=only_a_name), FERRY, FERRY.scene("heiress"))
     assert ferry_found(bare) == ["lines[0].text is only a name or a title from the story: '{name} Vance'"]
+
+
+def test_a_line_or_label_that_is_only_a_name_is_dropped_when_enough_remain() -> None:
+    lines = [{"speaker": "mara", "text": "Someone cut the lights."}, {"speaker": "jonah", "text": "jonah"},
+             {"speaker": "jonah", "text": "Stay here."}]
+    choices = [{"label": "Lily Vance"}, {"label": "Take the badge"}, {"label": "Run for the stairs"}]
+    repaired = tidy(ferry_draft(lines=lines, choices=choices), FERRY, FERRY.scene("heiress"))
+    assert [line.text for line in repaired.lines] == ["Someone cut the lights.", "Stay here."]
+    assert [choice.label for choice in repaired.choices] == ["Take the badge", "Run for the stairs"]
+    assert ferry_found(repaired) == []
+    # Too few would remain: kept, for the checks to refuse.
+    two = tidy(ferry_draft(choices=choices[:2]), FERRY, FERRY.scene("heiress"))
+    assert ferry_found(two) == ["choices[0].label is only a name or a title from the story: 'Lily Vance'"]
+
+
+def test_a_persona_story_s_scene_opens_on_the_protagonist() -> None:
+    """The grammar makes the model name the protagonist: the narrator's opening line starts with ``{name}``."""
+    shape = schema.scene_schema(FERRY, must_end=False)
+    assert list(shape["properties"])[:4] == ["title", "place", "opening", "lines"]
+    assert "opening" in shape["required"] and shape["properties"]["lines"]["maxItems"] == schema.LINES_MAX - 1
+    pattern = re.compile(shape["properties"]["opening"]["pattern"])
+    assert pattern.match("{name} slips into the cabin and shuts the door.")
+    assert not pattern.match("Mara slips into the cabin.") and not pattern.match("{name} {name} {name}.")
+    assert "opening" not in schema.scene_schema(STORY, must_end=False)["properties"]
+    assert "opening" in gbnf(shape)
+    answer = json.dumps({**ferry_draft().model_dump(exclude={"opening"}), "opening": "{name} finds the photo."})
+    opened = schema.Draft.model_validate_json(answer).opened()
+    assert opened.opening is None and (opened.lines[0].speaker, opened.lines[0].text) == (
+        NARRATOR, "{name} finds the photo.")
+    assert ferry_found(opened) == []
+    assert "The opening line says what {name} does next" in prompts.rules(FERRY)
