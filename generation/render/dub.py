@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 from reelfork.generation.production.delivery import replace_text, webvtt_text
 from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
-from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, aigc_label
+from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, LikenessRelease, aigc_label, likeness_releases
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE, slot_samples
@@ -231,7 +232,9 @@ def assemble(
     replace_text(subtitles, webvtt_text(cues))
     label = aigc_label(digest(picture.name, locale, name, [c[4] for c in cues]), producer=producer)
     metadata = {AIGC_KEY: label.to_json(), "title": text.title}
-    write_clip(picture, voice_packets(spoken, length, voices), locale, metadata, output, signer)
+    speakers = {line.speaker for line in text.lines}
+    likenesses = likeness_releases(c for c in story.bible.characters if c.id in speakers)
+    write_clip(picture, voice_packets(spoken, length, voices), locale, metadata, output, signer, likenesses)
     return Assembled(path=output, subtitles=subtitles, scene=text, machine_translated=missing)
 
 
@@ -242,6 +245,7 @@ def write_clip(
     metadata: dict[str, str],
     output: Path,
     signer: FileSigner | None,
+    likenesses: Sequence[LikenessRelease] = (),
 ) -> None:
     """Mux the picture's video packets (copied, never re-encoded) with the voice's AAC packets (``(pts, bytes)``
     at :data:`SAMPLE_RATE`), the audio tagged with ``locale``'s language."""
@@ -273,7 +277,7 @@ def write_clip(
         if signer is None:
             os.replace(temporary, output)
         else:
-            signer.sign(temporary, signed, title=output.name)
+            signer.sign(temporary, signed, title=output.name, likenesses=likenesses)
             os.replace(signed, output)
     finally:
         temporary.unlink(missing_ok=True)
