@@ -138,12 +138,13 @@ def picture_request(
     profile: RenderProfile,
     slots: dict[str, float],
     output: Path,
-    previous_frame: Path | None = None,
 ) -> RenderRequest:
     """The shared picture's render: no burned-in text, no sound, every line in its slot, the persona in ``look``.
 
     The picture's sound would never be served (each viewer's clip carries their own voice), so none is
-    synthesised or encoded: the timeline is exactly the slots'."""
+    synthesised or encoded: the timeline is exactly the slots'. It never continues a previous clip's last
+    frame: a shared picture must not depend on the path that led to its scene (condition it on cast
+    references instead, see :mod:`reelfork.generation.render.stills`)."""
     name = story.persona.slot_name() if story.persona is not None else ""
     return RenderRequest(
         scene=fill_scene(scene, name),
@@ -151,7 +152,6 @@ def picture_request(
         language=story.language,
         profile=profile,
         output=output,
-        previous_frame=previous_frame,
         line_seconds=slots,
         captions=False,
         voice=False,

@@ -39,10 +39,14 @@ __all__ = [
     "plate_prompt",
     "portrait_key",
     "portrait_prompt",
+    "portraitist_name",
+    "reference_keys",
 ]
 
 log = logging.getLogger(__name__)
 
+STEPS, GUIDANCE = 20, 4.5
+"""The text-to-image portraitist's defaults: part of its name, and so of every reference key."""
 REFERENCE_SIZE = (576, 1024)
 """Portraits and plates are made once at this 9:16 size, whatever profile later uses them."""
 NEGATIVE_PROMPT = "worst quality, blurry, distorted, deformed face, extra limbs, text, watermark, caption"
@@ -157,6 +161,11 @@ def reference_keys(scene: Scene, bible: Bible, portraitist: str, size: tuple[int
     return [*portraits, plate_key(scene.place, scene.mood, portraitist, size)]
 
 
+def portraitist_name(model_dir: Path, steps: int = STEPS, guidance_scale: float = GUIDANCE) -> str:
+    """A diffusers portraitist's name, from settings alone: servers key clips with it without the model folder."""
+    return f"diffusers:{model_dir.name}:{steps}:{guidance_scale}"
+
+
 # --- the shelf ------------------------------------------------------------------------------------
 
 
@@ -224,8 +233,8 @@ class DiffusersPortraitist:
     def __init__(
         self,
         model_dir: Path,
-        steps: int = 20,
-        guidance_scale: float = 4.5,
+        steps: int = STEPS,
+        guidance_scale: float = GUIDANCE,
         device: str = "auto",
         dtype: str = "auto",
         threads: int = 1,
@@ -241,7 +250,7 @@ class DiffusersPortraitist:
         self.device = device
         self.dtype = dtype
         self.threads = threads
-        self.name = f"diffusers:{self.class_name}:{model_dir.name}:{steps}:{guidance_scale}"
+        self.name = portraitist_name(model_dir, steps, guidance_scale)
         self._pipeline: Any = None
 
     def portrait(self, character: Character, width: int, height: int) -> Image.Image:

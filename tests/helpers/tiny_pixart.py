@@ -8,8 +8,9 @@ import pytest
 
 
 def build_tiny_pixart(folder: Path) -> None:
-    """A random-weight ``PixArtSigmaPipeline`` in ~30k parameters: a one-layer transformer over a two-block
-    VAE (2x compression), and a T5 encoder whose tokenizer is made from a word list, with no download."""
+    """A random-weight ``PixArtSigmaPipeline`` in ~50k parameters: a one-layer transformer over a five-block
+    VAE (16x compression, so even a full-size 576x1024 reference is 576 tokens), and a T5 encoder whose
+    tokenizer is made from a word list, with no download."""
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
     transformers = pytest.importorskip("transformers")
@@ -30,9 +31,9 @@ def build_tiny_pixart(folder: Path) -> None:
     vae = diffusers.AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 5,
+        up_block_types=("UpDecoderBlock2D",) * 5,
+        block_out_channels=(8, 8, 8, 8, 8),
         latent_channels=4,
         norm_num_groups=4,
         layers_per_block=1,

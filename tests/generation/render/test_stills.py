@@ -98,7 +98,7 @@ def test_reference_keys_follow_appearance_and_look_never_name_nor_likeness(made:
     assert portrait_key(mei.model_copy(update={"likeness": Likeness(kind="licensed", release="R-1")}), name) == key
     assert portrait_key(mei.model_copy(update={"look": "long silver hair"}), name) != key
     assert portrait_key(mei.model_copy(update={"appearance": Appearance(detail="hat")}), name) != key
-    assert portrait_key(mei, "diffusers:Other:model:20:4.5") != key
+    assert portrait_key(mei, "diffusers:other-model:20:4.5") != key
     assert plate_key("rooftop", "tense", name) != plate_key("rooftop", "calm", name)
     keys = reference_keys(make_scene(), bible, name)
     jun = portrait_key(bible.character("jun"), name)
