@@ -336,8 +336,8 @@ def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, 
 _writer: LlamaCppWriter | OpenAIWriter | None = None
 _renderers: dict[str, Renderer] = {}
 """One renderer per family (the animatic; diffusion, whose pipeline draws ``full`` and ``fast``)."""
-_shelves: dict[str, ReferenceShelf | None] = {}
-"""The cast references' shelf per profile (None: that profile is conditioned on text alone)."""
+_shelves: dict[tuple[str, str], ReferenceShelf | None] = {}
+"""The cast references' shelf per profile and media folder (None: that profile is conditioned on text alone)."""
 
 REFERENCES = "references"
 """Folder of the media dir where cast portraits and place plates are kept, by content key."""
@@ -380,9 +380,9 @@ def render_picture(
     folder = Path(media)
     slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
     request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
-    if profile not in _shelves:
-        _shelves[profile] = make_shelf(request.profile, options, folder / REFERENCES)
-    shelf = _shelves[profile]
+    if (profile, media) not in _shelves:
+        _shelves[profile, media] = make_shelf(request.profile, options, folder / REFERENCES)
+    shelf = _shelves[profile, media]
     if shelf is not None:
         request = request.model_copy(update={"references": shelf.references(request.scene, request.bible)})
     duration, last_frame = render_clip(request.model_dump_json(), options)
