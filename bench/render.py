@@ -19,6 +19,15 @@ The label overhead is labels + sign over the whole render (target: at most 5%).
 The diffusion model is the tests' random-weight LTX pipeline (LTX-Video's 32x/8x
 compression in ~150k parameters): it measures everything around a real model, the
 loading code, segment chaining, overlays, encode and labels, not a GPU model's speed.
+``diffusion["fast+references"]`` is the same render conditioned on the cast's portraits
+and the place's plate, made once by the tests' tiny text-to-image pipeline (PixArt-Sigma).
+
+``locale`` is what adding one locale to a rendered scene costs (the seed story's
+``heiress`` in ``zh``): the shared picture is rendered once, without sound, by the
+animatic and by the tiny diffusion pipeline at ``fast`` (conditioned on references);
+one more locale is its voice (espeak-ng, cold), the viewer clip's assembly (mux, WebVTT,
+AIGC, C2PA) and a decode and re-encode of the picture, the floor of any per-locale mouth
+pass, as a share of each render (target: at most 10% of the diffusion render).
 The figures go to ``bench/results/render.json``.
 """
 
@@ -46,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
+import numpy as np  # noqa: E402
 from reelfork.generation.render.animatic import AnimaticRenderer  # noqa: E402
 from reelfork.generation.render.c2pa import ClipSigner  # noqa: E402
 from reelfork.generation.render.profiles import PROFILES, RenderProfile  # noqa: E402
@@ -193,12 +203,134 @@ def diffusion_results(names: list[str], runs: int, folder: Path, signer: ClipSig
     return results
 
 
+def tiny_models(folder: Path) -> tuple[Path, Path]:
+    """The tests' tiny video and text-to-image pipelines, saved once in ``folder``."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from tests.helpers.tiny_ltx import build_tiny_ltx
+    from tests.helpers.tiny_pixart import build_tiny_pixart
+
+    video, stills = folder / "model", folder / "stills"
+    if not video.exists():
+        build_tiny_ltx(video)
+    if not stills.exists():
+        build_tiny_pixart(stills)
+    return video, stills
+
+
+def fast_cpu() -> RenderProfile:
+    return PROFILES["fast"].model_copy(update={"device": "cpu", "dtype": "float32"})
+
+
+def referenced_result(runs: int, folder: Path, signer: ClipSigner) -> dict[str, Any]:
+    """The tiny diffusion pipeline at ``fast``, each clip conditioned on portraits and a plate (made once, before)."""
+    import torch
+    from reelfork.generation.render.diffusion import DiffusionRenderer
+    from reelfork.generation.render.stills import DiffusersPortraitist, ReferenceShelf
+
+    video, stills = tiny_models(folder)
+    shelf = ReferenceShelf(folder / "references", DiffusersPortraitist(stills, device="cpu"), signer=signer)
+    started = time.perf_counter()
+    references = shelf.references(SCENE, BIBLE)
+    made = time.perf_counter() - started
+    renderer = DiffusionRenderer(video, threads=1, signer=signer)
+    renderer.pipeline(fast_cpu())  # loaded before timing: the plain fast figure already counts a load
+    print("tiny diffusion, profile fast, conditioned on references:")
+    measured: list[Run] = []
+    for run in range(runs):
+        output = folder / f"fast-references{run}.mp4"
+        request = RenderRequest(scene=SCENE, bible=BIBLE, profile=fast_cpu(), output=output, references=references)
+        start = time.perf_counter()
+        clip, stages = renderer.render_measured(request)
+        measured.append(Run(time.perf_counter() - start, clip.duration, stages))
+    seconds = statistics.median(run.render_seconds for run in measured)
+    clip_seconds = statistics.median(run.clip_seconds for run in measured)
+    print(
+        f"tiny diffusion fast+references: median {seconds:.2f} s to render {clip_seconds:.2f} s, real-time factor "
+        f"{seconds / clip_seconds:.3f}; {len(references.portraits)} portraits and a plate made once in {made:.2f} s "
+        f"(576x1024, {torch.get_num_threads()} thread)"
+    )
+    return {
+        "profile": fast_cpu().model_dump(),
+        "runs": [asdict(run) for run in measured],
+        "median_render_seconds": seconds,
+        "clip_seconds": clip_seconds,
+        "real_time_factor": seconds / clip_seconds,
+        "references_seconds": made,
+    }
+
+
+def reencode(picture: Path, output: Path) -> None:
+    """Decode every frame of ``picture`` and encode it again as the renderers do: a mouth pass's floor."""
+    from reelfork.generation.render.encoding import Encoder
+
+    with av.open(str(picture)) as source:
+        stream = source.streams.video[0]
+        fps = round(float(stream.average_rate or 24))
+        with Encoder(output, stream.width, stream.height, fps, audio=False) as encoder:
+            for frame in source.decode(stream):
+                encoder.write_frame(np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8))
+
+
+def locale_results(locale: str, folder: Path, signer: ClipSigner) -> dict[str, Any]:
+    """What one more locale costs once a scene's shared picture is rendered, against the picture's render."""
+    import yaml
+    from reelfork.generation.render.diffusion import DiffusionRenderer
+    from reelfork.generation.render.dub import LineVoices, assemble, line_slots, picture_request
+    from reelfork.generation.render.stills import DiffusersPortraitist, ReferenceShelf
+    from reelfork.generation.render.voice import EspeakSynthesizer
+    from reelfork.narrative.story import Story
+
+    story = Story.model_validate(yaml.safe_load((ROOT / "narrative" / "stories" / "last-ferry.yaml").read_text()))
+    scene = story.scene("heiress")
+    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer()))
+    video, stills = tiny_models(folder)
+    shelf = ReferenceShelf(folder / "references", DiffusersPortraitist(stills, device="cpu"), signer=signer)
+    diffusion = DiffusionRenderer(video, threads=1, signer=signer)
+    diffusion.pipeline(fast_cpu())  # loaded before timing: a worker loads it once
+    renderers: dict[str, tuple[MeasuredRenderer, RenderProfile]] = {
+        "animatic": (AnimaticRenderer(threads=1, signer=signer), PROFILES["animatic"]),
+        "diffusion_fast": (diffusion, fast_cpu()),
+    }
+    results: dict[str, Any] = {"scene": scene.id, "locale": locale}
+    for name, (renderer, profile) in renderers.items():
+        picture = folder / f"locale-picture-{name}.mp4"
+        request = picture_request(story, scene, None, profile, slots, picture)
+        if name != "animatic":
+            request = request.model_copy(update={"references": shelf.references(request.scene, request.bible)})
+        started = time.perf_counter()
+        renderer.render_measured(request)
+        render_seconds = time.perf_counter() - started
+        voices = LineVoices(EspeakSynthesizer())  # cold: this locale's speech is synthesised here
+        started = time.perf_counter()
+        assemble(picture, story, scene, locale, "Mara", slots, voices, folder / f"locale-{name}.mp4", signer)
+        assembly = time.perf_counter() - started
+        started = time.perf_counter()
+        reencode(picture, folder / f"locale-{name}-reencoded.mp4")
+        reencoding = time.perf_counter() - started
+        cost = assembly + reencoding
+        results[name] = {
+            "profile": profile.name,
+            "picture_render_seconds": render_seconds,
+            "voice_and_assembly_seconds": assembly,
+            "reencode_seconds": reencoding,
+            "locale_seconds": cost,
+            "share_of_render": cost / render_seconds,
+        }
+        print(
+            f"one more locale ({locale}) on the {name} picture of {scene.id}: {cost:.2f} s (voice + assembly "
+            f"{assembly:.2f} s, re-encode {reencoding:.2f} s) = {cost / render_seconds:.1%} of its "
+            f"{render_seconds:.2f} s render" + (" (target <= 10%)" if name != "animatic" else "")
+        )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="animatic", choices=sorted(PROFILES))
     parser.add_argument("--diffusion", default="tiny,fast", help="profiles for the tiny diffusion model, or ''")
     parser.add_argument("--diffusion-runs", type=int, default=1)
+    parser.add_argument("--locale", default="zh", help="the locale added to a rendered scene, or '' to skip")
     arguments = parser.parse_args()
 
     pinned = pin_to_one_core()
@@ -212,11 +344,15 @@ def main() -> None:
         report("animatic", result, 1)
         names = [name for name in arguments.diffusion.split(",") if name]
         diffusion = diffusion_results(names, arguments.diffusion_runs, folder, signer) if names else {}
+        if "fast" in names:
+            diffusion["fast+references"] = referenced_result(arguments.diffusion_runs, folder, signer)
+        locale = locale_results(arguments.locale, folder, signer) if arguments.locale else {}
 
     result |= {
         "lines": len(SCENE.lines),
         "threads": 1,
         "diffusion": diffusion,
+        "locale": locale,
         "machine": {
             "pinned": pinned,
             "cpus": os.cpu_count(),

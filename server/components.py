@@ -18,6 +18,7 @@ from reelfork.generation.render.backends import renderer_for
 from reelfork.generation.render.c2pa import ClipSigner
 from reelfork.generation.render.profiles import PROFILES, RenderProfile
 from reelfork.generation.render.request import Renderer
+from reelfork.generation.render.stills import DiffusersPortraitist, ReferenceShelf, portraitist_name
 from reelfork.generation.writer.checks import WordListPolicy, read_word_list
 from reelfork.server.settings import Settings
 
@@ -51,6 +52,7 @@ class RendererOptions(BaseModel):
 
     threads: int
     model_dir: Path | None
+    stills_dir: Path | None = None
     c2pa_dir: Path
     certificate: Path | None
     key: Path | None
@@ -77,6 +79,7 @@ def renderer_options(settings: Settings) -> RendererOptions:
     return RendererOptions(
         threads=settings.render_threads,
         model_dir=settings.render_model_dir,
+        stills_dir=settings.render_stills_dir,
         c2pa_dir=settings.c2pa_dir or settings.data_dir / "c2pa",
         certificate=settings.c2pa_certificate,
         key=settings.c2pa_key,
@@ -85,11 +88,15 @@ def renderer_options(settings: Settings) -> RendererOptions:
 
 
 def renderer_name(settings: Settings, profile: RenderProfile | None = None) -> str:
-    """Which renderer and model draw ``profile`` (default: the settings' own), as named in clip keys."""
+    """Which renderer and model draw ``profile`` (default: the settings' own), as named in clip keys:
+    ``tier:model``, and ``+portraitist`` when clips are conditioned on cast references made by one."""
     profile = profile or settings.profile
     if profile.tier == "animatic" or settings.render_model_dir is None:
         return "animatic"
-    return f"{profile.tier}:{settings.render_model_dir.name}"
+    name = f"{profile.tier}:{settings.render_model_dir.name}"
+    if settings.render_stills_dir is not None:
+        name += f"+{portraitist_name(settings.render_stills_dir)}"
+    return name
 
 
 def renderer_names(settings: Settings) -> dict[str, str]:
@@ -145,3 +152,14 @@ def make_renderer(profile: RenderProfile | str, options: RendererOptions, signer
     return renderer_for(
         chosen, model_dir=options.model_dir, signer=signer or make_signer(options), threads=options.threads
     )
+
+
+def make_shelf(profile: RenderProfile, options: RendererOptions, folder: Path) -> ReferenceShelf | None:
+    """Where a diffusion profile's cast references come from (made once into ``folder``, signed); None for the
+    animatic, or when no text-to-image folder is configured (clips are then conditioned on text alone)."""
+    if profile.tier == "animatic" or options.stills_dir is None:
+        return None
+    portraitist = DiffusersPortraitist(
+        options.stills_dir, device=profile.device, dtype=profile.dtype, threads=options.threads
+    )
+    return ReferenceShelf(folder, portraitist, signer=make_signer(options))

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     render_threads: int = Field(default=1, ge=1, le=64)
     render_model_dir: Path | None = None
     """A local diffusers pipeline folder (LTX or Wan) for the ``full`` and ``fast`` profiles. Never downloaded."""
+    render_stills_dir: Path | None = None
+    """A local diffusers text-to-image folder (PixArt, Stable Diffusion, Flux, ...) that makes the cast's portraits
+    and the places' plates once; the diffusion profiles condition every clip on them. Unset: text alone."""
     c2pa_dir: Path | None = None
     """Where the development signing chain is made on first use; default ``data_dir/c2pa``."""
     c2pa_certificate: Path | None = None

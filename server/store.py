@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from reelfork.generation.render.stills import reference_keys
 from reelfork.narrative.locales import localized
 from reelfork.narrative.state import ViewerState
 from reelfork.narrative.story import Scene, Story
@@ -327,9 +328,12 @@ def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "ani
     """Content address of a scene's shared picture: what is drawn, in which look, on which timeline, how rendered.
 
     Never the viewer's name or locale: every viewer with the same look shares it. The line slots depend on
-    the longest text over the story's locales, so those texts are in the key too."""
+    the longest text over the story's locales, so those texts are in the key too. A renderer named
+    ``tier:model+portraitist`` conditions on cast references (portraits, the place's plate): their keys are in
+    the key, and never the path that led to the scene."""
     speakers = {line.speaker for line in scene.lines}
-    cast = [c.model_dump(mode="json") for c in story.bible_for(look).characters if c.id in speakers]
+    bible = story.bible_for(look)
+    cast = [c.model_dump(mode="json") for c in bible.characters if c.id in speakers]
     texts = [localized(story, scene, locale)[0].model_dump(mode="json", include={"title", "lines"})
              for locale in story.offered_locales()]
     payload = {
@@ -341,5 +345,8 @@ def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "ani
         "profile": profile_name,
         "renderer": f"{renderer}-picture-1",  # bump when a renderer's output changes for the same input
     }
+    portraitist = renderer.partition("+")[2]
+    if portraitist:
+        payload["references"] = reference_keys(scene, bible, portraitist)
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]

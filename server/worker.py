@@ -20,6 +20,7 @@ from reelfork.generation.production.pipeline import ProductionError
 from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
+from reelfork.generation.render.stills import ReferenceShelf
 from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import policy_rejections
 from reelfork.generation.writer.report import WriteFailed
@@ -35,6 +36,7 @@ from reelfork.server.components import (
     RendererOptions,
     WriterOptions,
     make_renderer,
+    make_shelf,
     make_writer,
     renderer_options,
     writer_options,
@@ -334,6 +336,11 @@ def fallback(story: StoryVersion, path: list[str], choice: Choice, target: str, 
 _writer: LlamaCppWriter | OpenAIWriter | None = None
 _renderers: dict[str, Renderer] = {}
 """One renderer per family (the animatic; diffusion, whose pipeline draws ``full`` and ``fast``)."""
+_shelves: dict[tuple[str, str], ReferenceShelf | None] = {}
+"""The cast references' shelf per profile and media folder (None: that profile is conditioned on text alone)."""
+
+REFERENCES = "references"
+"""Folder of the media dir where cast portraits and place plates are kept, by content key."""
 
 
 def write_scene(request_json: str, options: WriterOptions) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -366,12 +373,18 @@ def render_picture(
     options: RendererOptions,
 ) -> tuple[float, str, dict[str, float]]:
     """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice):
-    its duration, last frame and line slots."""
+    its duration, last frame and line slots. A diffusion profile is conditioned on the cast's portraits and
+    the place's plate (made once, found by content key), never on a clip from the path that led here."""
     story = Story.model_validate_json(story_json)
     scene = Scene.model_validate_json(scene_json)
     folder = Path(media)
     slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
     request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
+    if (profile, media) not in _shelves:
+        _shelves[profile, media] = make_shelf(request.profile, options, folder / REFERENCES)
+    shelf = _shelves[profile, media]
+    if shelf is not None:
+        request = request.model_copy(update={"references": shelf.references(request.scene, request.bible)})
     duration, last_frame = render_clip(request.model_dump_json(), options)
     return duration, last_frame, slots
 

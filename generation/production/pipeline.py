@@ -47,7 +47,14 @@ from reelfork.generation.production.delivery import (
 )
 from reelfork.generation.production.drafting import DraftError, Premise, draft_series
 from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
-from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, aigc_label, read_aigc
+from reelfork.generation.render.labels import (
+    AIGC_KEY,
+    PRODUCER,
+    LikenessRelease,
+    aigc_label,
+    likeness_releases,
+    read_aigc,
+)
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import Renderer, RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import Soundtrack, soundtrack
@@ -462,6 +469,8 @@ class Production:
         folder = self.folder / f"episode-{number:02d}"
         scene_clips = [clips[scene.id] for scene in episode.scenes]
         title = f"{story.title}, episode {number}"
+        speakers = {line.speaker for scene in episode.scenes for line in scene.lines}
+        likenesses = likeness_releases(c for c in story.bible.characters if c.id in speakers)
         # Pictures are named by their content, so names, texts and the plan identify the episode's outputs.
         key = digest(
             [clip.name for clip in scene_clips],
@@ -512,7 +521,9 @@ class Production:
             cues[locale] = webvtt_text(entries)
         files: dict[str, Any] = {}
         for locale in self.locales:
-            files[locale] = self.assemble_locale(folder, number, locale, scene_clips, tracks[locale], cues, title)
+            files[locale] = self.assemble_locale(
+                folder, number, locale, scene_clips, tracks[locale], cues, title, likenesses
+            )
             self.counters.assembled += 1
             self.progress.advance("assemble", note=f"episode {number} {locale}")
         entry = {
@@ -535,6 +546,7 @@ class Production:
         track: NDArray[np.float32],
         cues: dict[str, str],
         title: str,
+        likenesses: list[LikenessRelease],
     ) -> dict[str, Any]:
         stem = f"episode-{number:02d}.{locale}"
         mp4 = folder / f"{stem}.mp4"
@@ -557,7 +569,7 @@ class Production:
                     raise ProductionError(str(error)) from None
                 if self.parts.signer is not None:
                     signed = work / "signed.mp4"
-                    self.parts.signer.sign(muxed, signed, title)
+                    self.parts.signer.sign(muxed, signed, title, likenesses=likenesses)
                     muxed = signed
                 os.replace(muxed, mp4)
             hls = package_hls([mp4], folder / f"hls-{locale}")

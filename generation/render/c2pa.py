@@ -1,7 +1,9 @@
 """C2PA provenance: a signed manifest in every clip saying that a trained model created it.
 
 The manifest holds one ``c2pa.actions`` assertion, ``c2pa.created`` with the IPTC
-digital source type *trainedAlgorithmicMedia*, and is signed with ES256 (or
+digital source type *trainedAlgorithmicMedia*, and, when the file shows a real person's licensed
+likeness, an ``org.reelfork.likeness`` assertion naming each such character and the reference of
+its signed release. It is signed with ES256 (or
 whatever the production key is). c2pa refuses a self-signed certificate and one
 without the right extensions, so the development credentials are a small chain:
 a root CA the project makes on first use, and a leaf signed by it with CA=false,
@@ -20,7 +22,8 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from reelfork.generation.render.labels import PRODUCER
+from reelfork.generation.render.labels import PRODUCER, LikenessRelease
 from reelfork.generation.render.request import RenderError
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 CREATED = "c2pa.created"
 MIME_TYPE = "video/mp4"
+MIME_TYPES = {".mp4": MIME_TYPE, ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+"""What the signer signs, by file suffix: clips, and the cast's portraits."""
+LIKENESS = "org.reelfork.likeness"
+"""The custom assertion that lists the licensed likenesses a file shows, each with its release reference."""
 
 DEVELOPMENT_BUNDLE = "development.pem"
 """Leaf key, leaf certificate and root certificate in one file, so that they are created (or not) together."""
@@ -203,19 +210,22 @@ def leaf_expired(data: bytes) -> bool:
     return leaf.not_valid_after_utc <= datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
 
 
-def manifest(title: str, producer: str) -> dict[str, Any]:
-    """The manifest definition: who made the clip, and that a trained model created it."""
-    return {
-        "claim_generator_info": [{"name": producer}],
-        "title": title,
-        "format": MIME_TYPE,
-        "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {"actions": [{"action": CREATED, "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA}]},
-            }
-        ],
-    }
+def manifest(
+    title: str, producer: str, mime_type: str = MIME_TYPE, likenesses: Sequence[LikenessRelease] = ()
+) -> dict[str, Any]:
+    """The manifest definition: who made the file, that a trained model created it, and whose licensed
+    likenesses it shows under which release."""
+    assertions: list[dict[str, Any]] = [
+        {
+            "label": "c2pa.actions",
+            "data": {"actions": [{"action": CREATED, "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA}]},
+        }
+    ]
+    if likenesses:
+        assertions.append(
+            {"label": LIKENESS, "data": {"likenesses": [likeness.model_dump() for likeness in likenesses]}}
+        )
+    return {"claim_generator_info": [{"name": producer}], "title": title, "format": mime_type, "assertions": assertions}
 
 
 class ClipSigner:
@@ -246,14 +256,19 @@ class ClipSigner:
     ) -> ClipSigner:
         return cls(Credentials.from_files(certificate, key), producer, timestamp_url)
 
-    def sign(self, source: Path, destination: Path, title: str) -> None:
+    def sign(
+        self, source: Path, destination: Path, title: str, likenesses: Sequence[LikenessRelease] = ()
+    ) -> None:
+        mime_type = MIME_TYPES.get(source.suffix.lower())
+        if mime_type is None:
+            raise RenderError(f"cannot sign {source.name}: C2PA signing here takes {', '.join(MIME_TYPES)} files")
         try:
             with (
-                c2pa.Builder(manifest(title, self.producer)) as builder,
+                c2pa.Builder(manifest(title, self.producer, mime_type, likenesses)) as builder,
                 source.open("rb") as original,
                 destination.open("w+b") as signed,
             ):
-                builder.sign(self.signer, MIME_TYPE, original, signed)
+                builder.sign(self.signer, mime_type, original, signed)
         except c2pa.C2paError as error:
             # c2pa reports a full disk as an opaque I/O error; say what it is, so callers can tell the user.
             if shutil.disk_usage(destination.parent).free < source.stat().st_size:
@@ -271,6 +286,8 @@ class Provenance:
     issuer: str | None
     failures: list[str]
     """Validation failure codes, e.g. ``signingCredential.untrusted`` or ``assertion.bmffHash.mismatch``."""
+    likenesses: list[LikenessRelease] = field(default_factory=list)
+    """The licensed likenesses the manifest declares (``org.reelfork.likeness``)."""
 
     @property
     def valid(self) -> bool:
@@ -308,6 +325,16 @@ def read_provenance(path: Path, trust_anchors: bytes | None = None) -> Provenanc
         for action in assertion.get("data", {}).get("actions", [])
     ]
     failures = [item["code"] for item in results.get("activeManifest", {}).get("failure", [])]
+    likenesses = [
+        LikenessRelease.model_validate(item)
+        for assertion in active.get("assertions", [])
+        if assertion.get("label") == LIKENESS
+        for item in assertion.get("data", {}).get("likenesses", [])
+    ]
     return Provenance(
-        state=state, actions=actions, issuer=active.get("signature_info", {}).get("issuer"), failures=failures
+        state=state,
+        actions=actions,
+        issuer=active.get("signature_info", {}).get("issuer"),
+        failures=failures,
+        likenesses=likenesses,
     )

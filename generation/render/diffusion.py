@@ -4,14 +4,19 @@
 
 1. voice the whole scene first: the voice decides how long the clip is;
 2. load the pipeline from the model folder, once per device and dtype, never from the network;
-3. generate the footage in segments, each conditioned on the frame before it: the first on the
-   previous clip's last frame (continuity across clips), each next one on the last frame of the
-   segment before (continuity within the clip), until the voice is covered;
+3. generate the footage in segments, each conditioned on the frame before it, until the voice is
+   covered. The first segment starts from the request's references when it has them: the place's
+   plate with the portraits of the first two speakers standing in it (continuity across clips
+   whichever path led to the scene); else from the previous clip's last frame (linear episodes).
+   Each next segment starts on the last frame of the segment before (continuity within the clip).
+   With LTX, the portraits of whoever speaks in a segment also enter it as soft keyframes, so
+   identity holds past the first frame;
 4. draw the subtitles and the AI mark on the decoded frames, encode them with the voice, sign.
 
 Two model families: LTX-Video (``LTXConditionPipeline``, conditioned through
 ``LTXVideoCondition(image=..., frame_index=0)``) and Wan (``WanImageToVideoPipeline``).
-The family comes from ``_class_name`` in the folder's ``model_index.json``. Models
+Wan's image-to-video pipeline takes only the first frame, so there the portraits act through the opening
+frame alone. The family comes from ``_class_name`` in the folder's ``model_index.json``. Models
 want sizes in multiples of 32 (LTX) or 16 (Wan): the footage is generated at the
 profile's size rounded up and centre-cropped back, so nothing is stretched.
 
@@ -30,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from reelfork.generation.render.captions import Subtitle, page_ends, subtitle_pages
 from reelfork.generation.render.drawing import Frame, Overlay, Picture, rgb_to_yuv420
 from reelfork.generation.render.encoding import FileSigner
@@ -45,7 +50,7 @@ from reelfork.generation.render.finishing import (
 )
 from reelfork.generation.render.labels import BADGE_SECONDS, PRODUCER, aigc_label, badge
 from reelfork.generation.render.profiles import RenderProfile
-from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
+from reelfork.generation.render.request import References, RenderedClip, RenderError, RenderRequest
 from reelfork.generation.render.scenery import backdrop
 from reelfork.generation.render.soundtrack import Soundtrack, SpokenLine, soundtrack
 from reelfork.generation.render.voice import EspeakSynthesizer, Silence, Synthesizer
@@ -87,10 +92,17 @@ def model_family(class_name: str, folder: Path) -> ModelFamily:
 
 def check_model_folder(folder: Path) -> ModelFamily:
     """The folder's model family, once every component ``model_index.json`` lists is present on disk."""
+    class_name = check_pipeline_folder(folder, f"hf download Lightricks/LTX-Video --local-dir {folder}")
+    return model_family(class_name, folder)
+
+
+def check_pipeline_folder(folder: Path, example: str) -> str:
+    """The pipeline class a diffusers folder holds, once every component ``model_index.json`` lists is on disk.
+    ``example`` is a command that fills the folder, for the error that finds it missing."""
     if not folder.is_dir():
         raise RenderError(
             f"model folder {folder} does not exist; download a diffusers pipeline there first "
-            f"(e.g. `hf download Lightricks/LTX-Video --local-dir {folder}`): nothing is downloaded at render time"
+            f"(e.g. `{example}`): nothing is downloaded at render time"
         )
     index_path = folder / MODEL_INDEX
     if not index_path.is_file():
@@ -100,7 +112,6 @@ def check_model_folder(folder: Path) -> ModelFamily:
         class_name = str(index["_class_name"])
     except (ValueError, KeyError, TypeError) as error:
         raise RenderError(f"{index_path} is not a diffusers model index (no '_class_name'): {error}") from error
-    family = model_family(class_name, folder)
     for component, spec in index.items():
         if component.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
             continue  # metadata, or an optional component the pipeline was saved without
@@ -110,7 +121,7 @@ def check_model_folder(folder: Path) -> ModelFamily:
                 f"model folder {folder} is incomplete: {component}/{missing} is missing "
                 f"({MODEL_INDEX} lists {component} as {spec[1]}); copy the whole pipeline folder"
             )
-    return family
+    return class_name
 
 
 def missing_file(component: Path, class_name: str) -> str | None:
@@ -205,6 +216,59 @@ def to_frames(decoded: Any, width: int, height: int) -> list[Frame]:
     return [np.ascontiguousarray(crop_to(frame, width, height)) for frame in pixels]
 
 
+def load_image(path: Path, what: str) -> Image.Image:
+    """A reference image, decoded; a missing or broken one is an error (a clip must not silently lose its cast)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise RenderError(f"cannot read the {what} reference {path}: {error}") from error
+
+
+def opening_frame(plate: Image.Image | None, portraits: list[Image.Image], width: int, height: int) -> Frame:
+    """The plate fitted to ``width x height`` with up to two portraits standing in it, bottom-aligned side by
+    side, their plain backgrounds feathered away: the frame a clip opens on."""
+    if plate is None:
+        canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    else:
+        canvas = ImageOps.fit(plate, (width, height), Image.Resampling.BILINEAR)
+    shown = portraits[:2]
+    for index, portrait in enumerate(shown):
+        box_width = min(round(height * 0.62 * 9 / 16), width // len(shown))
+        box_height = min(height, round(box_width * 16 / 9))
+        figure = ImageOps.fit(portrait, (box_width, box_height), Image.Resampling.BILINEAR)
+        mask = Image.new("L", (box_width, box_height), 0)
+        oval = (box_width * 0.08, box_height * 0.04, box_width * 0.92, box_height * 1.3)
+        ImageDraw.Draw(mask).ellipse(oval, fill=255)
+        mask = mask.filter(ImageFilter.GaussianBlur(max(1, box_width // 16)))
+        left = round((index + 0.5) * width / len(shown) - box_width / 2)
+        canvas.paste(figure, (left, height - box_height), mask)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The references of one render, decoded: the opening frame and each character's portrait."""
+
+    opening: Frame
+    portraits: dict[str, Image.Image]
+
+
+def load_cast(references: References, characters: list[Character], width: int, height: int) -> Cast | None:
+    """The request's references as images; None when it has none. A portrait for a character who is not in the
+    shot is ignored; a character in the shot without one is drawn from the text alone."""
+    if not references:
+        return None
+    plate = None if references.plate is None else load_image(references.plate, "plate")
+    portraits = {
+        c.id: load_image(references.portraits[c.id], f"{c.id!r} portrait")
+        for c in characters
+        if c.id in references.portraits
+    }
+    return Cast(opening_frame(plate, list(portraits.values()), width, height), portraits)
+
+
 class Captions:
     """The subtitle page on screen at any time, drawn once per page (as the animatic's are)."""
 
@@ -236,6 +300,8 @@ class Segment:
     frames: int
     """Frames the pipeline generates."""
     prompt: str
+    speakers: tuple[str, ...] = ()
+    """The characters who speak during the segment, by ID."""
 
 
 class DiffusionRenderer:
@@ -251,6 +317,7 @@ class DiffusionRenderer:
         signer: FileSigner | None = None,
         guidance_scale: float = 3.0,
         conditioning_strength: float = 1.0,
+        reference_strength: float = 0.5,
     ) -> None:
         self.model_dir = model_dir
         self.family = check_model_folder(model_dir)
@@ -261,9 +328,13 @@ class DiffusionRenderer:
         self.signer = signer
         self.guidance_scale = guidance_scale
         self.conditioning_strength = conditioning_strength
+        self.reference_strength = reference_strength
+        """LTX only: how strongly a speaker's portrait pulls the segment's last frame towards it (0: not at all)."""
         self.pipelines: dict[tuple[str, str], Any] = {}
         self.last_conditioning: list[Image.Image | None] = []
         """The conditioning image passed to the pipeline for each segment of the last render (None: text only)."""
+        self.last_references: list[list[Image.Image]] = []
+        """The portraits passed to the pipeline for each segment of the last render (LTX keyframes)."""
 
     def render(self, request: RenderRequest) -> RenderedClip:
         return self.render_measured(request)[0]
@@ -276,27 +347,32 @@ class DiffusionRenderer:
             raise RenderError(f"profile {profile.name!r} has steps=0: a diffusion profile needs denoising steps")
         characters = speaking_characters(scene, bible)
         previous = load_previous_frame(request.previous_frame, profile.width, profile.height)
+        cast = load_cast(request.references, characters, profile.width, profile.height)
         with watch.measure("load"):
             pipeline = self.pipeline(profile)
         with watch.measure("voice"):
             synthesizer = self.synthesizer if request.voice else Silence()
             track = soundtrack(scene, bible, request.language, synthesizer, line_seconds=request.line_seconds)
         with watch.measure("labels"):
-            label = aigc_label(produce_id(request, previous), producer=self.producer)
+            label = aigc_label(produce_id(request, previous if cast is None else cast.opening), producer=self.producer)
             mark = badge(profile.width)
         captions = Captions(track, bible, profile, burned=request.captions)
         total = math.ceil(track.duration * profile.fps)
         seed = int(label.ProduceID[:8], 16)
-        self.last_conditioning = []
+        self.last_conditioning, self.last_references = [], []
         with watch.measure("encode"):
             encoder = labelled_encoder(request, label, self.threads, self.signer)
         with encoder:
             encoder.add_audio(track.samples())
-            conditioning = previous if previous is not None else self.opening(scene, profile)
+            if cast is not None:
+                conditioning: Frame | None = cast.opening
+            else:
+                conditioning = previous if previous is not None else self.opening(scene, profile)
             clean = conditioning
             for segment in self.segments(scene, bible, characters, track, total, profile.fps, profile.segment_frames):
+                portraits = [] if cast is None else segment_portraits(segment, characters, cast)
                 with watch.measure("generate"):
-                    footage = self.generate(pipeline, segment, conditioning, profile, seed + segment.index)
+                    footage = self.generate(pipeline, segment, conditioning, portraits, profile, seed + segment.index)
                 # A later segment's first frame is its conditioning frame, already shown.
                 for frame in (footage[1:] if segment.index else footage)[: total - encoder.frames]:
                     picture = self.dress(frame, encoder.frames / profile.fps, captions, mark, watch)
@@ -339,18 +415,29 @@ class DiffusionRenderer:
             shown = count - (1 if index else 0)
             begin, end = start * track.sample_rate / fps, (start + shown) * track.sample_rate / fps
             spoken = [line for line in track.lines if line.start < end and line.end > begin]
-            yield Segment(index=index, frames=count, prompt=shot_prompt(base, spoken, bible))
+            speakers = tuple(dict.fromkeys(line.line.speaker for line in spoken if line.line.speaker != NARRATOR))
+            yield Segment(index=index, frames=count, prompt=shot_prompt(base, spoken, bible), speakers=speakers)
             start += shown
 
     def generate(
-        self, pipeline: Any, segment: Segment, conditioning: Frame | None, profile: RenderProfile, seed: int
+        self,
+        pipeline: Any,
+        segment: Segment,
+        conditioning: Frame | None,
+        portraits: list[Image.Image],
+        profile: RenderProfile,
+        seed: int,
     ) -> list[Frame]:
-        """One pipeline call: ``segment.frames`` frames at the profile's size, starting from ``conditioning``."""
+        """One pipeline call: ``segment.frames`` frames at the profile's size, starting from ``conditioning``,
+        with ``portraits`` as soft keyframes on its last frame (LTX)."""
         import torch
 
         width, height = model_size(profile, self.family)
         image = None if conditioning is None else Image.fromarray(pad_to(conditioning, width, height))
         self.last_conditioning.append(image)
+        held = portraits if self.family is LTX else []
+        references = [pad_image(portrait, profile, width, height) for portrait in held]
+        self.last_references.append(references)
         arguments: dict[str, Any] = {
             "prompt": segment.prompt,
             "negative_prompt": NEGATIVE_PROMPT,
@@ -366,8 +453,13 @@ class DiffusionRenderer:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
             strength = self.conditioning_strength
-            conditions = None if image is None else [LTXVideoCondition(image=image, frame_index=0, strength=strength)]
-            arguments |= {"conditions": conditions, "frame_rate": profile.fps}
+            items = [] if image is None else [LTXVideoCondition(image=image, frame_index=0, strength=strength)]
+            if self.reference_strength > 0:
+                items += [
+                    LTXVideoCondition(image=reference, frame_index=segment.frames - 1, strength=self.reference_strength)
+                    for reference in references
+                ]
+            arguments |= {"conditions": items or None, "frame_rate": profile.fps}
         else:
             arguments |= {"image": image}
         try:
@@ -415,6 +507,19 @@ class DiffusionRenderer:
             return None
         image = backdrop(scene.place, scene.mood, (profile.width, profile.height)).convert("RGB")
         return np.asarray(image, dtype=np.uint8)
+
+
+def segment_portraits(segment: Segment, characters: list[Character], cast: Cast) -> list[Image.Image]:
+    """The portraits a segment is held to: its speakers', or, when nobody in the shot speaks in it, the
+    first two characters' (those in the opening frame)."""
+    wanted = [c for c in characters if c.id in segment.speakers] or characters[:2]
+    return [cast.portraits[c.id] for c in wanted if c.id in cast.portraits]
+
+
+def pad_image(image: Image.Image, profile: RenderProfile, width: int, height: int) -> Image.Image:
+    """A reference fitted to the profile's frame and grown to the model's size, as a frame is."""
+    fitted = ImageOps.fit(image, (profile.width, profile.height), Image.Resampling.BILINEAR)
+    return Image.fromarray(pad_to(np.asarray(fitted, dtype=np.uint8), width, height))
 
 
 def resolve_device(name: str) -> str:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 from reelfork.generation.production.delivery import replace_text, webvtt_text
 from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
-from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, aigc_label
+from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, LikenessRelease, aigc_label, likeness_releases
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE, slot_samples
@@ -137,12 +138,13 @@ def picture_request(
     profile: RenderProfile,
     slots: dict[str, float],
     output: Path,
-    previous_frame: Path | None = None,
 ) -> RenderRequest:
     """The shared picture's render: no burned-in text, no sound, every line in its slot, the persona in ``look``.
 
     The picture's sound would never be served (each viewer's clip carries their own voice), so none is
-    synthesised or encoded: the timeline is exactly the slots'."""
+    synthesised or encoded: the timeline is exactly the slots'. It never continues a previous clip's last
+    frame: a shared picture must not depend on the path that led to its scene (condition it on cast
+    references instead, see :mod:`reelfork.generation.render.stills`)."""
     name = story.persona.slot_name() if story.persona is not None else ""
     return RenderRequest(
         scene=fill_scene(scene, name),
@@ -150,7 +152,6 @@ def picture_request(
         language=story.language,
         profile=profile,
         output=output,
-        previous_frame=previous_frame,
         line_seconds=slots,
         captions=False,
         voice=False,
@@ -231,7 +232,9 @@ def assemble(
     replace_text(subtitles, webvtt_text(cues))
     label = aigc_label(digest(picture.name, locale, name, [c[4] for c in cues]), producer=producer)
     metadata = {AIGC_KEY: label.to_json(), "title": text.title}
-    write_clip(picture, voice_packets(spoken, length, voices), locale, metadata, output, signer)
+    speakers = {line.speaker for line in text.lines}
+    likenesses = likeness_releases(c for c in story.bible.characters if c.id in speakers)
+    write_clip(picture, voice_packets(spoken, length, voices), locale, metadata, output, signer, likenesses)
     return Assembled(path=output, subtitles=subtitles, scene=text, machine_translated=missing)
 
 
@@ -242,6 +245,7 @@ def write_clip(
     metadata: dict[str, str],
     output: Path,
     signer: FileSigner | None,
+    likenesses: Sequence[LikenessRelease] = (),
 ) -> None:
     """Mux the picture's video packets (copied, never re-encoded) with the voice's AAC packets (``(pts, bytes)``
     at :data:`SAMPLE_RATE`), the audio tagged with ``locale``'s language."""
@@ -273,7 +277,7 @@ def write_clip(
         if signer is None:
             os.replace(temporary, output)
         else:
-            signer.sign(temporary, signed, title=output.name)
+            signer.sign(temporary, signed, title=output.name, likenesses=likenesses)
             os.replace(signed, output)
     finally:
         temporary.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -22,14 +23,18 @@ from av.container import OutputContainer
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 from reelfork.generation.render.drawing import Frame, Picture
+from reelfork.generation.render.labels import LikenessRelease
 
 SAMPLE_RATE = 24_000
 PRESET = "ultrafast"
 
 
 class FileSigner(Protocol):
-    def sign(self, source: Path, destination: Path, title: str) -> None:
-        """Write ``source`` with a signed manifest embedded to ``destination``; ``title`` is the published name."""
+    def sign(
+        self, source: Path, destination: Path, title: str, likenesses: Sequence[LikenessRelease] = ()
+    ) -> None:
+        """Write ``source`` with a signed manifest embedded to ``destination``; ``title`` is the published name,
+        ``likenesses`` the releases of the licensed likenesses it shows."""
         ...
 
 
@@ -53,8 +58,10 @@ class Encoder:
         threads: int = 1,
         signer: FileSigner | None = None,
         audio: bool = True,
+        likenesses: Sequence[LikenessRelease] = (),
     ) -> None:
         self.path = path
+        self.likenesses = likenesses
         self.fps = fps
         self.sample_rate = sample_rate
         self.signer = signer
@@ -147,7 +154,7 @@ class Encoder:
             return self.path
         start = time.perf_counter()
         try:
-            self.signer.sign(self.temporary, self.signed, title=self.path.name)
+            self.signer.sign(self.temporary, self.signed, title=self.path.name, likenesses=self.likenesses)
             os.replace(self.signed, self.path)
         finally:
             self.temporary.unlink(missing_ok=True)

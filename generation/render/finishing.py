@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from reelfork.generation.render.drawing import Frame
 from reelfork.generation.render.encoding import Encoder, FileSigner
-from reelfork.generation.render.labels import AIGC_KEY, AigcLabel
+from reelfork.generation.render.labels import AIGC_KEY, AigcLabel, likeness_releases
 from reelfork.generation.render.request import LineTiming, RenderedClip, RenderError, RenderRequest
 from reelfork.narrative.story import NARRATOR, Bible, Character, Scene
 
@@ -90,12 +90,14 @@ def load_previous_frame(path: Path | None, width: int, height: int) -> Frame | N
 
 
 def labelled_encoder(request: RenderRequest, label: AigcLabel, threads: int, signer: FileSigner | None) -> Encoder:
-    """The clip's encoder, with the implicit AIGC label and the title in its metadata; it signs on close."""
+    """The clip's encoder, with the implicit AIGC label and the title in its metadata; it signs on close,
+    declaring the licensed likenesses of the characters who speak."""
     profile = request.profile
     metadata = {AIGC_KEY: label.to_json(), "title": request.scene.title}
+    likenesses = likeness_releases(speaking_characters(request.scene, request.bible))
     return Encoder(
         request.output, profile.width, profile.height, profile.fps, metadata, threads=threads, signer=signer,
-        audio=request.voice,
+        audio=request.voice, likenesses=likenesses,
     )
 
 

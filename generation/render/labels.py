@@ -10,6 +10,7 @@ machine-readable marking too; the same key serves.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ import av
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict, ValidationError
 from reelfork.generation.render.drawing import Overlay, font
+from reelfork.narrative.story import Character
 
 AIGC_KEY = "AIGC"
 PRODUCER = "reelfork"
@@ -50,6 +52,26 @@ class AigcLabel(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), ensure_ascii=False, separators=(",", ":"))
+
+
+class LikenessRelease(BaseModel):
+    """A real person's licensed likeness in a clip: whose character, and the reference of the signed release."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    character: str
+    """The character's ID in the story bible."""
+    name: str
+    release: str
+
+
+def likeness_releases(characters: Iterable[Character]) -> list[LikenessRelease]:
+    """The releases of the licensed likenesses among ``characters`` (invented faces need none)."""
+    return [
+        LikenessRelease(character=c.id, name=c.name, release=c.likeness.release)
+        for c in characters
+        if c.likeness.kind == "licensed" and c.likeness.release is not None
+    ]
 
 
 def aigc_label(produce_id: str, producer: str = PRODUCER, reserved: str = "") -> AigcLabel:

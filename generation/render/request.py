@@ -10,6 +10,21 @@ from reelfork.generation.render.profiles import RenderProfile
 from reelfork.narrative.story import Bible, Scene
 
 
+class References(BaseModel):
+    """Identity references a clip is conditioned on, made once and content-addressed by what they depend on
+    (appearance, look, place, the model that made them), never by story version or by the path to the scene."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    portraits: dict[str, Path] = {}
+    """A portrait image per character in the shot, by character ID."""
+    plate: Path | None = None
+    """The establishing frame of the scene's place, empty of people."""
+
+    def __bool__(self) -> bool:
+        return bool(self.portraits) or self.plate is not None
+
+
 class RenderRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -20,7 +35,10 @@ class RenderRequest(BaseModel):
     output: Path
     """Where the MP4 goes; the last frame is written beside it as ``<stem>.last.png``."""
     previous_frame: Path | None = None
-    """The previous clip's last frame, for visual continuity."""
+    """The previous clip's last frame, for visual continuity in linear episodes. Interactive clips use
+    ``references`` instead: a frame from the path that led to a scene would make its picture depend on the path."""
+    references: References = References()
+    """Cast portraits and the place's plate, for renderers that condition on images (diffusion)."""
     line_seconds: dict[str, float] | None = None
     """Seconds each line holds the screen, by line ID, at least its speech. Dubbing sets it to the longest
     locale's speech, so one picture fits every locale's voice; None: each line lasts as long as its speech."""
@@ -32,6 +50,12 @@ class RenderRequest(BaseModel):
     """Speak the lines: the clip's sound. Off for a shared picture: each viewer's clip lays their own voice on
     its video, so the picture is rendered without sound (no speech synthesised, no audio encoded) and every
     line holds exactly its ``line_seconds``, which must then cover every line."""
+
+    @model_validator(mode="after")
+    def _one_continuity(self) -> RenderRequest:
+        if self.references and self.previous_frame is not None:
+            raise ValueError("a render continues either from a previous frame or from references, not both")
+        return self
 
     @model_validator(mode="after")
     def _timed_without_voice(self) -> RenderRequest:

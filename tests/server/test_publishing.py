@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import yaml
 from reelfork.narrative.export import to_dot, to_mermaid
 from reelfork.narrative.problems import Problem
 from reelfork.narrative.story import Story
 from reelfork.server.publishing import LISTED, earliest_scenes, prepare, summarise
 from reelfork.server.queue import keys
+from reelfork.server.runtime import seed_story_files
 from reelfork.server.store import PACKED, is_packed, packed, unpacked
 from reelfork.server.web.stories import StoryDocument, StoryGraph, StoryListing, story_graph_of, story_summary
 
@@ -118,3 +120,22 @@ def test_a_large_story_reads_back_as_published_from_its_stored_json(tmp_path: Pa
             assert listing.stories == [story_summary(story, 1, paywall=False)]
     finally:
         server.stop()
+
+
+def test_a_licensed_likeness_without_its_release_is_refused_and_nothing_is_stored(
+    live_server_process: ServerProcess,
+) -> None:
+    headers = {"Authorization": f"Bearer {live_server_process.creator_token}"}
+    url = f"{live_server_process.url}/v1/stories"
+    data = yaml.safe_load(seed_story_files()[0].read_text())
+    data["id"] = "unreleased"
+    data["bible"]["characters"][2]["likeness"] = {"kind": "licensed"}
+    response = httpx.post(url, content=json.dumps(data), headers=headers)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert [(problem["where"], "'release'" in problem["message"]) for problem in problems] == [
+        ("bible.characters[2].likeness", True)
+    ], problems
+    assert httpx.get(f"{url}/unreleased").status_code == 404
+    data["bible"]["characters"][2]["likeness"] = {"kind": "licensed", "release": "REL-0042"}
+    assert httpx.post(url, content=json.dumps(data), headers=headers).status_code in (200, 201)

@@ -4,12 +4,14 @@ validates, and a signing step that never leaves a half-signed or unsigned file w
 from __future__ import annotations
 
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from PIL import Image
 from reelfork.generation.render.animatic import AnimaticRenderer
 from reelfork.generation.render.c2pa import (
     DEVELOPMENT_BUNDLE,
@@ -19,9 +21,10 @@ from reelfork.generation.render.c2pa import (
     development_credentials,
     read_provenance,
 )
-from reelfork.generation.render.labels import read_aigc
+from reelfork.generation.render.labels import LikenessRelease, read_aigc
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
+from reelfork.narrative.appearance import Likeness
 
 from tests.helpers.media import probe as ffprobe
 from tests.helpers.render import atom_paths, make_bible, make_scene
@@ -129,7 +132,9 @@ def test_unreadable_production_credentials_are_clear_errors(tmp_path: Path) -> N
 
 
 class FailingSigner:
-    def sign(self, source: Path, destination: Path, title: str) -> None:
+    def sign(
+        self, source: Path, destination: Path, title: str, likenesses: Sequence[LikenessRelease] = ()
+    ) -> None:
         destination.write_bytes(source.read_bytes()[:100])  # half a file, then the failure
         raise RenderError("the signing service is down")
 
@@ -142,3 +147,31 @@ def test_failed_signing_leaves_no_clip_and_no_partial_file(tmp_path: Path) -> No
         AnimaticRenderer(signer=FailingSigner()).render(request)
     # The last frame (written first, so that it exists whenever the clip does) may stay; no MP4 may.
     assert [path.name for path in tmp_path.iterdir() if path.name != "c.last.png"] == []
+
+
+def test_licensed_likeness_release_is_asserted_in_the_manifest(tmp_path: Path, signed: Signed) -> None:
+    bible = make_bible()
+    licensed = Likeness(kind="licensed", release="REL-2026-0042 (Mei Lin, talent agency Nine Tides)")
+    characters = [c.model_copy(update={"likeness": licensed}) if c.id == "mei" else c for c in bible.characters]
+    request = RenderRequest(
+        scene=make_scene(),
+        bible=bible.model_copy(update={"characters": characters}),
+        profile=PROFILES["preview"],
+        output=tmp_path / "licensed.mp4",
+    )
+    clip = AnimaticRenderer(signer=signed.signer).render(request)
+    provenance = read_provenance(clip.path, signed.signer.credentials.trust_anchor)
+    assert provenance is not None and provenance.state == "Trusted", provenance
+    assert provenance.likenesses == [LikenessRelease(character="mei", name="Mei Lin", release=licensed.release or "")]
+    invented = read_provenance(signed.clip.path, signed.signer.credentials.trust_anchor)
+    assert invented is not None and invented.likenesses == [], "invented faces declare no release"
+
+
+def test_a_portrait_png_is_signed_too(tmp_path: Path, signed: Signed) -> None:
+    image = tmp_path / "portrait.png"
+    Image.new("RGB", (36, 64), (120, 90, 60)).save(image)
+    signed.signer.sign(image, tmp_path / "signed.png", title="Mei Lin (portrait)")
+    provenance = read_provenance(tmp_path / "signed.png", signed.signer.credentials.trust_anchor)
+    assert provenance is not None and provenance.state == "Trusted" and provenance.created_by_ai, provenance
+    with Image.open(tmp_path / "signed.png") as decoded:
+        assert decoded.size == (36, 64)

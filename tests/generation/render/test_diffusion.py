@@ -19,10 +19,18 @@ from PIL import Image
 from reelfork.generation.render.animatic import AnimaticRenderer
 from reelfork.generation.render.backends import renderer_for
 from reelfork.generation.render.c2pa import ClipSigner, read_provenance
-from reelfork.generation.render.diffusion import DiffusionRenderer, crop_to, frame_counts
+from reelfork.generation.render.diffusion import (
+    DiffusionRenderer,
+    crop_to,
+    frame_counts,
+    load_image,
+    opening_frame,
+    pad_image,
+)
 from reelfork.generation.render.labels import read_aigc
 from reelfork.generation.render.profiles import PROFILES
-from reelfork.generation.render.request import RenderedClip, RenderError, RenderRequest
+from reelfork.generation.render.request import References, RenderedClip, RenderError, RenderRequest
+from reelfork.generation.render.stills import DiffusersPortraitist, ReferenceShelf
 from reelfork.generation.render.voice import UnknownVoiceError
 from reelfork.narrative.story import Line, Scene
 
@@ -35,6 +43,7 @@ from tests.helpers.render import (
     make_bible,
 )
 from tests.helpers.tiny_ltx import TINY, build_tiny_ltx
+from tests.helpers.tiny_pixart import build_tiny_pixart
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the network fails instead
 # diffusers 0.42.1's scheduler calls np.array(tensor, copy=False), which numpy 2 deprecates.
@@ -137,6 +146,64 @@ def test_next_clip_is_conditioned_on_the_previous_clips_last_frame(run: Run) -> 
     # The last frame saved for the next clip is the footage the clip ends on. Random weights make noise,
     # which H.264 cannot keep pixel for pixel: compare 8x8 block means.
     assert np.abs(blocks(end_of_first) - blocks(last_decoded_frame(run.first.clip.path))).mean() < 6
+
+
+def test_clip_is_conditioned_on_the_cast_portraits_and_the_place_plate(run: Run, tmp_path: Path) -> None:
+    """Both tiny pipelines through the real loading code: portraits and a plate from the text-to-image folder,
+    then a clip that opens on the plate with the speakers in it and holds each segment to its speaker's face."""
+    build_tiny_pixart(tmp_path / "stills")
+    portraitist = DiffusersPortraitist(tmp_path / "stills", steps=2, device="cpu")
+    shelf = ReferenceShelf(tmp_path / "shelf", portraitist, (72, 128))
+    scene, bible = two_line_scene(), make_bible()
+    references = shelf.references(scene, bible)
+    assert references.plate is not None and sorted(references.portraits) == ["jun", "mei"]
+    request = RenderRequest(scene=scene, bible=bible, profile=TINY, output=tmp_path / "cast.mp4", references=references)
+    clip = run.renderer.render(request)
+    opening, held = run.renderer.last_conditioning[0], run.renderer.last_references
+    plate = load_image(references.plate, "plate")
+    portraits = [load_image(references.portraits[c], c) for c in ("mei", "jun")]
+    assert opening is not None
+    shown = crop_to(np.asarray(opening), TINY.width, TINY.height)
+    assert np.array_equal(shown, opening_frame(plate, portraits, TINY.width, TINY.height))
+    fitted_plate = np.asarray(opening_frame(plate, [], TINY.width, TINY.height))
+    assert np.array_equal(shown[:40], fitted_plate[:40]), "the plate is the opening frame's backdrop"
+    assert not np.array_equal(shown[-40:], fitted_plate[-40:]), "the speakers stand in front of it"
+    # Mei speaks first, Jun last: each segment is held to whoever speaks in it.
+    mei, jun = (np.asarray(pad_image(portrait, TINY, 160, 256)) for portrait in portraits)
+    assert [np.asarray(image).tolist() for image in held[0]] == [mei.tolist()]
+    assert np.array_equal(np.asarray(held[-1][-1]), jun)
+    assert len(held) == len(run.renderer.last_conditioning) > 1
+    provenance = read_provenance(clip.path, run.signer.credentials.trust_anchor)
+    assert provenance is not None and provenance.state == "Trusted"
+    # Continuity comes from the references alone: the same scene renders the same picture whichever clip came before.
+    again = run.renderer.render(request.model_copy(update={"output": tmp_path / "again.mp4"}))
+    first, second = read_aigc(clip.path), read_aigc(again.path)
+    assert first is not None and second is not None and first.ProduceID == second.ProduceID
+    assert np.array_equal(last_decoded_frame(clip.path), last_decoded_frame(again.path))
+    plain = read_aigc(run.first.clip.path)
+    assert plain is not None and plain.ProduceID != first.ProduceID
+
+
+def test_references_and_a_previous_frame_do_not_mix(run: Run, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="either from a previous frame or from references"):
+        RenderRequest(
+            scene=two_line_scene(),
+            bible=make_bible(),
+            profile=TINY,
+            output=tmp_path / "x.mp4",
+            previous_frame=run.first.clip.last_frame,
+            references=References(plate=run.first.clip.last_frame),
+        )
+
+
+def test_a_missing_reference_is_a_clear_error(run: Run, tmp_path: Path) -> None:
+    references = References(portraits={"mei": tmp_path / "gone.png"})
+    request = RenderRequest(
+        scene=two_line_scene(), bible=make_bible(), profile=TINY, output=tmp_path / "x.mp4", references=references
+    )
+    with pytest.raises(RenderError, match=r"'mei' portrait reference .*gone\.png"):
+        run.renderer.render(request)
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def blocks(frame: NDArray[np.uint8], size: int = 8) -> NDArray[np.float64]:

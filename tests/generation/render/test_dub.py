@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from reelfork.generation.render.animatic import AnimaticRenderer
-from reelfork.generation.render.c2pa import ClipSigner
+from reelfork.generation.render.c2pa import ClipSigner, read_provenance
 from reelfork.generation.render.dub import (
     Assembled,
     LineVoices,
@@ -24,10 +24,12 @@ from reelfork.generation.render.dub import (
     viewer_bible,
 )
 from reelfork.generation.render.encoding import SAMPLE_RATE
+from reelfork.generation.render.labels import LikenessRelease
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import RenderError
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE
 from reelfork.generation.render.voice import EspeakSynthesizer
+from reelfork.narrative.appearance import Likeness
 from reelfork.narrative.story import Story
 
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac, probe
@@ -168,3 +170,20 @@ def test_a_picture_without_voice_needs_every_line_s_slot(viewers: Viewers, tmp_p
     partial = dict(list(viewers.slots.items())[1:])
     with pytest.raises(ValueError, match="line_seconds for every line"):
         picture_request(story, scene, None, PROFILES["preview"], partial, tmp_path / "partial.mp4")
+
+
+def test_a_viewer_clip_declares_the_licensed_likenesses_it_shows(viewers: Viewers, tmp_path: Path) -> None:
+    story, scene = viewers.story, viewers.story.scene(SCENE)
+    licensed = Likeness(kind="licensed", release="REL-2026-0007 (Celeste Harrow)")
+    cast = [c.model_copy(update={"likeness": licensed}) if c.id == "celeste" else c for c in story.bible.characters]
+    signed = story.model_copy(update={"bible": story.bible.model_copy(update={"characters": cast})})
+    signer = ClipSigner.development(tmp_path / "c2pa")
+    clip = assemble(
+        viewers.pictures["slicker"], signed, scene, "zh", "Zoë", viewers.slots, viewers.voices, tmp_path / "zh.mp4",
+        signer,
+    )
+    provenance = read_provenance(clip.path, signer.credentials.trust_anchor)
+    assert provenance is not None and provenance.state == "Trusted", provenance
+    assert provenance.likenesses == [
+        LikenessRelease(character="celeste", name="Celeste Harrow", release="REL-2026-0007 (Celeste Harrow)")
+    ]
