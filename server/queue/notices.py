@@ -55,6 +55,15 @@ class ClipReady(Notice):
     profile: str
 
 
+class SegmentReady(Notice):
+    """A segment of a clip's stream is stored; ``key`` is the clip key."""
+
+    kind: Literal["segment"] = "segment"
+    index: int
+    frames: int
+    worker: str
+
+
 class Failed(Notice):
     """A job was given up on; ``key`` is the job key."""
 
@@ -84,7 +93,7 @@ class Resumed(Notice):
 
 
 AnyNotice: TypeAlias = Annotated[
-    Written | Started | ClipReady | Failed | WorkerAlive | Chose | Resumed, Field(discriminator="kind")
+    Written | Started | ClipReady | SegmentReady | Failed | WorkerAlive | Chose | Resumed, Field(discriminator="kind")
 ]
 RESUMED = "resumed"
 """The topic of :class:`Resumed`."""
