@@ -69,6 +69,8 @@ class StoredSegment(BaseModel):
     frames: int
     worker: str
     """Who rendered it (a resumed stream has segments from several workers)."""
+    stored_at: float = 0.0
+    """When it was recorded (epoch seconds)."""
 
 
 class StoredStream(BaseModel):

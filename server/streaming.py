@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class ViewerStream(BaseModel):
     scene: str
     locale: str
     name: str
+    opened: float = 0.0
+    """When the stream was handed to the viewer (epoch seconds), in the message sent right after."""
 
 
 def playlist(stream: StoredStream) -> str:
@@ -95,11 +98,15 @@ class Streaming:
         paths = self.dubbing.paths(stream.key, locale, name, machine)
         stream_id = Path(paths.file).stem
         record = ViewerStream(picture=stream.key, story=story.id, version=version, scene=scene.id, locale=locale,
-                              name=name)
-        await self.store.redis.set(keys.viewer_stream(stream_id), record.model_dump_json(), ex=SESSION_TTL_S)
+                              name=name, opened=time.time())
+        # The first opening stands (``opened`` is when the viewer first had it); later ones keep it alive.
+        key = keys.viewer_stream(stream_id)
+        if not await self.store.redis.set(key, record.model_dump_json(), ex=SESSION_TTL_S, nx=True):
+            await self.store.redis.expire(key, SESSION_TTL_S)
         vtt = self.media / paths.subtitles
         if subtitles and not vtt.exists():
             cues, packets = await asyncio.to_thread(self._voice, story, scene, stream.plan, locale, name, machine)
+            vtt.parent.mkdir(parents=True, exist_ok=True)
             replace_text(vtt, webvtt_text(cues))
             self._keep(stream_id, packets)
         return stream_id, paths.subtitles

@@ -289,8 +289,9 @@ class Worker:
         while not render.done():
             await asyncio.wait([render], timeout=SEGMENT_POLL_S)
             stored = await self._record_segments(key, folder, stored)
-        duration, last_frame = await render
+        _, last_frame = await render
         await self._record_segments(key, folder, stored)
+        duration = plan.duration  # the file says the same, to its microseconds
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=plan.slots)
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
@@ -303,7 +304,8 @@ class Worker:
         """Record and announce the segments stored in ``folder`` from index ``stored`` on; how many are stored."""
         while (folder / segment_name(stored)).exists():
             frames = fragment_samples((folder / segment_name(stored)).read_bytes())
-            if await self.store.save_segment(key, StoredSegment(index=stored, frames=frames, worker=self.name)):
+            segment = StoredSegment(index=stored, frames=frames, worker=self.name, stored_at=time.time())
+            if await self.store.save_segment(key, segment):
                 await self.director.events.publish(
                     SegmentReady(key=key, index=stored, frames=frames, worker=self.name)
                 )

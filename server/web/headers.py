@@ -13,17 +13,18 @@ DOCS = ("/docs", "/redoc")
 
 def content_security_policy(public_url: str | None) -> str:
     """The player's and the creator view's policy: their own scripts and styles, media from here or the CDN."""
-    media = "'self' blob:"
+    media, connect = "'self' blob:", "'self'"
     if public_url is not None:
         parts = urlsplit(public_url)
         media += f" {parts.scheme}://{parts.netloc}"
+        connect += f" {parts.scheme}://{parts.netloc}"  # hls.js fetches a stream's playlist and segments
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         f"media-src {media}",
-        "connect-src 'self'",
+        f"connect-src {connect}",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
