@@ -199,5 +199,5 @@ class Streaming:
         )
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / INIT).exists():
-            write_atomic(folder / INIT, init)
+            write_atomic(folder / INIT, init, self.dubbing.signer)  # what C2PA covers of a stream: segments.py
         write_atomic(folder / segment_name(index), fragment)

@@ -11,6 +11,13 @@ A render can start at any segment (:attr:`SegmentPlan.start`): the frames before
 or encoded, and the fragments' decode times (``tfdt``) are set from the segment's first frame, so a stream
 resumed on another worker continues the timeline exactly. When the last segment is stored, the segments are
 joined into one ordinary MP4 (remuxed, never re-encoded), which is signed like any clip.
+
+C2PA on streams, exactly: c2pa-python 0.38.1 signs whole files only (``Builder.sign``); the C2PA 2.x signing of
+fragmented MP4 (a ``c2pa.hash.bmff`` Merkle tree over the fragments, c2pa-rs's ``sign_fragmented_files``) is not
+exposed, though its ``Reader.with_fragment`` reads such manifests. So what a viewer's stream carries is a manifest
+in its init segment that hard-binds that segment alone (its codec setup and the ``AIGC`` label) as a standalone
+asset, and says the content was created by a trained model; the media segments are not covered (a reader given
+init + fragment reports the flat hash as wrong for a fragmented asset). The finished MP4 keeps its full manifest.
 """
 
 from __future__ import annotations
@@ -167,10 +174,21 @@ class Fragments(io.RawIOBase):
         return taken
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, signer: FileSigner | None = None) -> None:
+    """Write ``data`` to ``path`` under a temporary name, renamed into place; signed (C2PA) on the way when a signer
+    is given (an init segment: see :func:`signed_init`)."""
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    signed = temporary.with_suffix(".signed")
+    try:
+        temporary.write_bytes(data)
+        if signer is None:
+            os.replace(temporary, path)
+        else:
+            signer.sign(temporary, signed, title=path.name)
+            os.replace(signed, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        signed.unlink(missing_ok=True)
 
 
 class SegmentedEncoder:

@@ -5,6 +5,7 @@ A real server and render worker, the protocol over a websocket, and the stream p
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -12,15 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
+import numpy as np
 import pytest
 import redis
 import yaml
 from playwright.sync_api import Page
+from reelfork.generation.render.c2pa import read_provenance
+from reelfork.generation.render.labels import read_aigc
 from reelfork.server.queue import keys
 from websockets.sync.client import ClientConnection, connect
 
+from tests.helpers.media import assert_labelled, assert_vertical_h264_aac
 from tests.helpers.processes import ServerProcess
+from tests.helpers.render import assert_badge_shown
 from tests.helpers.viewer import ws_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -155,7 +162,7 @@ def until(page: Page, event: str, timeout: float) -> dict[str, Any]:
 
 
 def test_a_cold_choice_plays_from_its_first_segment_before_the_last_is_stored(
-    page: Page, streaming_server: ServerProcess, redis_server: str
+    page: Page, streaming_server: ServerProcess, redis_server: str, tmp_path: Path
 ) -> None:
     websocket = connect(ws_url(streaming_server.url))
     _, chose, chosen = choose_cold(websocket)
@@ -191,9 +198,24 @@ def test_a_cold_choice_plays_from_its_first_segment_before_the_last_is_stored(
     (played,) = ended["played"]
     assert played[0] < 0.1 and abs(played[1] - chosen["duration"]) < 0.2, ended
 
-    # Then the complete MP4 follows in a clip frame, with the stream again; the same planned duration.
+    # The labels on the stream: AIGC and a C2PA manifest in its init segment, the visible mark on its first seconds.
+    base = chosen["stream"].rsplit("/", 1)[0]
+    init, first = (httpx.get(f"{base}/{name}").content for name in ("init.mp4", "0.m4s"))
+    (tmp_path / "init.mp4").write_bytes(init)
+    assert read_aigc(tmp_path / "init.mp4") is not None
+    provenance = read_provenance(tmp_path / "init.mp4")
+    assert provenance is not None and provenance.valid and provenance.created_by_ai, provenance
+    with av.open(io.BytesIO(init + first), "r", format="mp4") as container:
+        assert sorted(stream.type for stream in container.streams) == ["audio", "video"]
+        frame = next(iter(container.decode(video=0)))
+        assert_badge_shown(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+
+    # Then the complete MP4 follows in a clip frame, with the stream again; the same planned duration; all labels.
     clip = expect(websocket, "clip")
     while clip["url"] is None:
         clip = expect(websocket, "clip")
     assert clip["scene"] == "railing" and clip["stream"] == chosen["stream"] and clip["duration"] == chosen["duration"]
+    (tmp_path / "railing.mp4").write_bytes(httpx.get(clip["url"]).content)
+    assert abs(assert_vertical_h264_aac(tmp_path / "railing.mp4") - chosen["duration"]) < 0.1
+    assert_labelled(tmp_path / "railing.mp4")
     websocket.close()
