@@ -263,15 +263,19 @@ class Worker:
         folder = self.settings.media_dir / STREAMS / key
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name))
         story_json, scene_json = story.story.model_dump_json(), scene.model_dump_json()
         media = str(self.settings.media_dir)
         plan = await loop.run_in_executor(
             self.executor, picture_plan, story_json, scene_json, profile.name, media, self.settings.segment_seconds
         )
         await self.store.plan_stream(key, plan)
+        planned = await self.store.stream(key)
+        plan = planned.plan if planned is not None else plan  # a resumed stream keeps the timeline it started on
         # A render killed mid-stream left segments behind: they are kept, recorded, and not rendered again.
         start = await self._record_segments(key, folder, 0)
+        if start:
+            log.info("render %s resumes at segment %d of %d (the ones before are stored)", key, start, plan.count)
+        await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name, segment=start))
         render = loop.run_in_executor(
             self.executor,
             render_picture,

@@ -133,6 +133,18 @@ def fragment_samples(fragment: bytes, track: int | None = None) -> int:
     return count
 
 
+def decode_times(fragment: bytes) -> dict[int, int]:
+    """Track ID → the base media decode time (``tfdt``) of each track in a fragment."""
+    found: dict[int, int] = {}
+    for track, traf, size in trafs(fragment):
+        tfdt = child(fragment, traf, size, b"tfdt")
+        if tfdt is not None:
+            wide = fragment[tfdt[0] + 8]
+            at = tfdt[0] + 12
+            found[track] = struct.unpack(">Q" if wide else ">I", fragment[at : at + (8 if wide else 4)])[0]
+    return found
+
+
 def with_decode_times(fragment: bytes, times: dict[int, int]) -> bytes:
     """``fragment`` with each listed track's ``tfdt`` (base media decode time) set: track ID → time."""
     patched = bytearray(fragment)

@@ -42,6 +42,8 @@ class Started(Notice):
     kind: Literal["started"] = "started"
     profile: str
     worker: str
+    segment: int = 0
+    """The first segment it renders: past those a render killed mid-stream stored (they are kept)."""
 
 
 class ClipReady(Notice):

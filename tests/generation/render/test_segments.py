@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +24,11 @@ from reelfork.generation.render.segments import (
     INIT,
     SegmentPlan,
     boxes,
+    decode_times,
     fragment_samples,
     segment_name,
     stored_segments,
     timescales,
-    trafs,
     write_atomic,
 )
 from reelfork.generation.render.soundtrack import timeline_frames
@@ -62,18 +61,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     signer = ClipSigner.development(root / "c2pa")
     AnimaticRenderer(signer=signer).render(request(root / "stream", root / "clip.mp4"))
     return Rendered(folder=root / "stream", clip=root / "clip.mp4", signer=signer)
-
-
-def decode_times(fragment: bytes) -> dict[int, int]:
-    """Track ID → the fragment's base media decode time (``tfdt``)."""
-    found = {}
-    for track, traf, size in trafs(fragment):
-        for kind, offset, _ in boxes(fragment, traf + 8, traf + size):
-            if kind == b"tfdt":
-                wide = fragment[offset + 8]
-                end = offset + (20 if wide else 16)
-                found[track] = struct.unpack(">Q" if wide else ">I", fragment[offset + 12 : end])[0]
-    return found
 
 
 def decoded(init: bytes, *segments: bytes) -> list[NDArray[np.uint8]]:
