@@ -496,6 +496,8 @@ function onScene(scene) {
   if (scene.clip || scene.stream) {
     remember(scene.scene, scene.clip, scene.stream, scene.duration, scene.choice_window, scene.subtitles);
   }
+  if (scene.poster) ui.video.poster = scene.poster;
+  else ui.video.removeAttribute("poster");
   if (continuing) {
     // After a reconnect the server repeats the scene we are already in: carry on from here.
     if (state.phase === "rendering" && (scene.clip || scene.stream)) playClip();

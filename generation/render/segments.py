@@ -33,11 +33,14 @@ from types import TracebackType
 import av
 from av.container import OutputContainer
 from av.video.stream import VideoStream
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from reelfork.generation.render.drawing import Frame, Picture
 from reelfork.generation.render.encoding import PRESET, FileSigner
 
 INIT = "init.mp4"
+POSTER = "poster.jpg"
+"""The clip's first frame, beside its segments: what a player shows before it plays."""
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
 
 
@@ -274,6 +277,8 @@ class SegmentedEncoder:
         if self.last is None:
             raise ValueError("the first frame encoded cannot be a repeat")
         self.last.pts = self.frames
+        if self.frames == 0:
+            self._poster(self.last)
         if self.frames % self.plan.frames == 0:
             self.last.pict_type = av.video.frame.PictureType.I
         else:
@@ -282,6 +287,11 @@ class SegmentedEncoder:
         for packet in self.video.encode(self.last):
             self.container.mux(packet)
         self._store()
+
+    def _poster(self, frame: av.VideoFrame) -> None:
+        encoded = io.BytesIO()
+        Image.fromarray(frame.to_ndarray(format="rgb24")).save(encoded, format="JPEG", quality=85)
+        write_atomic(self.plan.folder / POSTER, encoded.getvalue())
 
     def _store(self) -> None:
         for kind, data in self.sink.take():

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
+from reelfork.generation.render.segments import POSTER
 from reelfork.narrative.persona import InvalidName
 from reelfork.narrative.state import (
     UnavailableChoice,
@@ -36,7 +37,7 @@ from reelfork.narrative.state import (
 from reelfork.narrative.story import Choice, Episode, Scene, Story, Window, choice_window
 from reelfork.server.analytics.tracker import Tracker
 from reelfork.server.director import default_look
-from reelfork.server.dubbing import ViewerClip, checked_name
+from reelfork.server.dubbing import STREAMS, ViewerClip, checked_name
 from reelfork.server.entitlements import InvalidEntitlement, is_open, locked_at, merged, verifier
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from reelfork.server.runtime import Runtime
@@ -465,6 +466,7 @@ class Connection:
                 clip=self.media_url(clip.file) if clip else None,
                 stream=opened[0] if opened else None,
                 subtitles=self.media_url(subtitles) if subtitles else None,
+                poster=self.poster_url(stream),
                 duration=duration,
                 choices=[Offer(id=c.id, label=labels.get(c.id, c.label), default=c.id == default_id,
                                stream=offered.get(c.id)) for c in choices],
@@ -560,6 +562,7 @@ class Connection:
                         if opened is not None:
                             self._timed(scene.id, stream.duration)
                             await self.send(Clip(scene=scene.id, url=None, stream=opened[0],
+                                                 poster=self.poster_url(stream),
                                                  subtitles=self.media_url(opened[1]), duration=stream.duration,
                                                  choice_window=_times(self._window(story, scene, stream.duration))))
                 if clip is None:
@@ -578,7 +581,7 @@ class Connection:
                 if self.playing is None or self.playing.window is None:
                     self._timed(scene.id, clip.duration)
                 await self.send(Clip(scene=scene.id, url=self.media_url(assembled.file),
-                                     stream=opened[0] if opened else None,
+                                     stream=opened[0] if opened else None, poster=self.poster_url(stream),
                                      subtitles=self.media_url(assembled.subtitles), duration=clip.duration,
                                      choice_window=_times(self._window(story, scene, clip.duration))))
         await self._backstop(scene.id)
@@ -621,6 +624,10 @@ class Connection:
 
     def media_url(self, file: str) -> str:
         return f"{self.base_url()}/media/{file}"
+
+    def poster_url(self, stream: StoredStream | None) -> str | None:
+        """The first frame of a stream's picture: shared by every viewer of it (it holds no text)."""
+        return self.media_url(f"{STREAMS}/{stream.key}/{POSTER}") if stream is not None else None
 
     def stream_url(self, stream_id: str) -> str:
         return f"{self.base_url()}/v1/streams/{stream_id}/{PLAYLIST}"

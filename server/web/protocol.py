@@ -197,6 +197,8 @@ class SceneMessage(ServerMessage):
     beginning, and ends with ``#EXT-X-ENDLIST`` once complete): sent as soon as its first segment is stored."""
     subtitles: str | None
     """WebVTT in the viewer's locale, with the clip or the stream; speaker names are in it."""
+    poster: str | None = None
+    """The clip's first frame (JPEG), with the stream: what to show before it plays."""
     duration: float | None
     """The clip's planned length in seconds (the stream's segments add up to it); null until it is planned."""
     choices: list[Offer]
@@ -217,6 +219,8 @@ class Clip(ServerMessage):
     """The viewer's complete, labelled MP4; null in a frame that brings only the stream."""
     stream: str | None = None
     """The viewer's HLS stream of the clip (as in ``scene``)."""
+    poster: str | None = None
+    """The clip's first frame (JPEG)."""
     subtitles: str
     duration: float
     choice_window: WindowTimes | None

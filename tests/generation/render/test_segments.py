@@ -12,6 +12,7 @@ import c2pa
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 from reelfork.generation.render.animatic import AnimaticRenderer
 from reelfork.generation.render.c2pa import ClipSigner, read_provenance
 from reelfork.generation.render.dub import encode_aac
@@ -22,6 +23,7 @@ from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import RenderRequest
 from reelfork.generation.render.segments import (
     INIT,
+    POSTER,
     SegmentPlan,
     boxes,
     decode_times,
@@ -90,6 +92,10 @@ def test_the_init_segment_carries_the_aigc_label_and_the_first_segment_the_visib
     assert label is not None and label.ContentProducer and label.ProduceID
     first = decoded(init, (rendered.folder / segment_name(0)).read_bytes())
     assert_badge_shown(first[PROFILE.fps // 2])
+    # The poster is the first frame, mark included.
+    with Image.open(rendered.folder / POSTER) as poster:
+        assert poster.format == "JPEG" and poster.size == (PROFILE.width, PROFILE.height)
+        assert_badge_shown(np.asarray(poster.convert("RGB"), dtype=np.uint8))
 
 
 def test_the_joined_clip_keeps_its_full_labels(rendered: Rendered) -> None:

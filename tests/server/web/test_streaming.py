@@ -168,6 +168,8 @@ def test_a_cold_choice_plays_from_its_first_segment_before_the_last_is_stored(
     _, chose, chosen = choose_cold(websocket)
     assert chosen["scene"] == "railing"
     assert chosen["stream"] is not None and chosen["clip"] is None, chosen
+    poster = httpx.get(chosen["poster"])
+    assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"  # a JPEG
     page.goto(f"{streaming_server.url}/")
     page.set_content("<html><body></body></html>")
     page.add_script_tag(url="/vendor/hls.light.min.js")
