@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 from reelfork.generation.production.delivery import replace_text, webvtt_text
-from reelfork.generation.render.dub import LineVoices, viewer_voice, voice_packets
+from reelfork.generation.render.dub import LineVoices, ViewerVoice, viewer_voice, voice_packets
 from reelfork.generation.render.dubbed_segments import audio_range, dubbed_segment, segment_audio
 from reelfork.generation.render.encoding import SAMPLE_RATE
 from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, aigc_label
@@ -33,6 +33,9 @@ from reelfork.server.store import SESSION_TTL_S, Store, StoredStream, StreamPlan
 
 PLAYLIST = "index.m3u8"
 VOICES_KEPT = 256
+OPENED_KEPT = 100_000
+REFRESH_S = 3600.0
+"""A viewer stream's record lives :data:`SESSION_TTL_S`; handed out again, it is renewed at most this often."""
 """Viewers' voice tracks (AAC packets) kept in memory, for the segments they will ask for next."""
 
 
@@ -80,6 +83,8 @@ class Streaming:
         self.dubbing = dubbing
         self.media = dubbing.media
         self.voices: OrderedDict[str, list[tuple[int, bytes]]] = OrderedDict()
+        self.opened: OrderedDict[str, float] = OrderedDict()
+        """Viewer streams this process kept in Redis lately, and ``time.monotonic()`` then."""
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def open(
@@ -99,26 +104,44 @@ class Streaming:
         stream_id = Path(paths.file).stem
         record = ViewerStream(picture=stream.key, story=story.id, version=version, scene=scene.id, locale=locale,
                               name=name, opened=time.time())
-        # The first opening stands (``opened`` is when the viewer first had it); later ones keep it alive.
-        key = keys.viewer_stream(stream_id)
-        if not await self.store.redis.set(key, record.model_dump_json(), ex=SESSION_TTL_S, nx=True):
-            await self.store.redis.expire(key, SESSION_TTL_S)
+        # The first opening stands (``opened`` is when the viewer first had it); later ones keep it alive. Viewers
+        # with the same picture, locale and name share a stream: one kept here lately needs no round trip.
+        now = time.monotonic()
+        if now - self.opened.get(stream_id, -REFRESH_S) >= REFRESH_S:
+            key = keys.viewer_stream(stream_id)
+            if not await self.store.redis.set(key, record.model_dump_json(), ex=SESSION_TTL_S, nx=True):
+                await self.store.redis.expire(key, SESSION_TTL_S)
+            self.opened[stream_id] = now
+            self.opened.move_to_end(stream_id)
+            if len(self.opened) > OPENED_KEPT:
+                self.opened.popitem(last=False)
         vtt = self.media / paths.subtitles
         if subtitles and not vtt.exists():
-            cues, packets = await asyncio.to_thread(self._voice, story, scene, stream.plan, locale, name, machine)
+            cues = await asyncio.to_thread(self._cues, story, scene, stream.plan, locale, name, machine)
             vtt.parent.mkdir(parents=True, exist_ok=True)
             replace_text(vtt, webvtt_text(cues))
-            self._keep(stream_id, packets)
         return stream_id, paths.subtitles
+
+    def _viewer_voice(
+        self, story: Story, scene: Scene, plan: StreamPlan, locale: str, name: str, machine: Machine
+    ) -> tuple[ViewerVoice, int]:
+        length = round(plan.frames / plan.fps * SAMPLE_RATE)
+        voices: LineVoices = self.dubbing.voices
+        text = with_machine(story, locale, machine)
+        return viewer_voice(text, scene, locale, name, plan.slots, voices, length), length
+
+    def _cues(
+        self, story: Story, scene: Scene, plan: StreamPlan, locale: str, name: str, machine: Machine
+    ) -> list[tuple[str, float, float, str, str]]:
+        """The viewer's subtitle cues (their speech is synthesised, or found on disk; not encoded yet)."""
+        return self._viewer_voice(story, scene, plan, locale, name, machine)[0].cues
 
     def _voice(
         self, story: Story, scene: Scene, plan: StreamPlan, locale: str, name: str, machine: Machine
-    ) -> tuple[list[tuple[str, float, float, str, str]], list[tuple[int, bytes]]]:
-        """The viewer's subtitle cues and voice track (AAC packets)."""
-        voices: LineVoices = self.dubbing.voices
-        length = round(plan.frames / plan.fps * SAMPLE_RATE)
-        voice = viewer_voice(with_machine(story, locale, machine), scene, locale, name, plan.slots, voices, length)
-        return voice.cues, voice_packets(voice.spoken, length, voices)
+    ) -> list[tuple[int, bytes]]:
+        """The viewer's voice track as AAC packets, on the picture's timeline."""
+        voice, length = self._viewer_voice(story, scene, plan, locale, name, machine)
+        return voice_packets(voice.spoken, length, self.dubbing.voices)
 
     async def viewer(self, stream_id: str) -> ViewerStream | None:
         raw = await self.store.redis.get(keys.viewer_stream(stream_id))
@@ -170,7 +193,7 @@ class Streaming:
             machine = await self.store.translation(viewer.scene, viewer.locale)
         if scene is None:
             raise LookupError(f"scene {viewer.scene!r} is gone")
-        _, packets = await asyncio.to_thread(
+        packets = await asyncio.to_thread(
             self._voice, story.story, scene, stream.plan, viewer.locale, viewer.name, machine
         )
         self._keep(stream_id, packets)
