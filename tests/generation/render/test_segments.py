@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from reelfork.generation.render.animatic import AnimaticRenderer
 from reelfork.generation.render.c2pa import ClipSigner, read_provenance
+from reelfork.generation.render.diffusion import DiffusionRenderer
 from reelfork.generation.render.dub import encode_aac
 from reelfork.generation.render.dubbed_segments import AUDIO_TRACK, VIDEO_TRACK, audio_range, dubbed_segment
 from reelfork.generation.render.encoding import SAMPLE_RATE
@@ -37,6 +39,7 @@ from reelfork.generation.render.soundtrack import timeline_frames
 
 from tests.helpers.media import assert_labelled
 from tests.helpers.render import assert_badge_shown, atom_paths, make_bible, make_scene
+from tests.helpers.tiny_ltx import TINY, build_tiny_ltx
 
 PROFILE = PROFILES["preview"]
 SLOTS = {"l1": 2.0, "l2": 1.5, "l3": 2.5}
@@ -160,3 +163,25 @@ def test_a_viewers_segment_adds_their_voice_and_a_signed_labelled_init(rendered:
         kinds = sorted(stream.type for stream in container.streams)
         assert kinds == ["audio", "video"]
         assert sum(1 for _ in container.decode(audio=0)) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers.*")
+def test_the_diffusion_renderer_streams_its_footage_in_the_same_segments(tmp_path: Path) -> None:
+    """Its pipeline calls are one thing (each conditioned on the last frame), the stream's segments another: the
+    encoder cuts the footage on the clip's timeline, whatever the pipeline's segment length."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    build_tiny_ltx(tmp_path / "model")
+    signer = ClipSigner.development(tmp_path / "c2pa")
+    scene = make_scene()
+    frames = TINY.fps  # 1 s segments
+    rendered = DiffusionRenderer(tmp_path / "model", signer=signer).render(
+        RenderRequest(scene=scene, bible=make_bible(), profile=TINY, output=tmp_path / "clip.mp4", line_seconds=SLOTS,
+                      voice=False, segments=SegmentPlan(folder=tmp_path / "stream", frames=frames))
+    )
+    total = timeline_frames(scene, SLOTS, TINY.fps)
+    count = stored_segments(tmp_path / "stream")
+    assert count == -(-total // frames)
+    assert sum(fragment_samples((tmp_path / "stream" / segment_name(n)).read_bytes()) for n in range(count)) == total
+    assert read_aigc(tmp_path / "stream" / INIT) is not None
+    assert_labelled(rendered.path)
