@@ -59,6 +59,13 @@ async def test_first_choice_viewer_reaches_an_ending_with_a_playable_scene_for_e
     assert len(playable) == len([scene for scene in chosen if not scene["scene"].startswith("g-")]), [
         (scene["scene"], scene["clip"], scene["stream"]) for scene in chosen
     ]
+    # The choices whose next scene has a stored segment come with its stream, for a player to pre-buffer.
+    offered = [choice["stream"] for scene in scenes for choice in scene["choices"] if choice["stream"]]
+    assert offered, "the server rendered ahead, yet no choice came with the stream of the scene it leads to"
+    async with httpx.AsyncClient() as http:
+        for url in offered[:3]:
+            playlist = await http.get(url)
+            assert playlist.status_code == 200 and playlist.text.startswith("#EXTM3U"), playlist.text
 
 
 async def test_open_node_is_written_by_the_llm_and_played_to_an_ending(live_server: str, tmp_path: Path) -> None:
