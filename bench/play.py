@@ -25,6 +25,14 @@ and writes ``bench/results/play.json``. ``--speed S`` compresses time: positions
 as many real-time viewers (the latencies are measured under that heavier load; CPU is per viewer-second
 of playback, i.e. per progress message, either way). The output says which speed was used.
 
+With ``--cold N`` (and the creator ``--token``) it then times the cold path, as many times: it publishes a copy
+of the story whose pictures nobody rendered (each scene's place salted, so every picture key is new; run the
+server with ``REELFORK_WARM_AUTHORED=false`` so that publishing renders nothing ahead), starts it, and takes
+the time from ``start`` to the first ``scene`` a player can play, i.e. with a ``stream`` whose first segment is
+stored (or a ``clip``), beside the time to the complete MP4 (the ``clip`` frame that follows). Entering a story
+and a choice take one path on the server (the scene is presented once its picture is playable), so this is
+the cold choice's latency on an idle render worker; it prints p50/p99 of both.
+
 With ``--redis URL`` it also prints the Redis memory of a viewer session (``MEMORY USAGE`` over a
 sample of session keys). The embedded Redis listens on ``unix://DATA_DIR/redis.sock`` (or, where that
 path is too long for a socket, on the ``unixsocket`` named in ``DATA_DIR/redis.conf``).
@@ -140,14 +148,16 @@ async def play_scene(
 
 
 async def with_clip(conn: Connection, scene: dict[str, Any], tally: Tally) -> dict[str, Any]:
-    """The scene once its clip is known: as sent, or updated by the ``clip`` message that follows."""
-    if scene["clip"] is not None or scene["ending"]:
+    """The scene once it can play (its clip, or its stream): as sent, or updated by the ``clip`` message that
+    follows."""
+    if scene["clip"] is not None or scene.get("stream") is not None or scene["ending"]:
         return scene
     tally.clip_waits += 1
     while True:
         _, clip = await conn.next("clip")
         if clip["scene"] == scene["scene"]:
-            return {**scene, "clip": clip["url"], "duration": clip["duration"], "choice_window": clip["choice_window"]}
+            return {**scene, "clip": clip["url"], "stream": clip.get("stream"), "duration": clip["duration"],
+                    "choice_window": clip["choice_window"]}
 
 
 def authored_choices(story: dict[str, Any]) -> dict[str, set[str]]:
@@ -189,6 +199,49 @@ async def viewer(
         finally:
             conn.close()
     return tally
+
+
+def salted(story: dict[str, Any], salt: str) -> dict[str, Any]:
+    """A copy of ``story`` under a new id whose every picture is new (each scene's place salted)."""
+    scenes = [{**scene, "place": f"{scene['place']} ({salt})"} for scene in story["scenes"]]
+    return {**story, "id": f"{story['id']}-{salt}", "title": f"{story['title']} {salt}", "scenes": scenes}
+
+
+async def cold_trial(url: str, token: str, story: dict[str, Any], salt: str) -> tuple[float, float]:
+    """Publish a never-rendered copy of ``story``, start it: ms to the first playable scene and to its MP4."""
+    copy = salted(story, salt)
+    async with httpx.AsyncClient(timeout=60) as http:
+        response = await http.post(f"{url}/v1/stories", json=copy, headers={"authorization": f"Bearer {token}"})
+        response.raise_for_status()
+    async with websockets.connect(url.replace("http", "ws", 1) + "/v1/play", max_size=None) as ws:
+        conn = Connection(ws)
+        try:
+            sent = await conn.send({"type": "start", "story": copy["id"]})
+            arrived, scene = await conn.next("scene")
+            playable = scene if scene["clip"] or scene.get("stream") else None
+            while playable is None:
+                arrived, clip = await conn.next("clip")
+                playable = clip if clip["scene"] == scene["scene"] and (clip["url"] or clip.get("stream")) else None
+            whole = arrived if playable.get("clip") or playable.get("url") else None
+            while whole is None:
+                at, clip = await conn.next("clip")
+                whole = at if clip["scene"] == scene["scene"] and clip["url"] else None
+        finally:
+            conn.close()
+    return (arrived - sent) * 1000, (whole - sent) * 1000
+
+
+async def cold_path(url: str, token: str, story: dict[str, Any], trials: int) -> dict[str, Any]:
+    """``trials`` cold starts, one after the other (each on an idle render worker)."""
+    first: list[float] = []
+    whole: list[float] = []
+    run = int(time.time())
+    for trial in range(trials):
+        playable_ms, complete_ms = await cold_trial(url, token, story, f"cold-{run}-{trial}")
+        first.append(playable_ms)
+        whole.append(complete_ms)
+        await wait_until_rendered(url, 600)  # its lookahead's renders done: the next trial starts idle
+    return {"first_playable": quantiles(first), "complete_clip": quantiles(whole)}
 
 
 async def wait_until_rendered(url: str, timeout: float) -> None:
@@ -233,7 +286,8 @@ def quantiles(values: list[float]) -> dict[str, float | int | None]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
-        authored = authored_choices((await http.get(f"{args.url}/v1/stories/{args.story}")).json()["story"])
+        story = (await http.get(f"{args.url}/v1/stories/{args.story}")).json()["story"]
+    authored = authored_choices(story)
     await wait_until_rendered(args.url, args.wait)
     rng = random.Random(args.seed)
     defaulters = round(args.viewers * args.defaulters)
@@ -261,6 +315,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     viewer_seconds = sum(t.played_s for t in tallies)
     session_bytes = await session_memory(args.redis) if args.redis else None
     errors = [e for t in tallies for e in t.errors]
+    cold = await cold_path(args.url, args.token, story, args.cold) if args.cold else None
     return {
         "viewers": args.viewers,
         "defaulters": defaulters,
@@ -283,6 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_errors": errors[:5],
         "elapsed_s": round(elapsed, 1),
         "redis_bytes_per_session": session_bytes,
+        "cold": cold,
     }
 
 
@@ -311,9 +367,13 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=900, help="seconds to wait for pre-rendering")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--redis", help="the server's Redis URL, to measure memory per session")
+    parser.add_argument("--cold", type=int, default=0, help="cold starts to time after the viewers (needs --token)")
+    parser.add_argument("--token", help="the creator token (DATA_DIR/creator-token), to publish the cold copies")
     args = parser.parse_args()
     if args.speed <= 0:
         parser.error("--speed must be above 0")
+    if args.cold and not args.token:
+        parser.error("--cold needs --token: the cold path publishes never-rendered copies of the story")
     report = asyncio.run(run(args))
     compressed = f", time compressed x{args.speed:g}" if args.speed != 1 else ""
     print(
@@ -324,6 +384,10 @@ def main() -> None:
         print(f"  {label:<16} p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms ({q['count']})")
     if args.speed != 1:
         print(f"  (the server saw {args.speed:g}x the message rate of {report['viewers']} real-time viewers)")
+    if report["cold"] is not None:
+        for label, key in (("cold→first segment", "first_playable"), ("cold→whole clip", "complete_clip")):
+            q = report["cold"][key]
+            print(f"  {label:<16} p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms ({q['count']})")
     per_1000 = report["server_cpu_s_per_1000_viewer_s"]
     cpu = "not measured (give --pid)"
     if per_1000 is not None:
@@ -333,7 +397,7 @@ def main() -> None:
         )
     print(f"  server: {cpu}; {report['progress_per_s']} progress messages/s, {report['viewer_seconds']} viewer-s")
     for key, value in report.items():
-        if key not in ("choose_to_scene", "closes_at_to_scene"):
+        if key not in ("choose_to_scene", "closes_at_to_scene", "cold"):
             print(f"{key:>32}: {value}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "play.json").write_text(json.dumps(report, indent=2) + "\n")

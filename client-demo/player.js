@@ -82,7 +82,8 @@ const state = {
   retryTimer: 0,
   protocol: 1, // from the `session` message; 2 adds choice windows, progress.playing, choose.scene
   scene: null, // the last `scene` message
-  clips: new Map(), // scene id -> {url, duration, window}, from `scene` and `clip` messages
+  clips: new Map(), // scene id -> {url, stream, duration, window, subtitles}, from `scene` and `clip` messages
+  hls: null, // the hls.js player of the stream playing, if any
   resuming: false, // true between sending `resume` and the first `scene` or `locked` after it
   resumeAt: 0, // where to start the next clip (a resumed scene's `position`)
   phase: "idle", // idle | waiting | rendering | playing | locked | ending
@@ -329,8 +330,10 @@ function openStory(storyId, { fresh = false } = {}) {
   ui.sceneTitle.textContent = "";
   leaveScene();
   hidePaywall();
+  stopStream();
   ui.video.removeAttribute("src");
   ui.video.removeAttribute("data-scene");
+  ui.video.removeAttribute("data-source");
   ui.video.load();
   show("player");
   setPhase("waiting");
@@ -490,10 +493,14 @@ function onScene(scene) {
   state.locked = null;
   hidePaywall();
   state.scene = scene;
-  if (scene.clip) remember(scene.scene, scene.clip, scene.duration, scene.choice_window, scene.subtitles);
+  if (scene.clip || scene.stream) {
+    remember(scene.scene, scene.clip, scene.stream, scene.duration, scene.choice_window, scene.subtitles);
+  }
+  if (scene.poster) ui.video.poster = scene.poster;
+  else ui.video.removeAttribute("poster");
   if (continuing) {
     // After a reconnect the server repeats the scene we are already in: carry on from here.
-    if (state.phase === "rendering" && scene.clip) playClip();
+    if (state.phase === "rendering" && (scene.clip || scene.stream)) playClip();
     else if (state.choice === "chosen" && state.pending) sendChoose(state.pending.choice);
     else if (state.choice === "defaulted") reportProgress();
     return;
@@ -512,13 +519,60 @@ function onScene(scene) {
   }
 }
 
+// A `clip` frame brings what the scene lacked: its stream (url still null), then its complete MP4. A stream that
+// plays already goes on playing (the MP4 is the same picture and voice); the MP4 serves a later replay.
 function onClip(message) {
-  remember(message.scene, message.url, message.duration, message.choice_window, message.subtitles);
+  const known = state.clips.get(message.scene);
+  remember(message.scene, message.url, message.stream ?? known?.stream ?? null, message.duration,
+           message.choice_window, message.subtitles);
   if (state.scene?.scene === message.scene && state.phase === "rendering") playClip();
 }
 
-function remember(scene, url, duration, win, subtitles) {
-  state.clips.set(scene, { url, duration, window: win ?? null, subtitles: subtitles ?? null });
+function remember(scene, url, stream, duration, win, subtitles) {
+  state.clips.set(scene, { url: url ?? null, stream: stream ?? null, duration, window: win ?? null,
+                           subtitles: subtitles ?? null });
+}
+
+// ---------- streams ----------
+
+// A stream is an HLS EVENT playlist that grows while the clip renders. hls.js (npm, copied to vendor/ by
+// scripts/dev) plays it from its start through Media Source Extensions; Chromium's own HLS would start an
+// EVENT playlist at its live edge, skipping what came before, so native HLS is only used where hls.js cannot run
+// (Safari on iOS, which starts at EXT-X-START).
+let hlsLoaded = null;
+
+function loadHls() {
+  hlsLoaded ??= new Promise((resolve) => {
+    const script = document.createElement("script");
+    script.src = "vendor/hls.light.min.js";
+    script.onload = () => resolve(window.Hls ?? null);
+    script.onerror = () => resolve(null);
+    document.head.append(script);
+  });
+  return hlsLoaded;
+}
+
+function stopStream() {
+  if (state.hls) {
+    state.hls.destroy();
+    state.hls = null;
+  }
+}
+
+async function playStream(video, url) {
+  const Hls = await loadHls();
+  if (Hls && Hls.isSupported()) {
+    const hls = new Hls({ enableWorker: false, startPosition: 0 });
+    state.hls = hls;
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    return true;
+  }
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = url;
+    return true;
+  }
+  return false;
 }
 
 // The clip's subtitles (WebVTT in the viewer's locale, speaker names in it) as the video's text track.
@@ -569,12 +623,32 @@ function playClip() {
   const start = state.resumeAt;
   state.resumeAt = 0;
   startClock();
-  if (video.getAttribute("src") === clip.url && video.readyState >= HTMLMediaElement.HAVE_METADATA) {
+  const source = clip.url ?? clip.stream;
+  if (video.dataset.source === source && video.readyState >= HTMLMediaElement.HAVE_METADATA) {
     startAt(start); // the same clip again (a story loop, or a resume): no reload
     return;
   }
-  video.src = clip.url;
+  stopStream();
+  video.dataset.source = source;
   showSubtitles(clip.subtitles);
+  if (!clip.url) {
+    // The stream, from its first segment: the complete MP4 follows in a `clip` frame and serves later replays.
+    video.removeAttribute("src");
+    playStream(video, clip.stream).then((playing) => {
+      if (state.scene !== scene || state.phase !== "playing") return;
+      if (!playing) {
+        setPhase("rendering");
+        showSpinner("Rendering…");
+        state.clips.set(scene.scene, { ...clip, stream: null }); // wait for the MP4
+      } else if (start > 0) {
+        video.addEventListener("loadedmetadata", () => startAt(start), { once: true });
+      } else {
+        tryPlay();
+      }
+    });
+    return;
+  }
+  video.src = clip.url;
   if (start > 0) {
     video.addEventListener("loadedmetadata", () => {
       if (state.scene === scene && state.phase === "playing") startAt(start);

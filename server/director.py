@@ -19,9 +19,9 @@ from reelfork.server.lookahead.warmup import STEP_S as WARM_STEP_S
 from reelfork.server.lookahead.warmup import warm_order
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue, render_kind
-from reelfork.server.queue.notices import RESUMED, ClipReady, topic
+from reelfork.server.queue.notices import RESUMED, ClipReady, Failed, topic
 from reelfork.server.queue.payloads import render_job, write_job
-from reelfork.server.store import Store, StoredClip, StoryVersion, clip_key
+from reelfork.server.store import Store, StoredClip, StoredStream, StoryVersion, clip_key
 
 CLIP_KEYS_CACHED = 100_000
 WARM_DELAY_S = 10_000_000.0
@@ -178,6 +178,45 @@ class Director:
                     del waiting[name]
                 if not any([await self.queue.is_queued(key) for key in keys]):
                     return await self.best_clip(keys)
+        finally:
+            for future in waiting.values():
+                future.cancel()
+
+    async def playable(self, keys: Sequence[str]) -> tuple[StoredClip | None, StoredStream | None]:
+        """The best complete clip of ``keys`` and its stream; else, while none is complete, the best stream with a
+        segment stored."""
+        clip = await self.best_clip(keys)
+        if clip is not None:
+            return clip, await self.store.stream(clip.key)
+        streams = await self.store.streams(list(keys))
+        return None, next((stream for stream in streams if stream is not None and stream.segments), None)
+
+    async def wait_playable(
+        self, keys: Sequence[str], timeout: float
+    ) -> tuple[StoredClip | None, StoredStream | None]:
+        """:meth:`playable` once anything is: a complete clip, or a stream's first segment; ``(None, None)`` after
+        ``timeout``, or when every render of ``keys`` gave up."""
+        topics = [topic(kind, key) for kind in ("clip", "segment", "failed") for key in keys]
+        waiting = {name: self.events.subscribe(name) for name in topics}
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if RESUMED not in waiting:
+                    waiting[RESUMED] = self.events.subscribe(RESUMED)
+                clip, stream = await self.playable(keys)
+                remaining = deadline - time.monotonic()
+                if clip is not None or stream is not None or remaining <= 0:
+                    return clip, stream
+                done, _ = await asyncio.wait(waiting.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                heard = {name for name, future in waiting.items() if future in done}
+                for name in heard:
+                    notice = waiting.pop(name).result()
+                    if not isinstance(notice, Failed):
+                        waiting[name] = self.events.subscribe(name)
+                if any(name.startswith("failed:") for name in heard) and not any(
+                    [await self.queue.is_queued(key) for key in keys]
+                ):
+                    return await self.playable(keys)
         finally:
             for future in waiting.values():
                 future.cancel()

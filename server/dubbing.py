@@ -26,6 +26,8 @@ __all__ = ["Dubbing", "ViewerClip", "ViewerText", "checked_name"]
 
 VOICES = "voices"
 """The media dir's folder of per-line speech, by content key (the workers size the picture's slots from it)."""
+STREAMS = "streams"
+"""The media dir's folder of the pictures' streams: ``<clip key>/init.mp4`` and ``<clip key>/<index>.m4s``."""
 VIEWERS = "viewers"
 """The media dir's folder of assembled clips and their WebVTT, by (picture, locale, name)."""
 
@@ -127,7 +129,11 @@ class Dubbing:
         return clip if (self.media / clip.file).exists() and (self.media / clip.subtitles).exists() else None
 
     def _paths(self, picture: StoredClip, locale: str, name: str, machine: Machine) -> ViewerClip:
-        key = clip_key(picture.key, locale, name)
+        return self.paths(picture.key, locale, name, machine)
+
+    def paths(self, picture: str, locale: str, name: str, machine: Machine) -> ViewerClip:
+        """Where the viewer's clip of the picture keyed ``picture`` goes; its stem names their stream too."""
+        key = clip_key(picture, locale, name)
         if machine:
             key = digest(key, machine)
         relative = Path(VIEWERS) / f"{key}.mp4"

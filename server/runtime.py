@@ -32,6 +32,7 @@ from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobKind, JobQueue
 from reelfork.server.settings import Settings
 from reelfork.server.store import Store
+from reelfork.server.streaming import Streaming
 from reelfork.server.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Runtime:
         await self.events.start()
         self.director = Director(self.store, self.queue, self.events, renderer_names(self.settings))
         self.dubbing = Dubbing(self.settings)
+        self.streaming = Streaming(self.store, self.dubbing)
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
         self.events.listen(self.lookahead.on_event)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     """Cheaper profiles, best first, that the scheduler renders a clip in rather than let a viewer wait
     (``fast,animatic``; empty: never degrade). Default: the ladder below ``render_profile`` (full → fast →
     animatic, animatic → preview). A degraded clip is re-rendered in ``render_profile`` when there is time."""
+    segment_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
+    """Length of a stream segment: a clip is rendered, stored and announced in segments this long (the last one
+    shorter), and a viewer can start playing when the first is stored."""
     render_threads: int = Field(default=1, ge=1, le=64)
     render_model_dir: Path | None = None
     """A local diffusers pipeline folder (LTX or Wan) for the ``full`` and ``fast`` profiles. Never downloaded."""

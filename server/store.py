@@ -40,6 +40,59 @@ class StoredClip(BaseModel):
     """Seconds each line holds on the picture's timeline: what a viewer's voice is fitted into (a shared picture)."""
 
 
+class StreamPlan(BaseModel):
+    """What a clip's stream will be, saved before its first segment: its planned length and how it is cut."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fps: int
+    frames: int
+    """Frames in the whole clip: its planned length."""
+    segment_frames: int
+    """Frames per segment; the last one holds what is left."""
+    slots: dict[str, float]
+    """The picture's line slots (as :attr:`StoredClip.slots`): what each viewer's voice is fitted into."""
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+    @property
+    def count(self) -> int:
+        """Segments in the whole clip."""
+        return -(-self.frames // self.segment_frames)
+
+
+class StoredSegment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    frames: int
+    worker: str
+    """Who rendered it (a resumed stream has segments from several workers)."""
+    stored_at: float = 0.0
+    """When it was recorded (epoch seconds)."""
+
+
+class StoredStream(BaseModel):
+    """A clip's stream as stored so far: its plan and its segments, in order, from the first, without a gap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    plan: StreamPlan
+    segments: list[StoredSegment]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.segments) == self.plan.count
+
+    @property
+    def duration(self) -> float:
+        """The planned length, in seconds."""
+        return self.plan.duration
+
+
 class StoredScene(BaseModel):
     """What the writer produced for an open choice: a scene, or a redirect to an authored fallback."""
 
@@ -140,6 +193,8 @@ class Store:
         self.redis = redis
         self._stories: dict[tuple[str, int], StoryVersion] = {}
         self._clips: dict[str, StoredClip] = {}
+        self._streams: dict[str, StoredStream] = {}
+        """Complete streams: they never change again."""
 
     # -- stories: immutable versions -------------------------------------------------------
 
@@ -315,6 +370,46 @@ class Store:
                 raw = next(raws)
                 if raw is not None:
                     found[index] = self._remember_clip(key, StoredClip.model_validate_json(raw))
+        return found
+
+    # -- streams -----------------------------------------------------------------------------------
+
+    async def plan_stream(self, key: str, plan: StreamPlan) -> None:
+        """Save a stream's plan before its first segment (a resumed render finds it there already)."""
+        await self.redis.hsetnx(keys.stream(key), "plan", plan.model_dump_json())
+
+    async def save_segment(self, key: str, segment: StoredSegment) -> bool:
+        """Record a stored segment; False when it was recorded already (by a render killed after storing it)."""
+        return bool(await self.redis.hsetnx(keys.stream(key), str(segment.index), segment.model_dump_json()))
+
+    async def stream(self, key: str) -> StoredStream | None:
+        """The clip's stream as far as it is stored; None until its plan is."""
+        return (await self.streams([key]))[0]
+
+    async def streams(self, stream_keys: list[str]) -> list[StoredStream | None]:
+        """The streams of ``stream_keys`` as far as stored (None where not planned yet); complete ones from memory."""
+        if all(key in self._streams for key in stream_keys):
+            return [self._streams[key] for key in stream_keys]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in stream_keys:
+                pipe.hgetall(keys.stream(key))
+            raws = cast(list[dict[str, str]], await pipe.execute())
+        found: list[StoredStream | None] = []
+        for key, raw in zip(stream_keys, raws, strict=True):
+            plan = raw.pop("plan", None)
+            if plan is None:
+                found.append(None)
+                continue
+            stored = {int(index): StoredSegment.model_validate_json(value) for index, value in raw.items()}
+            segments: list[StoredSegment] = []
+            while len(segments) in stored:  # in order, up to the first one missing
+                segments.append(stored[len(segments)])
+            stream = StoredStream(key=key, plan=StreamPlan.model_validate_json(plan), segments=segments)
+            if stream.complete:
+                self._streams[key] = stream
+                if len(self._streams) > CLIPS_REMEMBERED:
+                    self._streams.pop(next(iter(self._streams)))
+            found.append(stream)
         return found
 
     def _remember_clip(self, key: str, clip: StoredClip) -> StoredClip:

@@ -20,6 +20,8 @@ from reelfork.generation.production.pipeline import ProductionError
 from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
+from reelfork.generation.render.segments import SegmentPlan, fragment_samples, segment_name
+from reelfork.generation.render.soundtrack import timeline_frames
 from reelfork.generation.render.stills import ReferenceShelf
 from reelfork.generation.render.voice import EspeakSynthesizer
 from reelfork.generation.writer.checks import policy_rejections
@@ -42,16 +44,16 @@ from reelfork.server.components import (
     writer_options,
 )
 from reelfork.server.director import Director
-from reelfork.server.dubbing import VOICES
+from reelfork.server.dubbing import STREAMS, VOICES
 from reelfork.server.metrics import CONTENT_REJECTIONS, DEADLINES_MISSED, JOB_SECONDS
 from reelfork.server.pool import WorkerDied
 from reelfork.server.productions import ProductionRecords, ProductionSpec, options, produce, production_folder
 from reelfork.server.queue import keys
 from reelfork.server.queue.jobs import ClaimedJob, JobKind, JobQueue
-from reelfork.server.queue.notices import ClipReady, Failed, Started, WorkerAlive, Written
+from reelfork.server.queue.notices import ClipReady, Failed, SegmentReady, Started, WorkerAlive, Written
 from reelfork.server.queue.payloads import ProduceJob, RenderJob, WriteJob
 from reelfork.server.settings import Settings
-from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion
+from reelfork.server.store import Store, StoredClip, StoredScene, StoredSegment, StoryVersion, StreamPlan
 
 if TYPE_CHECKING:
     from reelfork.generation.writer.llama import LlamaCppWriter
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 ANNOUNCE_S = 60.0
 """How often a worker says it is alive (a ``worker:`` notice with its kinds), idle or at work: the
 servers' lookahead counts its render slots from these."""
+
+SEGMENT_POLL_S = 0.02
+"""How often a render's folder is looked at for segments to record and announce while it runs."""
 
 WORKER_DIED_PAUSE_S = 1.0
 """How long a worker loop waits after its pool's process died under a job, so it never spins."""
@@ -257,27 +262,61 @@ class Worker:
         if profile is None:
             raise LookupError(f"render profile {payload.profile!r} is unknown to this worker's version")
         relative = Path("clips") / f"{key}.mp4"
+        folder = self.settings.media_dir / STREAMS / key
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name))
-        duration, last_frame, slots = await loop.run_in_executor(
+        story_json, scene_json = story.story.model_dump_json(), scene.model_dump_json()
+        media = str(self.settings.media_dir)
+        plan = await loop.run_in_executor(
+            self.executor, picture_plan, story_json, scene_json, profile.name, media, self.settings.segment_seconds
+        )
+        await self.store.plan_stream(key, plan)
+        planned = await self.store.stream(key)
+        plan = planned.plan if planned is not None else plan  # a resumed stream keeps the timeline it started on
+        # A render killed mid-stream left segments behind: they are kept, recorded, and not rendered again.
+        start = await self._record_segments(key, folder, 0)
+        if start:
+            log.info("render %s resumes at segment %d of %d (the ones before are stored)", key, start, plan.count)
+        await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name, segment=start))
+        render = loop.run_in_executor(
             self.executor,
             render_picture,
-            story.story.model_dump_json(),
-            scene.model_dump_json(),
+            story_json,
+            scene_json,
             payload.look,
             profile.name,
-            str(self.settings.media_dir),
+            media,
             str(relative),
             self.renderer_options,
+            plan.slots,
+            SegmentPlan(folder=folder, frames=plan.segment_frames, start=min(start, plan.count - 1)),
         )
-        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=slots)
+        stored = start
+        while not render.done():
+            await asyncio.wait([render], timeout=SEGMENT_POLL_S)
+            stored = await self._record_segments(key, folder, stored)
+        _, last_frame = await render
+        await self._record_segments(key, folder, stored)
+        duration = plan.duration  # the file says the same, to its microseconds
+        clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=plan.slots)
         await self.store.save_clip(clip)
         seconds = round(time.perf_counter() - started, 3)
         await self.director.events.publish(
             ClipReady(key=key, file=clip.file, duration=duration, seconds=seconds, profile=profile.name)
         )
         return True
+
+    async def _record_segments(self, key: str, folder: Path, stored: int) -> int:
+        """Record and announce the segments stored in ``folder`` from index ``stored`` on; how many are stored."""
+        while (folder / segment_name(stored)).exists():
+            frames = fragment_samples((folder / segment_name(stored)).read_bytes())
+            segment = StoredSegment(index=stored, frames=frames, worker=self.name, stored_at=time.time())
+            if await self.store.save_segment(key, segment):
+                await self.director.events.publish(
+                    SegmentReady(key=key, index=stored, frames=frames, worker=self.name)
+                )
+            stored += 1
+        return stored
 
     async def _produce(self, job: ClaimedJob) -> bool:
         """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
@@ -363,6 +402,17 @@ def translate_scene(request_json: str, options: WriterOptions) -> dict[str, str]
     return {key: text for key, text in scene_keys(result.scene).items() if key in keep}
 
 
+def picture_plan(story_json: str, scene_json: str, profile: str, media: str, segment_seconds: float) -> StreamPlan:
+    """A scene's shared picture before it is drawn: every line's slot (fitting any viewer's voice), its length, and
+    how its stream is cut."""
+    story = Story.model_validate_json(story_json)
+    scene = Scene.model_validate_json(scene_json)
+    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), Path(media) / VOICES))
+    fps = PROFILES[profile].fps
+    frames = timeline_frames(scene, slots, fps)
+    return StreamPlan(fps=fps, frames=frames, segment_frames=max(1, round(segment_seconds * fps)), slots=slots)
+
+
 def render_picture(
     story_json: str,
     scene_json: str,
@@ -371,22 +421,23 @@ def render_picture(
     media: str,
     relative: str,
     options: RendererOptions,
-) -> tuple[float, str, dict[str, float]]:
-    """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice):
-    its duration, last frame and line slots. A diffusion profile is conditioned on the cast's portraits and
-    the place's plate (made once, found by content key), never on a clip from the path that led here."""
+    slots: dict[str, float],
+    segments: SegmentPlan,
+) -> tuple[float, str]:
+    """Render a scene's shared picture (no text in it; every line in its slot) in segments, from
+    ``segments.start`` on, and join them into its MP4: its duration and last frame. A diffusion profile is
+    conditioned on the cast's portraits and the place's plate (made once, found by content key), never on a
+    clip from the path that led here."""
     story = Story.model_validate_json(story_json)
     scene = Scene.model_validate_json(scene_json)
     folder = Path(media)
-    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
     request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
     if (profile, media) not in _shelves:
         _shelves[profile, media] = make_shelf(request.profile, options, folder / REFERENCES)
     shelf = _shelves[profile, media]
-    if shelf is not None:
-        request = request.model_copy(update={"references": shelf.references(request.scene, request.bible)})
-    duration, last_frame = render_clip(request.model_dump_json(), options)
-    return duration, last_frame, slots
+    references = shelf.references(request.scene, request.bible) if shelf is not None else request.references
+    request = request.model_copy(update={"segments": segments, "references": references})
+    return render_clip(request.model_dump_json(), options)
 
 
 def render_clip(request_json: str, options: RendererOptions) -> tuple[float, str]:

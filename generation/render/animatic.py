@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 from reelfork.generation.render.captions import Subtitle, page_ends, subtitle_pages, title_overlay
 from reelfork.generation.render.drawing import Overlay, Picture, rgb_to_yuv420, split, yuv420_to_rgb
-from reelfork.generation.render.encoding import SAMPLE_RATE, Encoder, FileSigner
+from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
 from reelfork.generation.render.finishing import (
+    ClipEncoder,
     Stopwatch,
     finish,
     finished_clip,
@@ -142,7 +143,7 @@ class Timeline:
         self,
         request: RenderRequest,
         stage: Stage,
-        encoder: Encoder,
+        encoder: ClipEncoder,
         watch: Stopwatch,
         mark: Overlay,
         previous: Picture | None,
@@ -211,6 +212,10 @@ class Timeline:
         """Move the clock on to sample ``until`` (already queued), writing the frames that start before it."""
         self.samples = max(self.samples, until)
         while self.encoder.frames * SAMPLE_RATE < self.samples * self.fps:
+            if self.encoder.frames < self.encoder.first_frame:  # a stored segment's: counted, never drawn
+                self.key = None
+                self.encoder.write_frame(None)
+                continue
             frame = self.draw(self.encoder.frames / self.fps, speaker, page)
             with self.watch.measure("encode"):
                 self.encoder.write_frame(frame)

@@ -188,6 +188,46 @@ def viewer_bible(story: Story, locale: str, name: str) -> Bible:
     return bible.model_copy(update={"characters": characters})
 
 
+@dataclass(frozen=True)
+class ViewerVoice:
+    """One viewer's voice on a picture's timeline: what their clip or stream lays on the shared picture."""
+
+    text: Scene
+    """The scene as the viewer reads it: their locale, their name."""
+    missing: tuple[str, ...]
+    """Text keys with no authored translation."""
+    cues: list[tuple[str, float, float, str, str]]
+    """Subtitle cues: (id, start, end, speaker, text)."""
+    spoken: list[tuple[int, str, NDArray[np.float32]]]
+    """Each line's speech: (first sample, content key, samples), fitted into its slot."""
+
+
+def viewer_voice(
+    story: Story, scene: Scene, locale: str, name: str, slots: dict[str, float], voices: LineVoices, length: int
+) -> ViewerVoice:
+    """The viewer's lines, each spoken into its slot on a timeline of ``length`` samples, and their subtitles."""
+    if locale not in story.offered_locales():
+        raise RenderError(f"locale {locale!r} is not offered by story {story.id!r}: {story.offered_locales()}")
+    text, missing = localized(story, scene, locale)
+    text = fill_scene(text, name)
+    bible = viewer_bible(story, locale, name)
+    cues: list[tuple[str, float, float, str, str]] = []
+    spoken: list[tuple[int, str, NDArray[np.float32]]] = []
+    position = round(LEAD_IN * SAMPLE_RATE)
+    for line in text.lines:
+        slot = slot_samples(line, 0, slots, SAMPLE_RATE)
+        if slot == 0:
+            raise RenderError(f"line {line.id!r} of scene {scene.id!r} has no slot on the picture's timeline")
+        key, speech = voices.keyed_line(line, bible, locale)
+        speech = fitted(speech, slot)[: max(0, length - position)]
+        spoken.append((position, key, speech))
+        speaker = "" if line.speaker == NARRATOR else bible.character(line.speaker).name
+        end = position + len(speech)
+        cues.append((f"{scene.id}/{line.id}", position / SAMPLE_RATE, end / SAMPLE_RATE, speaker, line.text))
+        position += slot + round(PAUSE * SAMPLE_RATE)
+    return ViewerVoice(text=text, missing=tuple(missing), cues=cues, spoken=spoken)
+
+
 def assemble(
     picture: Path,
     story: Story,
@@ -205,28 +245,13 @@ def assemble(
     (:func:`reelfork.narrative.persona.check_name`)."""
     if locale not in story.offered_locales():
         raise RenderError(f"locale {locale!r} is not offered by story {story.id!r}: {story.offered_locales()}")
-    text, missing = localized(story, scene, locale)
-    text = fill_scene(text, name)
-    bible = viewer_bible(story, locale, name)
     with av.open(str(picture)) as source:
         video = source.streams.video[0]
         frames = video.frames
         rate = float(video.average_rate or 24)
     length = round(frames / rate * SAMPLE_RATE)
-    cues: list[tuple[str, float, float, str, str]] = []
-    spoken: list[tuple[int, str, NDArray[np.float32]]] = []
-    position = round(LEAD_IN * SAMPLE_RATE)
-    for line in text.lines:
-        slot = slot_samples(line, 0, slots, SAMPLE_RATE)
-        if slot == 0:
-            raise RenderError(f"line {line.id!r} of scene {scene.id!r} has no slot on the picture's timeline")
-        key, speech = voices.keyed_line(line, bible, locale)
-        speech = fitted(speech, slot)[: max(0, length - position)]
-        spoken.append((position, key, speech))
-        speaker = "" if line.speaker == NARRATOR else bible.character(line.speaker).name
-        end = position + len(speech)
-        cues.append((f"{scene.id}/{line.id}", position / SAMPLE_RATE, end / SAMPLE_RATE, speaker, line.text))
-        position += slot + round(PAUSE * SAMPLE_RATE)
+    voice = viewer_voice(story, scene, locale, name, slots, voices, length)
+    text, missing, cues, spoken = voice.text, voice.missing, voice.cues, voice.spoken
     subtitles = output.with_suffix(".vtt")
     output.parent.mkdir(parents=True, exist_ok=True)
     replace_text(subtitles, webvtt_text(cues))

@@ -46,6 +46,9 @@ class Encoder:
     has downloaded.
     """
 
+    first_frame = 0
+    """The first frame encoded (a :class:`~reelfork.generation.render.segments.SegmentedEncoder` may start later)."""
+
     def __init__(
         self,
         path: Path,

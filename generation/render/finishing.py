@@ -21,6 +21,7 @@ from reelfork.generation.render.drawing import Frame
 from reelfork.generation.render.encoding import Encoder, FileSigner
 from reelfork.generation.render.labels import AIGC_KEY, AigcLabel, likeness_releases
 from reelfork.generation.render.request import LineTiming, RenderedClip, RenderError, RenderRequest
+from reelfork.generation.render.segments import SegmentedEncoder
 from reelfork.narrative.story import NARRATOR, Bible, Character, Scene
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,22 @@ def load_previous_frame(path: Path | None, width: int, height: int) -> Frame | N
     return np.asarray(fitted, dtype=np.uint8)
 
 
-def labelled_encoder(request: RenderRequest, label: AigcLabel, threads: int, signer: FileSigner | None) -> Encoder:
-    """The clip's encoder, with the implicit AIGC label and the title in its metadata; it signs on close,
-    declaring the licensed likenesses of the characters who speak."""
+ClipEncoder = Encoder | SegmentedEncoder
+
+
+def labelled_encoder(
+    request: RenderRequest, label: AigcLabel, threads: int, signer: FileSigner | None
+) -> ClipEncoder:
+    """The clip's encoder, with the implicit AIGC label and the title in its metadata (in the init segment too, for
+    a render in segments); it signs on close, declaring the licensed likenesses of the characters who speak."""
     profile = request.profile
     metadata = {AIGC_KEY: label.to_json(), "title": request.scene.title}
     likenesses = likeness_releases(speaking_characters(request.scene, request.bible))
+    if request.segments is not None:
+        return SegmentedEncoder(
+            request.output, request.segments, profile.width, profile.height, profile.fps, metadata, threads=threads,
+            signer=signer, likenesses=likenesses,
+        )
     return Encoder(
         request.output, profile.width, profile.height, profile.fps, metadata, threads=threads, signer=signer,
         audio=request.voice, likenesses=likenesses,
@@ -106,7 +117,7 @@ def last_frame_of(clip: Path) -> Path:
     return clip.with_suffix(".last.png")
 
 
-def finish(encoder: Encoder, last: Frame, watch: Stopwatch) -> None:
+def finish(encoder: ClipEncoder, last: Frame, watch: Stopwatch) -> None:
     """Save the clip's last frame (the next clip starts from it), then close the clip: sign it and move it
     into place. The last frame comes first, so it exists whenever the clip does."""
     with watch.measure("encode"):

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from reelfork.generation.render.profiles import RenderProfile
+from reelfork.generation.render.segments import SegmentPlan
 from reelfork.narrative.story import Bible, Scene
 
 
@@ -50,6 +51,9 @@ class RenderRequest(BaseModel):
     """Speak the lines: the clip's sound. Off for a shared picture: each viewer's clip lays their own voice on
     its video, so the picture is rendered without sound (no speech synthesised, no audio encoded) and every
     line holds exactly its ``line_seconds``, which must then cover every line."""
+    segments: SegmentPlan | None = None
+    """Also store the clip as a stream of segments, each as soon as it is encoded (a picture without voice only);
+    ``output`` is then joined from them at the end. None: one MP4, written at the end."""
 
     @model_validator(mode="after")
     def _one_continuity(self) -> RenderRequest:
@@ -63,6 +67,8 @@ class RenderRequest(BaseModel):
             missing = [line.id for line in self.scene.lines if line.id not in (self.line_seconds or {})]
             if missing:
                 raise ValueError(f"a render without voice needs line_seconds for every line; missing: {missing}")
+        if self.segments is not None and self.voice:
+            raise ValueError("a render in segments is a picture without voice (voice=False)")
         return self
 
 

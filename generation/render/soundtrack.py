@@ -106,3 +106,11 @@ def soundtrack(
         lines.append(SpokenLine(line=line, start=position, samples=speech.samples))
         position += slot_samples(line, len(speech.samples), line_seconds, sample_rate) + round(PAUSE * sample_rate)
     return Soundtrack(lines=lines, length=position + round(TAIL * sample_rate), sample_rate=sample_rate)
+
+
+def timeline_frames(scene: Scene, line_seconds: dict[str, float], fps: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """Frames of a picture without voice whose lines hold exactly ``line_seconds``: its planned length, known
+    before a frame is drawn (lead-in, each slot and its pause, tail, as :func:`soundtrack` lays them out)."""
+    samples = round(LEAD_IN * sample_rate) + round(TAIL * sample_rate)
+    samples += sum(round(line_seconds[line.id] * sample_rate) + round(PAUSE * sample_rate) for line in scene.lines)
+    return -(-samples * fps // sample_rate)

@@ -95,6 +95,18 @@ def clip(key: str) -> str:
     return f"{PREFIX}clip:{key}"
 
 
+def stream(key: str) -> str:
+    """A clip's stream of segments (a hash): ``plan`` → its :class:`~reelfork.server.store.StreamPlan`, and each
+    stored segment's index → its :class:`~reelfork.server.store.StoredSegment`."""
+    return f"{PREFIX}stream:{key}"
+
+
+def viewer_stream(stream_id: str) -> str:
+    """What one viewer's stream is made of (a :class:`~reelfork.server.streaming.ViewerStream`): the picture's
+    stream with their voice, by the id in its URL."""
+    return f"{PREFIX}viewer-stream:{stream_id}"
+
+
 # -- productions (server/productions.py) -----------------------------------------------------------
 
 

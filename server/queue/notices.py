@@ -42,6 +42,8 @@ class Started(Notice):
     kind: Literal["started"] = "started"
     profile: str
     worker: str
+    segment: int = 0
+    """The first segment it renders: past those a render killed mid-stream stored (they are kept)."""
 
 
 class ClipReady(Notice):
@@ -53,6 +55,15 @@ class ClipReady(Notice):
     seconds: float
     """How long the render took."""
     profile: str
+
+
+class SegmentReady(Notice):
+    """A segment of a clip's stream is stored; ``key`` is the clip key."""
+
+    kind: Literal["segment"] = "segment"
+    index: int
+    frames: int
+    worker: str
 
 
 class Failed(Notice):
@@ -84,7 +95,7 @@ class Resumed(Notice):
 
 
 AnyNotice: TypeAlias = Annotated[
-    Written | Started | ClipReady | Failed | WorkerAlive | Chose | Resumed, Field(discriminator="kind")
+    Written | Started | ClipReady | SegmentReady | Failed | WorkerAlive | Chose | Resumed, Field(discriminator="kind")
 ]
 RESUMED = "resumed"
 """The topic of :class:`Resumed`."""

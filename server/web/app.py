@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
-from reelfork.server.web import analytics, asyncapi, demo, experiments, health, productions, stories
+from reelfork.server.web import analytics, asyncapi, demo, experiments, health, productions, stories, streams
 from reelfork.server.web.headers import SecurityHeaders
 from reelfork.server.web.limits import BodyLimit
 from reelfork.server.web.play import Connection
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(asyncapi.router)
     app.include_router(demo.router)
+    app.include_router(streams.router)
 
     @app.websocket("/v1/play")
     async def play(websocket: WebSocket) -> None:

@@ -13,17 +13,19 @@ DOCS = ("/docs", "/redoc")
 
 def content_security_policy(public_url: str | None) -> str:
     """The player's and the creator view's policy: their own scripts and styles, media from here or the CDN."""
-    media = "'self' blob:"
+    media, connect, images = "'self' blob:", "'self'", "'self' data: blob:"
     if public_url is not None:
         parts = urlsplit(public_url)
         media += f" {parts.scheme}://{parts.netloc}"
+        connect += f" {parts.scheme}://{parts.netloc}"  # hls.js fetches a stream's playlist and segments
+        images += f" {parts.scheme}://{parts.netloc}"  # a clip's poster
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        f"img-src {images}",
         f"media-src {media}",
-        "connect-src 'self'",
+        f"connect-src {connect}",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",

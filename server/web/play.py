@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
+from reelfork.generation.render.segments import POSTER
 from reelfork.narrative.persona import InvalidName
 from reelfork.narrative.state import (
     UnavailableChoice,
@@ -33,14 +34,23 @@ from reelfork.narrative.state import (
     find_choice,
     is_generated,
 )
-from reelfork.narrative.story import Episode, Scene, Story, Window, choice_window
+from reelfork.narrative.story import Choice, Episode, Scene, Story, Window, choice_window
 from reelfork.server.analytics.tracker import Tracker
 from reelfork.server.director import default_look
-from reelfork.server.dubbing import ViewerClip, checked_name
+from reelfork.server.dubbing import STREAMS, ViewerClip, checked_name
 from reelfork.server.entitlements import InvalidEntitlement, is_open, locked_at, merged, verifier
 from reelfork.server.metrics import CHOICE_LATENCY, SCENES, SESSIONS, STALLS
 from reelfork.server.runtime import Runtime
-from reelfork.server.store import Position, SessionRecord, StoredClip, StoryVersion, new_session_token, new_viewer_id
+from reelfork.server.store import (
+    Position,
+    SessionRecord,
+    StoredClip,
+    StoredStream,
+    StoryVersion,
+    new_session_token,
+    new_viewer_id,
+)
+from reelfork.server.streaming import PLAYLIST
 from reelfork.server.web.protocol import (
     Choose,
     Clip,
@@ -432,16 +442,21 @@ class Connection:
         machine = await self.store.translation(scene.id, locale) if is_generated(scene.id) else {}
         viewer = Viewer(locale, self._name(story.story, record), machine)
         text = self.runtime.dubbing.text(story.story, scene, viewer.locale, viewer.name, viewer.machine)
-        picture = await self.director.wait_clip(keys, self.runtime.settings.choice_wait_s)
-        SCENES.labels(clip="pending" if picture is None else "ready" if picture.key == keys[0] else "degraded").inc()
-        if picture is None:
+        picture, stream = await self.director.wait_playable(keys, self.runtime.settings.choice_wait_s)
+        shown = picture.key if picture is not None else stream.key if stream is not None else None
+        SCENES.labels(clip="pending" if shown is None else "ready" if shown == keys[0] else "degraded").inc()
+        if picture is None and stream is None:
             STALLS.inc()
         clip = await self._assembled(story, scene, picture, viewer) if picture is not None else None
         unassembled = picture is not None and clip is None
-        window = self._window(story, scene, picture)
+        opened = await self._stream(story, scene, stream, viewer) if stream is not None else None
+        duration = picture.duration if picture is not None else stream.duration if stream is not None else None
+        window = self._window(story, scene, duration)
         default_id = default.id if default is not None else None
         self.playing = Playing(scene.id, default_id, window, time.monotonic() - position, story, scene, record)
         labels = {choice.id: choice.label for choice in text.scene.choices}
+        offered = await self._following(story, record, choices, look, viewer)
+        subtitles = clip.subtitles if clip else opened[1] if opened else None
         await self.send(
             SceneMessage(
                 scene=scene.id,
@@ -449,9 +464,12 @@ class Connection:
                 lines=[LineText(id=line.id, speaker=line.speaker, text=line.text,
                                 machine_translated=line.machine_translated) for line in text.lines],
                 clip=self.media_url(clip.file) if clip else None,
-                subtitles=self.media_url(clip.subtitles) if clip else None,
-                duration=picture.duration if picture else None,
-                choices=[Offer(id=c.id, label=labels.get(c.id, c.label), default=c.id == default_id) for c in choices],
+                stream=opened[0] if opened else None,
+                subtitles=self.media_url(subtitles) if subtitles else None,
+                poster=self.poster_url(stream),
+                duration=duration,
+                choices=[Offer(id=c.id, label=labels.get(c.id, c.label), default=c.id == default_id,
+                               stream=offered.get(c.id)) for c in choices],
                 choice_window=_times(window),
                 episode=self._episode_info(story, current_episode(story.story, state)),
                 ending=scene.ending,
@@ -461,7 +479,44 @@ class Connection:
         if unassembled:
             await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be assembled"))
         elif picture is None or default is not None:
-            self._background(self._follow_up(story, scene, keys, picture, viewer))
+            self._background(self._follow_up(story, scene, keys, picture, stream, viewer))
+
+    async def _stream(
+        self, story: StoryVersion, scene: Scene, stream: StoredStream, viewer: Viewer, subtitles: bool = True
+    ) -> tuple[str, str] | None:
+        """The viewer's stream URL of ``stream`` and their WebVTT (relative to the media dir); None if that failed."""
+        try:
+            stream_id, vtt = await self.runtime.streaming.open(
+                story.story, story.version, scene, stream, viewer.locale, viewer.name, viewer.machine or None,
+                subtitles=subtitles,
+            )
+        except Exception:
+            log.exception("opening the stream of scene %s from picture %s failed", scene.id, stream.key)
+            return None
+        return self.stream_url(stream_id), vtt
+
+    async def _following(
+        self, story: StoryVersion, record: SessionRecord, choices: list[Choice], look: str | None, viewer: Viewer
+    ) -> dict[str, str]:
+        """Choice → the viewer's stream of the authored scene it leads to, for those whose first segment is stored."""
+        index = story.story.scene_index()
+        targets = {c.id: index[c.target] for c in choices if c.target is not None and c.target in index}
+        if not targets:
+            return {}
+        keys = {choice: self.director.clip_keys(story, scene, look) for choice, scene in targets.items()}
+        flat = [key for group in keys.values() for key in group]
+        streams = dict(zip(flat, await self.store.streams(flat), strict=True))
+        found: dict[str, str] = {}
+        for choice, group in keys.items():
+            ready = [stream for stream in (streams[key] for key in group) if stream is not None and stream.segments]
+            if ready:
+                stream = ready[0]
+                # Their own locale and name, but the machine translation of a written scene is not known yet.
+                following = Viewer(record.locale or story.story.language, viewer.name, {})
+                opened = await self._stream(story, targets[choice], stream, following, subtitles=False)
+                if opened is not None:
+                    found[choice] = opened[0]
+        return found
 
     def _name(self, story: Story, record: SessionRecord) -> str:
         if story.persona is None:
@@ -482,18 +537,36 @@ class Connection:
             log.exception("assembling the clip of scene %s from picture %s failed", scene.id, picture.key)
             return None
 
-    def _window(self, story: StoryVersion, scene: Scene, clip: StoredClip | None) -> Window | None:
-        if clip is None or not scene.choices:
+    def _window(self, story: StoryVersion, scene: Scene, duration: float | None) -> Window | None:
+        if duration is None or not scene.choices:
             return None
-        return choice_window(story.story, scene, clip.duration)
+        return choice_window(story.story, scene, duration)
 
     async def _follow_up(
-        self, story: StoryVersion, scene: Scene, keys: list[str], clip: StoredClip | None, viewer: Viewer
+        self,
+        story: StoryVersion,
+        scene: Scene,
+        keys: list[str],
+        clip: StoredClip | None,
+        stream: StoredStream | None,
+        viewer: Viewer,
     ) -> None:
-        """Send the clip once it is rendered; then, as a backstop, take the default for a viewer who never reports."""
+        """Send what the scene lacked once it exists (the stream's first segment, then the complete clip); then, as
+        a backstop, take the default for a viewer who never reports."""
         if clip is None:
-            clip = await self.director.wait_clip(keys, 3600)
             with contextlib.suppress(Exception):
+                if stream is None:
+                    clip, stream = await self.director.wait_playable(keys, 3600)
+                    if clip is None and stream is not None:
+                        opened = await self._stream(story, scene, stream, viewer)
+                        if opened is not None:
+                            self._timed(scene.id, stream.duration)
+                            await self.send(Clip(scene=scene.id, url=None, stream=opened[0],
+                                                 poster=self.poster_url(stream),
+                                                 subtitles=self.media_url(opened[1]), duration=stream.duration,
+                                                 choice_window=_times(self._window(story, scene, stream.duration))))
+                if clip is None:
+                    clip = await self.director.wait_clip(keys, 3600)
                 if clip is None:
                     message = f"the clip of scene {scene.id!r} could not be rendered"
                     await self.send(error(ErrorCode.RENDER_FAILED, message))
@@ -502,13 +575,22 @@ class Connection:
                 if assembled is None:
                     await self.send(error(ErrorCode.RENDER_FAILED, f"the clip of scene {scene.id!r} could not be made"))
                     return
-                window = self._window(story, scene, clip)
-                if self.playing is not None and self.playing.scene == scene.id:
-                    self.playing.window, self.playing.since = window, time.monotonic()
+                if stream is None or stream.key != clip.key:
+                    stream = await self.store.stream(clip.key)
+                opened = await self._stream(story, scene, stream, viewer) if stream is not None else None
+                if self.playing is None or self.playing.window is None:
+                    self._timed(scene.id, clip.duration)
                 await self.send(Clip(scene=scene.id, url=self.media_url(assembled.file),
+                                     stream=opened[0] if opened else None, poster=self.poster_url(stream),
                                      subtitles=self.media_url(assembled.subtitles), duration=clip.duration,
-                                     choice_window=_times(window)))
+                                     choice_window=_times(self._window(story, scene, clip.duration))))
         await self._backstop(scene.id)
+
+    def _timed(self, scene_id: str, duration: float) -> None:
+        """The presented scene's length is known now: its choice window, and the clock of the backstop."""
+        if self.playing is not None and self.playing.scene == scene_id:
+            self.playing.window = self._window(self.playing.story, self.playing.node, duration)
+            self.playing.since = time.monotonic()
 
     async def _backstop(self, scene_id: str) -> None:
         """The default, ``choice_backstop_s`` after ``closes_at`` (by the clock since the clip could play) or after
@@ -541,12 +623,22 @@ class Connection:
         task.add_done_callback(self._notifiers.discard)
 
     def media_url(self, file: str) -> str:
+        return f"{self.base_url()}/media/{file}"
+
+    def poster_url(self, stream: StoredStream | None) -> str | None:
+        """The first frame of a stream's picture: shared by every viewer of it (it holds no text)."""
+        return self.media_url(f"{STREAMS}/{stream.key}/{POSTER}") if stream is not None else None
+
+    def stream_url(self, stream_id: str) -> str:
+        return f"{self.base_url()}/v1/streams/{stream_id}/{PLAYLIST}"
+
+    def base_url(self) -> str:
         base = self.runtime.settings.public_url
         if base is None:
             scheme = "https" if self.websocket.url.scheme == "wss" else "http"
             host = self.websocket.headers.get("host") or f"{self.runtime.settings.host}:{self.runtime.settings.port}"
             base = f"{scheme}://{host}"
-        return f"{base.rstrip('/')}/media/{file}"
+        return base.rstrip("/")
 
     async def send(self, message: ServerMessage) -> None:
         async with self._send_lock:

@@ -154,6 +154,9 @@ class Offer(BaseModel):
     label: str
     default: bool
     """The choice the server takes when playback passes ``closes_at``: exactly one per scene with choices."""
+    stream: str | None = None
+    """The viewer's HLS stream of the scene this choice leads to, once its first segment is stored (null before, or
+    when the next scene is not known yet): a client may pre-buffer it and cut to it without a wait."""
 
 
 class WindowTimes(BaseModel):
@@ -180,18 +183,24 @@ class PriceInfo(BaseModel):
 
 
 class SceneMessage(ServerMessage):
-    """The scene to play; ``clip``, ``duration`` and ``choice_window`` are null until it is rendered (a ``clip``
-    frame follows)."""
+    """The scene to play; ``stream`` is null until its first segment is stored and ``clip`` until the whole clip is
+    (a ``clip`` frame follows with what was missing)."""
 
     type: Literal["scene"] = "scene"
     scene: str
     title: str
     lines: list[LineText]
     clip: str | None
-    """The viewer's own MP4: the shared picture with their voice."""
+    """The viewer's own complete MP4 (the shared picture with their voice, labelled): null until it is complete."""
+    stream: str | None = None
+    """The viewer's HLS stream of the clip (an ``EVENT`` playlist that grows segment by segment, starts at the
+    beginning, and ends with ``#EXT-X-ENDLIST`` once complete): sent as soon as its first segment is stored."""
     subtitles: str | None
-    """WebVTT in the viewer's locale, with the clip; speaker names are in it."""
+    """WebVTT in the viewer's locale, with the clip or the stream; speaker names are in it."""
+    poster: str | None = None
+    """The clip's first frame (JPEG), with the stream: what to show before it plays."""
     duration: float | None
+    """The clip's planned length in seconds (the stream's segments add up to it); null until it is planned."""
     choices: list[Offer]
     choice_window: WindowTimes | None
     episode: EpisodeInfo
@@ -201,11 +210,17 @@ class SceneMessage(ServerMessage):
 
 
 class Clip(ServerMessage):
-    """The clip of a scene sent with ``clip: null``, with the choice window its duration gives."""
+    """What a scene was sent without: its stream once the first segment is stored (``url`` still null), its complete
+    MP4 once it is (``url``), with the choice window its planned duration gives."""
 
     type: Literal["clip"] = "clip"
     scene: str
-    url: str
+    url: str | None
+    """The viewer's complete, labelled MP4; null in a frame that brings only the stream."""
+    stream: str | None = None
+    """The viewer's HLS stream of the clip (as in ``scene``)."""
+    poster: str | None = None
+    """The clip's first frame (JPEG)."""
     subtitles: str
     duration: float
     choice_window: WindowTimes | None

@@ -36,7 +36,8 @@ class Viewer:
         while True:
             message: dict[str, Any] = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
             if message["type"] == "clip":
-                self.clips[message["scene"]] = message["url"]
+                if message["url"] is not None:  # null: a frame that brings only the stream
+                    self.clips[message["scene"]] = message["url"]
                 continue
             return message
 
@@ -62,6 +63,6 @@ class Viewer:
             return str(scene["clip"])
         while scene["scene"] not in self.clips:
             message = json.loads(await asyncio.wait_for(self.websocket.recv(), 300))
-            if message["type"] == "clip":
+            if message["type"] == "clip" and message["url"] is not None:
                 self.clips[message["scene"]] = message["url"]
         return self.clips[scene["scene"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from reelfork.generation.render.c2pa import read_provenance
+from reelfork.generation.render.segments import SegmentPlan
 from reelfork.generation.render.stills import plate_key, portrait_key, portraitist_name, reference_keys
 from reelfork.narrative.appearance import Appearance
 from reelfork.narrative.story import Line, Scene, Story
@@ -43,6 +44,16 @@ class Rendered:
     story: Story
 
 
+def render(story: Story, media: Path, name: str, options: RendererOptions) -> tuple[float, str]:
+    """The worker's own steps for a render job: plan the stream, then draw its picture in segments."""
+    story_json, scene_json = story.model_dump_json(), SCENE.model_dump_json()
+    plan = worker.picture_plan(story_json, scene_json, "fast", str(media), 2.0)
+    segments = SegmentPlan(folder=media / "streams" / name, frames=plan.segment_frames)
+    return worker.render_picture(
+        story_json, scene_json, "storm", "fast", str(media), f"clips/{name}.mp4", options, plan.slots, segments
+    )
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     folder = tmp_path_factory.mktemp("worker")
@@ -54,9 +65,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     )
     story = Story.model_validate(yaml.safe_load(SEED.read_text(encoding="utf-8")))
     media = folder / "media"
-    duration, _, _ = worker.render_picture(
-        story.model_dump_json(), SCENE.model_dump_json(), "storm", "fast", str(media), "clips/a.mp4", options
-    )
+    duration, _ = render(story, media, "a", options)
     assert duration > 0 and (media / "clips" / "a.mp4").is_file()
     return Rendered(options, media, story)
 
@@ -73,10 +82,7 @@ def test_references_are_made_once_under_the_keys_the_clip_key_covers(rendered: R
     provenance = read_provenance(portrait)
     assert provenance is not None and provenance.valid and provenance.created_by_ai, "portraits carry C2PA"
     before = {path: path.stat().st_mtime_ns for path in (rendered.media / worker.REFERENCES).iterdir()}
-    worker.render_picture(
-        rendered.story.model_dump_json(), SCENE.model_dump_json(), "storm", "fast", str(rendered.media),
-        "clips/b.mp4", rendered.options,
-    )
+    render(rendered.story, rendered.media, "b", rendered.options)
     after = {path: path.stat().st_mtime_ns for path in (rendered.media / worker.REFERENCES).iterdir()}
     assert after == before, "the second render reuses every reference"
 

@@ -47,15 +47,30 @@ async def play_to_end(base: str, pick: int | dict[str, str], tmp_path: Path) -> 
                 scene = await viewer.choose(choice)
 
 
-async def test_first_choice_viewer_reaches_an_ending_with_a_ready_clip_for_every_authored_scene(
+async def test_first_choice_viewer_reaches_an_ending_with_a_playable_scene_for_every_authored_scene(
     live_server: str, tmp_path: Path
 ) -> None:
     scenes = await play_to_end(live_server, 0, tmp_path)
     assert scenes[-1]["ending"]
     chosen = scenes[1:]  # the start scene was not chosen; every later one was
-    assert all(scene["clip"] is not None for scene in chosen if not scene["scene"].startswith("g-")), [
-        (scene["scene"], scene["clip"]) for scene in chosen
+    # Playable at once: the complete clip, or its stream (the first segment stored) with the planned duration.
+    playable = [scene for scene in chosen if scene["clip"] is not None or scene["stream"] is not None]
+    assert all(scene["duration"] is not None for scene in playable)
+    assert len(playable) == len([scene for scene in chosen if not scene["scene"].startswith("g-")]), [
+        (scene["scene"], scene["clip"], scene["stream"]) for scene in chosen
     ]
+    # A second viewer on the same path: each first choice's scene is rendered now (the first viewer played it), so
+    # the choice comes with its stream, for a player to pre-buffer.
+    (tmp_path / "again").mkdir()
+    again = await play_to_end(live_server, 0, tmp_path / "again")
+    authored = [scene for scene in again[:-1] if authored_target(live_server, scene["scene"], scene["choices"][0]["id"])
+                not in ("None", "")]
+    offered = [scene["choices"][0]["stream"] for scene in authored]
+    assert offered and all(offered), [(scene["scene"], scene["choices"]) for scene in again]
+    async with httpx.AsyncClient() as http:
+        for url in offered[:3]:
+            playlist = await http.get(url)
+            assert playlist.status_code == 200 and playlist.text.startswith("#EXTM3U"), playlist.text
 
 
 async def test_open_node_is_written_by_the_llm_and_played_to_an_ending(live_server: str, tmp_path: Path) -> None:

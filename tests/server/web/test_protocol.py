@@ -13,10 +13,12 @@ from reelfork.server.web.protocol import (
     CLIENT_MESSAGES,
     SERVER_MESSAGES,
     Choose,
+    Clip,
     EpisodeInfo,
     ErrorCode,
     LineText,
     Locked,
+    Offer,
     PersonaChoice,
     PersonaInfo,
     PriceInfo,
@@ -188,8 +190,18 @@ def test_server_frames_keep_their_wire_format() -> None:
                          choice_window=None, episode=episode, ending=True, position=0)
     assert scene.model_dump_json() == (
         '{"type":"scene","scene":"a","title":"A","lines":[{"id":"l1","speaker":"Zoë","text":"Hi, Zoë.",'
-        '"machine_translated":false}],"clip":null,"subtitles":null,"duration":null,"choices":[],"choice_window":null,'
-        '"episode":{"number":1,"title":"One","free":true},"ending":true,"position":0.0}'
+        '"machine_translated":false}],"clip":null,"stream":null,"subtitles":null,"poster":null,"duration":null,'
+        '"choices":[],"choice_window":null,"episode":{"number":1,"title":"One","free":true},"ending":true,"position":0.0}'
+    )
+    offer = Offer(id="b", label="B", default=True, stream="http://h/v1/streams/s/index.m3u8")
+    assert offer.model_dump_json() == (
+        '{"id":"b","label":"B","default":true,"stream":"http://h/v1/streams/s/index.m3u8"}'
+    )
+    streamed = Clip(scene="a", url=None, stream="http://h/s.m3u8", subtitles="http://h/a.vtt", duration=6.0,
+                    choice_window=None)
+    assert streamed.model_dump_json() == (
+        '{"type":"clip","scene":"a","url":null,"stream":"http://h/s.m3u8","poster":null,"subtitles":"http://h/a.vtt",'
+        '"duration":6.0,"choice_window":null}'
     )
     locked = Locked(episode=EpisodeInfo(number=2, title="Two", free=False), price=PriceInfo(coins=60))
     assert locked.model_dump_json() == (

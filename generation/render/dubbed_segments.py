@@ -1,0 +1,79 @@
+"""One viewer's stream: each segment of the shared picture's stream with their voice muxed in.
+
+The picture's segments carry no sound and are shared by every viewer with the same look; a viewer's
+segment ``k`` is the picture's segment ``k`` (video packets copied, never re-encoded) plus the AAC packets of
+their voice track (:func:`reelfork.generation.render.dub.voice_packets`) that start inside it. Muxing one
+costs milliseconds, so it is done when a viewer first asks for it, and kept. The init segment holds both
+tracks and the implicit ``AIGC`` label; every fragment's decode times are set from its place on the clip's
+timeline, so the segments of one stream play as one timeline, in any order they were made.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+from reelfork.generation.render.dub import AAC_FRAME, aac_config
+from reelfork.generation.render.encoding import SAMPLE_RATE
+from reelfork.generation.render.segments import FRAGMENTED, Fragments, timescales, trafs, with_decode_times
+from reelfork.generation.render.voice import iso_639_2
+
+VIDEO_TRACK, AUDIO_TRACK = 1, 2
+
+
+def audio_range(first_frame: int, frames: int, fps: int) -> tuple[int, int]:
+    """The samples a segment's voice covers: from its first frame's time to its last frame's end."""
+    return first_frame * SAMPLE_RATE // fps, (first_frame + frames) * SAMPLE_RATE // fps
+
+
+def segment_audio(audio: list[tuple[int, bytes]], start: int, end: int, last: bool) -> list[tuple[int, bytes]]:
+    """The AAC packets that start in ``[start, end)`` (every one left, for the last segment); never the priming one."""
+    return [(pts, data) for pts, data in audio if pts >= start and pts >= 0 and (last or pts < end)]
+
+
+def dubbed_segment(
+    picture_init: bytes,
+    picture_segment: bytes,
+    first_frame: int,
+    fps: int,
+    audio: list[tuple[int, bytes]],
+    locale: str,
+    metadata: dict[str, str],
+) -> tuple[bytes, bytes]:
+    """The viewer's init segment and segment: ``picture_segment`` (starting at ``first_frame``) with ``audio``
+    (their voice's AAC packets in this segment, ``(pts, bytes)`` at :data:`SAMPLE_RATE`)."""
+    sink = Fragments()
+    with av.open(io.BytesIO(picture_init + picture_segment), "r", format="mp4") as source, av.open(
+        sink, "w", format="mp4", options={"movflags": FRAGMENTED}
+    ) as container:
+        for key, value in metadata.items():
+            container.metadata[key] = value
+        video_in = source.streams.video[0]
+        video_out = container.add_stream_from_template(video_in)
+        audio_out = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        audio_out.codec_context.extradata = aac_config()
+        audio_out.metadata["language"] = iso_639_2(locale)
+        for packet in source.demux(video_in):
+            if packet.dts is None:
+                continue
+            packet.stream = video_out
+            container.mux(packet)
+        for pts, data in audio:
+            audio_packet = av.Packet(data)
+            audio_packet.pts = audio_packet.dts = pts
+            audio_packet.duration = AAC_FRAME
+            audio_packet.time_base = Fraction(1, SAMPLE_RATE)
+            audio_packet.stream = audio_out
+            container.mux(audio_packet)
+    parts = sink.take()
+    init = b"".join(data for kind, data in parts if kind in (b"ftyp", b"moov"))
+    fragment = b"".join(data for kind, data in parts if kind in (b"moof", b"mdat"))
+    scales = timescales(init)
+    times = {VIDEO_TRACK: first_frame * scales[VIDEO_TRACK] // fps}
+    if audio:
+        times[AUDIO_TRACK] = audio[0][0] * scales[AUDIO_TRACK] // SAMPLE_RATE
+    tracks = [track for track, _, _ in trafs(fragment)]
+    if len(tracks) != len(set(tracks)):
+        raise ValueError("a dubbed segment came out as more than one fragment per track")
+    return init, with_decode_times(fragment, times)
