@@ -193,8 +193,9 @@ class Fragments(io.RawIOBase):
 def write_atomic(path: Path, data: bytes, signer: FileSigner | None = None) -> None:
     """Write ``data`` to ``path`` under a temporary name, renamed into place; signed (C2PA) on the way when a signer
     is given (an init segment: see :func:`signed_init`)."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-    signed = temporary.with_suffix(".signed")
+    # The temporary names keep the file's suffix: the signer tells the media type by it.
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+    signed = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.signed{path.suffix}")
     try:
         temporary.write_bytes(data)
         if signer is None:
