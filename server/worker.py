@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from reelfork.generation.production.pipeline import ProductionError
-from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
+from reelfork.generation.render.dub import LineVoices, line_slots, mouth_tracks, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
 from reelfork.generation.render.voice import EspeakSynthesizer
@@ -264,6 +264,7 @@ class Worker:
             story.story.model_dump_json(),
             scene.model_dump_json(),
             payload.look,
+            payload.locale,
             profile.name,
             str(self.settings.media_dir),
             str(relative),
@@ -360,18 +361,21 @@ def render_picture(
     story_json: str,
     scene_json: str,
     look: str | None,
+    locale: str | None,
     profile: str,
     media: str,
     relative: str,
     options: RendererOptions,
 ) -> tuple[float, str, dict[str, float]]:
-    """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice):
-    its duration, last frame and line slots."""
+    """Render a scene's shared picture (no text in it; every line in a slot that fits any viewer's voice; the lips
+    moving to ``locale``, None: the story's language): its duration, last frame and line slots."""
     story = Story.model_validate_json(story_json)
     scene = Scene.model_validate_json(scene_json)
     folder = Path(media)
-    slots = line_slots(story, scene, LineVoices(EspeakSynthesizer(), folder / VOICES))
-    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
+    voices = LineVoices(EspeakSynthesizer(), folder / VOICES)
+    slots = line_slots(story, scene, voices)
+    mouths = mouth_tracks(story, scene, locale or story.language, slots, voices)
+    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative, mouths=mouths)
     duration, last_frame = render_clip(request.model_dump_json(), options)
     return duration, last_frame, slots
 

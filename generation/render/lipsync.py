@@ -119,6 +119,20 @@ class _Event(ctypes.Structure):
     ]
 
 
+class _VoiceProperties(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
@@ -166,7 +180,10 @@ def phoneme_times(text: str, voice: str, pitch: int, rate: int) -> tuple[tuple[f
     with _lock:
         engine.events.clear()
         if engine.library.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise RenderError(f"libespeak-ng cannot load voice {voice!r}")
+            # A language code (en-gb) rather than a voice name: chosen by properties, as the command line does.
+            wanted = _VoiceProperties(languages=voice.partition("+")[0].encode())
+            if engine.library.espeak_SetVoiceByProperties(ctypes.byref(wanted)) != 0:
+                raise RenderError(f"libespeak-ng cannot load voice {voice!r}")
         engine.library.espeak_SetParameter(_PITCH, pitch, 0)
         engine.library.espeak_SetParameter(_RATE, rate, 0)
         engine.library.espeak_Synth(data, len(data) + 1, 0, 0, 0, _UTF8, None, None)
