@@ -271,7 +271,7 @@ class Timeline:
         title = title_opacity(t) if self.request.captions else 0.0
         fade = min(t / CROSSFADE, 1.0) if self.previous is not None else 1.0
         marked = round(min(1.0, (self.renderer.badge_seconds - t) / BADGE_FADE) * 32) / 32
-        said = t - self.line_start
+        said = t - self.line_start + 1 / self.fps  # lips lead the sound by a frame, as they do in speech
         shape = pose(self.track, said) if speaker is not None else None
         key = (self.shot, speaker, shape, page.key if page else None, round(title * 32), round(fade * 64), marked)
         if key == self.key:

@@ -226,10 +226,11 @@ def _torso(
             draw.polygon([(cx + side * neck * 1.2, shoulders - w * 0.02), (cx + side * neck * 2.8, shoulders),
                           (cx + side * neck * 0.4, shoulders + w * 0.12)], fill=dark)
     elif outfit == "sweater":
-        draw.chord((cx - neck * 1.5, shoulders - w * 0.06, cx + neck * 1.5, shoulders + w * 0.08), 0, 180, fill=dark)
+        rib = shade(cloth, 1.6)
+        draw.chord((cx - neck * 1.5, shoulders - w * 0.06, cx + neck * 1.5, shoulders + w * 0.08), 0, 180, fill=rib)
         for index in range(1, 4):
             y = shoulders + w * 0.15 * index + w * 0.1
-            draw.line((cx - half * 0.8, y, cx + half * 0.8, y), fill=shade(cloth, 0.85), width=round(w * 0.01))
+            draw.line((cx - half * 0.8, y, cx + half * 0.8, y), fill=rib, width=round(w * 0.012))
     elif outfit == "uniform":
         gold = (214, 178, 74)
         for side in (-1, 1):
@@ -276,7 +277,7 @@ def _detail(
     elif detail == "scar":  # over the figure's left eyebrow (the viewer's right)
         x = cx + head_w * 0.2
         draw.line((x - head_w * 0.05, eye_y - head_w * 0.2, x + head_w * 0.06, eye_y - head_w * 0.01),
-                  fill=(150, 60, 64), width=line)
+                  fill=(150, 60, 64), width=round(line * 1.5))
     elif detail == "earrings":
         for side in (-1, 1):
             x = cx + side * head_w * 0.5
