@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
-from reelfork.generation.render.drawing import Picture, hex_color, rgb_to_yuv420, split, yuv420_to_rgb
+from reelfork.generation.render.drawing import Picture, hex_color, rgb_to_yuv420, split
 from reelfork.generation.render.encoding import SAMPLE_RATE
 from reelfork.generation.render.request import RenderError
 from reelfork.generation.render.visemes import LEVEL_RATE, POSES, STEPS, Cue, Viseme, VisemeTrack, pose
@@ -265,13 +265,21 @@ class DrawnLipSync:
 
     def draw(self, frame: Picture, mouth: MouthBox, lips: tuple[int, int]) -> tuple[Picture, Picture, Picture]:
         """The mouth box of the body ``frame`` with the lips in ``lips`` drawn on it, as Y, U, V planes."""
-        crop = np.empty((mouth.height * 3 // 2, mouth.width), dtype=np.uint8)
-        for target, plane, scale in zip(split(crop), split(frame), (1, 2, 2), strict=True):
+        planes = []
+        for plane, scale in zip(split(frame), (1, 2, 2), strict=True):
             top, left = mouth.y // scale, mouth.x // scale
-            target[...] = plane[top : top + mouth.height // scale, left : left + mouth.width // scale]
-        image = Image.fromarray(yuv420_to_rgb(crop), "RGB")
+            piece = plane[top : top + mouth.height // scale, left : left + mouth.width // scale].astype(np.float32)
+            planes.append(piece if scale == 1 else piece.repeat(2, axis=0).repeat(2, axis=1))
+        image = Image.fromarray(to_rgb(*planes), "RGB")
         draw_mouth(image, lips, mouth.lips)
         return split(rgb_to_yuv420(np.asarray(image, dtype=np.uint8)))
+
+
+def to_rgb(luma: NDArray[np.float32], blue: NDArray[np.float32], red: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """BT.601 limited-range YCbCr (chroma at full resolution) to RGB: the inverse of the frames' conversion."""
+    y, u, v = (luma - 16) * (255 / 219), blue - 128, red - 128
+    rgb = np.stack([y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u], axis=2)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
 def draw_mouth(image: Image.Image, lips: tuple[int, int], color: tuple[int, int, int]) -> None:
@@ -298,7 +306,7 @@ def draw_mouth(image: Image.Image, lips: tuple[int, int], color: tuple[int, int,
                 band = Image.new("L", big.size, 0)
                 ImageDraw.Draw(band).rectangle((0, 0, w, inner[1] + (inner[3] - inner[1]) * 0.28), fill=255)
                 big.paste((238, 234, 226), (0, 0), Image.fromarray(np.minimum(np.asarray(teeth), np.asarray(band))))
-    image.paste(big.resize((width, height), Image.Resampling.LANCZOS))
+    image.paste(big.reduce(scale))
 
 
 REST = (round(POSES["rest"][0] * STEPS), round(POSES["rest"][1] * STEPS))

@@ -21,7 +21,7 @@ def content_security_policy(public_url: str | None) -> str:
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        f"img-src {media} data:",  # the cast's portraits are media too
         f"media-src {media}",
         "connect-src 'self'",
         "object-src 'none'",
