@@ -224,7 +224,9 @@ def added_locale(runs: int, folder: Path, signer: ClipSigner, profile: RenderPro
         for line in SCENE.lines
     }
     renderer = AnimaticRenderer(threads=1, signer=signer)
-    pictures, locales, tracks = [], [], []
+    pictures: list[float] = []
+    locales: list[float] = []
+    tracks: list[float] = []
     for run in range(runs):
         for cache in (shot_body, shared_backdrop, figure):
             cache.cache_clear()
@@ -241,13 +243,13 @@ def added_locale(runs: int, folder: Path, signer: ClipSigner, profile: RenderPro
             seconds.append(time.perf_counter() - start)
         print(f"  run {run + 1}: picture {pictures[-1]:.2f} s, one more locale {locales[-1] + tracks[-1]:.2f} s "
               f"({tracks[-1]:.2f} s of it its visemes) for {clip.duration:.2f} s of video")
-    picture, locale, track = statistics.median(pictures), statistics.median(locales), statistics.median(tracks)
+    picture, added, track = statistics.median(pictures), statistics.median(locales), statistics.median(tracks)
     return {
         "clip_seconds": clip.duration,
         "picture_seconds": picture,
-        "added_locale_seconds": locale + track,
+        "added_locale_seconds": added + track,
         "added_locale_visemes_seconds": track,
-        "added_locale_share_of_picture": (locale + track) / picture,
+        "added_locale_share_of_picture": (added + track) / picture,
     }
 
 
