@@ -32,17 +32,6 @@ class VisemeTrack(BaseModel):
     """The voice's loudness, 0..1, at :data:`LEVEL_RATE` per second from the start: how far the jaw opens each
     shape (a louder syllable opens wider). Empty: every shape fully open."""
 
-    def at(self, seconds: float) -> Viseme:
-        """The shape ``seconds`` into the line (rest before the first cue and after ``end``)."""
-        if seconds < 0 or seconds >= self.end:
-            return "rest"
-        shape: Viseme = "rest"
-        for cue in self.cues:
-            if cue.start > seconds:
-                break
-            shape = cue.viseme
-        return shape
-
     def scaled(self, factor: float) -> VisemeTrack:
         """The track sped up (``factor`` < 1) or slowed down, as the voice is fitted into its slot."""
         cues = tuple(Cue(start=cue.start * factor, viseme=cue.viseme) for cue in self.cues)
@@ -53,6 +42,7 @@ class VisemeTrack(BaseModel):
             return 1.0
         index = int(seconds * LEVEL_RATE)
         return self.levels[index] if 0 <= index < len(self.levels) else 0.0
+
 
 LEVEL_RATE = 50
 """Loudness levels per second in a track."""
