@@ -15,6 +15,12 @@ runs, and the share of time per stage: voice (espeak-ng), load (the diffusion
 pipeline, first run only), generate (diffusion), draw (frames, subtitles),
 encode (H.264/AAC/MP4), labels (AI mark and AIGC metadata) and sign (C2PA).
 The label overhead is labels + sign over the whole render (target: at most 5%).
+The animatic draws its people with lip-sync on (stage ``lipsync``: visemes and the
+mouth pass). The ``lipsync`` section measures what adding one locale to a rendered
+scene costs: the scene's shared picture (no sound, lines in fixed slots) rendered
+with English lips, then with Spanish lips in the same process, whose shot bodies
+are drawn already: the mouth pass and the encoding, against the first picture's
+render time and the tiny diffusion pipeline's at ``fast``.
 
 The diffusion model is the tests' random-weight LTX pipeline (LTX-Video's 32x/8x
 compression in ~150k parameters): it measures everything around a real model, the
@@ -56,14 +62,20 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-from reelfork.generation.render.animatic import AnimaticRenderer  # noqa: E402
+from reelfork.generation.render.animatic import AnimaticRenderer, shared_backdrop, shot_body  # noqa: E402
 from reelfork.generation.render.c2pa import ClipSigner  # noqa: E402
+from reelfork.generation.render.dub import fitted  # noqa: E402
+from reelfork.generation.render.encoding import SAMPLE_RATE  # noqa: E402
+from reelfork.generation.render.figure import figure  # noqa: E402
+from reelfork.generation.render.lipsync import line_track  # noqa: E402
 from reelfork.generation.render.profiles import PROFILES, RenderProfile  # noqa: E402
 from reelfork.generation.render.request import RenderedClip, RenderRequest  # noqa: E402
-from reelfork.narrative.story import Bible, Character, Choice, Line, Scene, Voice  # noqa: E402
+from reelfork.generation.render.visemes import VisemeTrack  # noqa: E402
+from reelfork.generation.render.voice import EspeakSynthesizer, neutral_voice, voice_name  # noqa: E402
+from reelfork.narrative.story import NARRATOR, Bible, Character, Choice, Line, Scene, Voice  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "render.json"
-STAGES = ("voice", "load", "generate", "draw", "encode", "labels", "sign")
+STAGES = ("voice", "load", "generate", "draw", "lipsync", "encode", "labels", "sign")
 LABEL_STAGES = ("labels", "sign")
 
 BIBLE = Bible(
@@ -110,6 +122,17 @@ SCENE = Scene(
     ],
     choices=[Choice(id="open", label="Open it", target="memory"), Choice(id="run", label="Run", target="stairs")],
 )
+
+
+SPANISH = {
+    "l1": "La lluvia golpea el jardín de la azotea. Mei espera, con el paquete frío en las manos.",
+    "l2": "Dijiste que sería sencillo. Entrégalo, cobra y olvídalo.",
+    "l3": "Nada en ti fue nunca sencillo, Mei. Ábrelo.",
+    "l4": "Si lo abro, no podré olvidar lo que hay dentro.",
+    "l5": "Justamente de eso se trata. Alguien decidió que olvidaras. Te devuelvo la elección.",
+    "l6": "Muy abajo, empieza a aullar una sirena.",
+}
+"""The scene's lines in the added locale: another voice, other phonemes, other mouth timing."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +203,64 @@ def report(name: str, result: dict[str, Any], threads: int) -> None:
         f"  label overhead (AIGC + badge + C2PA): {result['label_overhead']:.2%} of render time "
         f"(target <= 5%); C2PA signing {result['c2pa_ms_per_clip']:.1f} ms per clip"
     )
+
+
+def spoken(line: Line, locale: str) -> tuple[str, Voice]:
+    text = line.text if locale == "en" else SPANISH[line.id]
+    voice = neutral_voice(locale) if line.speaker == NARRATOR else BIBLE.character(line.speaker).voice
+    return text, voice if locale == "en" else voice.model_copy(update={"voice": voice_name(locale)})
+
+
+def mouths(locale: str, slots: dict[str, float], synthesizer: EspeakSynthesizer) -> dict[str, VisemeTrack]:
+    """Each character line's visemes in ``locale``, fitted to its slot (as the worker does for a shared picture)."""
+    tracks = {}
+    for line in SCENE.lines:
+        if line.speaker == NARRATOR:
+            continue
+        text, voice = spoken(line, locale)
+        speech = synthesizer.synthesize(text, voice, locale).resampled(SAMPLE_RATE).samples
+        heard = fitted(speech, round(slots[line.id] * SAMPLE_RATE))
+        tracks[line.id] = line_track(text, voice, locale, heard, len(speech) / SAMPLE_RATE)
+    return tracks
+
+
+def added_locale(runs: int, folder: Path, signer: ClipSigner, profile: RenderProfile) -> dict[str, Any]:
+    """The scene's shared picture with English lips (its bodies drawn from nothing), then the same picture with
+    Spanish lips: what one more locale costs once the scene is rendered."""
+    synthesizer = EspeakSynthesizer()
+    slots = {
+        line.id: max(len(synthesizer.synthesize(*spoken(line, locale), locale).resampled(SAMPLE_RATE).samples)
+                     for locale in ("en", "es")) / SAMPLE_RATE
+        for line in SCENE.lines
+    }
+    renderer = AnimaticRenderer(threads=1, signer=signer)
+    pictures: list[float] = []
+    locales: list[float] = []
+    tracks: list[float] = []
+    for run in range(runs):
+        for cache in (shot_body, shared_backdrop, figure):
+            cache.cache_clear()
+        renderer.lipsync = type(renderer.lipsync)()
+        english = mouths("en", slots, synthesizer)
+        start = time.perf_counter()
+        spanish = mouths("es", slots, synthesizer)
+        tracks.append(time.perf_counter() - start)
+        for locale, lips, seconds in (("en", english, pictures), ("es", spanish, locales)):
+            request = RenderRequest(scene=SCENE, bible=BIBLE, profile=profile, line_seconds=slots, mouths=lips,
+                                    voice=False, output=folder / f"picture-{locale}{run}.mp4")
+            start = time.perf_counter()
+            clip, _ = renderer.render_measured(request)
+            seconds.append(time.perf_counter() - start)
+        print(f"  run {run + 1}: picture {pictures[-1]:.2f} s, one more locale {locales[-1] + tracks[-1]:.2f} s "
+              f"({tracks[-1]:.2f} s of it its visemes) for {clip.duration:.2f} s of video")
+    picture, added, track = statistics.median(pictures), statistics.median(locales), statistics.median(tracks)
+    return {
+        "clip_seconds": clip.duration,
+        "picture_seconds": picture,
+        "added_locale_seconds": added + track,
+        "added_locale_visemes_seconds": track,
+        "added_locale_share_of_picture": (added + track) / picture,
+    }
 
 
 def diffusion_results(names: list[str], runs: int, folder: Path, signer: ClipSigner) -> dict[str, Any]:
@@ -342,17 +423,31 @@ def main() -> None:
             AnimaticRenderer(threads=1, signer=signer), PROFILES[arguments.profile], arguments.runs, folder
         )
         report("animatic", result, 1)
+        print(f"adding a locale to the rendered scene (profile {arguments.profile}):")
+        lips = added_locale(arguments.runs, folder, signer, PROFILES[arguments.profile])
         names = [name for name in arguments.diffusion.split(",") if name]
         diffusion = diffusion_results(names, arguments.diffusion_runs, folder, signer) if names else {}
         if "fast" in names:
             diffusion["fast+references"] = referenced_result(arguments.diffusion_runs, folder, signer)
         locale = locale_results(arguments.locale, folder, signer) if arguments.locale else {}
 
+    lipsync: dict[str, Any] = {"real_time_factor": result["real_time_factor"], "target": 0.25, "locale": lips}
+    print(
+        f"lip-sync on: animatic real-time factor {result['real_time_factor']:.3f} (target <= 0.25); one more locale "
+        f"{lips['added_locale_seconds']:.2f} s = {lips['added_locale_share_of_picture']:.0%} of the picture's "
+        f"{lips['picture_seconds']:.2f} s render"
+    )
+    if "fast" in diffusion:
+        share = lips["added_locale_seconds"] / diffusion["fast"]["median_render_seconds"]
+        lipsync["added_locale_share_of_diffusion_fast"] = share
+        print(f"  and {share:.1%} of the tiny diffusion pipeline's render at fast (target <= 10%)")
+
     result |= {
         "lines": len(SCENE.lines),
         "threads": 1,
         "diffusion": diffusion,
         "locale": locale,
+        "lipsync": lipsync,
         "machine": {
             "pinned": pinned,
             "cpus": os.cpu_count(),

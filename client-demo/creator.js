@@ -1,5 +1,6 @@
 // reelfork creator view: a story's graph as SVG, laid out here. No framework, no libraries, no build step.
-// Data: GET /v1/stories, /v1/stories/{id}/versions and /v1/stories/{id}/graph (JSON; ?format=dot|mermaid); with
+// Data: GET /v1/stories, /v1/stories/{id}/versions, /v1/stories/{id}/graph (JSON; ?format=dot|mermaid) and
+// /v1/stories/{id}/cast (each character and look with its portrait); with
 // the creator token also /v1/stories/{id}/analytics, for the drop-off heat of each scene.
 // Query parameters:
 //   ?story=<id>    the story to draw (default: the first published story)
@@ -62,6 +63,8 @@ const ui = {
   dot: $("dl-dot"),
   mermaid: $("dl-mermaid"),
   legend: $("legend"),
+  cast: $("cast"),
+  castList: $("cast-list"),
   canvas: $("canvas"),
   graph: $("graph"),
   empty: $("empty"),
@@ -762,6 +765,7 @@ async function loadStory(id, version, { keepView = false } = {}) {
   ui.storySelect.value = id;
   ui.graph.dataset.state = "loading";
   setStatus("Loading the graph\u2026", "loading");
+  loadCast(id, version, seq);
   history.replaceState(null, "", storyURL(id, version));
   let data;
   let versions;
@@ -803,6 +807,51 @@ async function loadStory(id, version, { keepView = false } = {}) {
   summarise(model);
   updateLinks(id, version === null ? null : data.version);
   setStatus("", "ready");
+}
+
+// ---------- the cast ----------
+
+async function loadCast(id, version, seq) {
+  ui.cast.dataset.state = "loading";
+  const query = version === null ? "" : `?version=${version}`;
+  let cast;
+  try {
+    cast = await getJSON(`v1/stories/${encodeURIComponent(id)}/cast${query}`);
+  } catch (error) {
+    if (seq !== state.loadSeq) return;
+    ui.castList.replaceChildren();
+    ui.cast.dataset.state = "error";
+    return;
+  }
+  if (seq !== state.loadSeq) return;
+  ui.castList.replaceChildren(...cast.members.map(castMember));
+  ui.cast.dataset.state = "ready";
+}
+
+function castMember(member) {
+  const item = document.createElement("li");
+  item.className = "cast-member";
+  item.dataset.testid = `cast-${member.character}${member.look ? `-${member.look}` : ""}`;
+  const portrait = document.createElement("img");
+  portrait.src = member.portrait;
+  portrait.alt = `Portrait of ${member.name}${member.label ? ` (${member.label})` : ""}`;
+  portrait.width = 64;
+  portrait.height = 80;
+  portrait.loading = "lazy";
+  const text = document.createElement("div");
+  const name = document.createElement("strong");
+  name.textContent = member.name;
+  const look = document.createElement("span");
+  look.textContent = member.label ? `Look: ${member.label}` : "";
+  const likeness = document.createElement("span");
+  likeness.className = "cast-likeness";
+  likeness.dataset.likeness = member.likeness.kind;
+  likeness.textContent = member.likeness.kind === "licensed"
+    ? `Licensed likeness \u00B7 release ${member.likeness.release}`
+    : "Invented likeness";
+  text.append(name, look, likeness);
+  item.append(portrait, text);
+  return item;
 }
 
 function summarise(model) {
@@ -868,5 +917,8 @@ ui.token.addEventListener("change", () => {
 
 // ---------- boot ----------
 
-if (matchMedia("(max-width: 719px)").matches) ui.legend.open = false; // phones: the graph gets the room
+if (matchMedia("(max-width: 719px)").matches) { // phones: the graph gets the room
+  ui.legend.open = false;
+  ui.cast.open = false;
+}
 loadStories();

@@ -50,7 +50,7 @@ class Director:
         self.profiles: tuple[str, ...] = tuple(self.renderers)
         self.tiers = {name: PROFILES[name].tier for name in self.profiles}
         self.profile_name = self.profiles[0]
-        self._clip_keys: dict[tuple[str, str, str, str | None], str] = {}
+        self._clip_keys: dict[tuple[str, str, str, str | None, str], str] = {}
 
     async def scene(self, story: StoryVersion, scene_id: str) -> Scene | None:
         """An authored scene, or a written one (following a fallback redirect)."""
@@ -79,25 +79,35 @@ class Director:
             return None
         return written.redirect or target
 
-    def clip_key(self, story: StoryVersion, scene: Scene, profile: str | None = None, look: str | None = None) -> str:
-        """The content address of the scene's shared picture in ``profile`` (default: the best) and the persona's
-        ``look`` (default: the first)."""
+    def clip_key(
+        self,
+        story: StoryVersion,
+        scene: Scene,
+        profile: str | None = None,
+        look: str | None = None,
+        locale: str | None = None,
+    ) -> str:
+        """The content address of the scene's shared picture in ``profile`` (default: the best), the persona's
+        ``look`` (default: the first) and the ``locale`` its lips move to (default: the story's language)."""
         profile = profile or self.profile_name
         look = default_look(story.story, look)
+        locale = locale or story.story.language
         # A scene id names one content within a story version (written scenes are content-addressed),
         # so the hash of its JSON is computed once: the lookahead asks for it on every observation.
-        cached = (story.digest, scene.id, profile, look)
+        cached = (story.digest, scene.id, profile, look, locale)
         key = self._clip_keys.get(cached)
         if key is None:
-            key = clip_key(scene, story.story, profile, self.renderers[profile], look)
+            key = clip_key(scene, story.story, profile, self.renderers[profile], look, locale)
             self._clip_keys[cached] = key
             if len(self._clip_keys) > CLIP_KEYS_CACHED:
                 del self._clip_keys[next(iter(self._clip_keys))]
         return key
 
-    def clip_keys(self, story: StoryVersion, scene: Scene, look: str | None = None) -> list[str]:
+    def clip_keys(
+        self, story: StoryVersion, scene: Scene, look: str | None = None, locale: str | None = None
+    ) -> list[str]:
         """The scene's picture in each profile, best first: any of them can be shown, the first is wanted."""
-        return [self.clip_key(story, scene, profile, look) for profile in self.profiles]
+        return [self.clip_key(story, scene, profile, look, locale) for profile in self.profiles]
 
     async def best_clip(self, keys: Sequence[str]) -> StoredClip | None:
         """The first of ``keys`` that is rendered."""
@@ -122,12 +132,15 @@ class Director:
                 queued += await self.ensure_clip(story, scene, due + rank * WARM_STEP_S)
         return queued
 
-    async def ensure_clip(self, story: StoryVersion, scene: Scene, due: float, look: str | None = None) -> bool:
-        """Queue the scene's picture in ``look``, due at ``due`` (epoch seconds), unless it exists."""
-        key = self.clip_key(story, scene, look=look)
+    async def ensure_clip(
+        self, story: StoryVersion, scene: Scene, due: float, look: str | None = None, locale: str | None = None
+    ) -> bool:
+        """Queue the scene's picture in ``look`` and ``locale``, due at ``due`` (epoch seconds), unless it exists."""
+        key = self.clip_key(story, scene, look=look, locale=locale)
         if await self.store.clip(key) is not None:
             return False
-        payload = render_job(story, scene.id, key, self.profile_name, default_look(story.story, look))
+        locale = locale if locale is not None and locale != story.story.language else None
+        payload = render_job(story, scene.id, key, self.profile_name, default_look(story.story, look), locale)
         return await self.queue.enqueue(render_kind(self.tiers[self.profile_name]), key, payload, due)
 
     async def ensure_written(

@@ -419,10 +419,18 @@ class Store:
         return clip
 
 
-def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "animatic", look: str | None = None) -> str:
-    """Content address of a scene's shared picture: what is drawn, in which look, on which timeline, how rendered.
+def clip_key(
+    scene: Scene,
+    story: Story,
+    profile_name: str,
+    renderer: str = "animatic",
+    look: str | None = None,
+    locale: str | None = None,
+) -> str:
+    """Content address of a scene's shared picture: what is drawn, in which look, on which timeline, how rendered,
+    and the locale its lips move to (None: the story's language).
 
-    Never the viewer's name or locale: every viewer with the same look shares it. The line slots depend on
+    Never the viewer's name: every viewer with the same look and locale shares it. The line slots depend on
     the longest text over the story's locales, so those texts are in the key too. A renderer named
     ``tier:model+portraitist`` conditions on cast references (portraits, the place's plate): their keys are in
     the key, and never the path that led to the scene."""
@@ -438,7 +446,8 @@ def clip_key(scene: Scene, story: Story, profile_name: str, renderer: str = "ani
         "texts": texts,
         "slot_name": story.persona.slot_name() if story.persona is not None else "",
         "profile": profile_name,
-        "renderer": f"{renderer}-picture-1",  # bump when a renderer's output changes for the same input
+        "mouths": locale or story.language,
+        "renderer": f"{renderer}-picture-2",  # bump when a renderer's output changes for the same input
     }
     portraitist = renderer.partition("+")[2]
     if portraitist:

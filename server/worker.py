@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from reelfork.generation.production.pipeline import ProductionError
-from reelfork.generation.render.dub import LineVoices, line_slots, picture_request
+from reelfork.generation.render.dub import LineVoices, line_slots, mouth_tracks, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
 from reelfork.generation.render.segments import SegmentPlan, fragment_samples, segment_name
@@ -284,6 +284,7 @@ class Worker:
             story_json,
             scene_json,
             payload.look,
+            payload.locale,
             profile.name,
             media,
             str(relative),
@@ -417,6 +418,7 @@ def render_picture(
     story_json: str,
     scene_json: str,
     look: str | None,
+    locale: str | None,
     profile: str,
     media: str,
     relative: str,
@@ -424,14 +426,16 @@ def render_picture(
     slots: dict[str, float],
     segments: SegmentPlan,
 ) -> tuple[float, str]:
-    """Render a scene's shared picture (no text in it; every line in its slot) in segments, from
-    ``segments.start`` on, and join them into its MP4: its duration and last frame. A diffusion profile is
-    conditioned on the cast's portraits and the place's plate (made once, found by content key), never on a
-    clip from the path that led here."""
+    """Render a scene's shared picture (no text in it; every line in its slot; the lips moving to ``locale``,
+    None: the story's language) in segments, from ``segments.start`` on, and join them into its MP4: its duration
+    and last frame. A diffusion profile is conditioned on the cast's portraits and the place's plate (made once,
+    found by content key), never on a clip from the path that led here."""
     story = Story.model_validate_json(story_json)
     scene = Scene.model_validate_json(scene_json)
     folder = Path(media)
-    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative)
+    voices = LineVoices(EspeakSynthesizer(), folder / VOICES)
+    mouths = mouth_tracks(story, scene, locale or story.language, slots, voices)
+    request = picture_request(story, scene, look, PROFILES[profile], slots, folder / relative, mouths=mouths)
     if (profile, media) not in _shelves:
         _shelves[profile, media] = make_shelf(request.profile, options, folder / REFERENCES)
     shelf = _shelves[profile, media]

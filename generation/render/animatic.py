@@ -1,18 +1,17 @@
-"""The CPU animatic: a scene as a voiced, subtitled storyboard clip.
+"""The CPU animatic: a scene as a voiced, subtitled storyboard clip with drawn people whose lips move.
 
-Per scene the backdrop (from ``place`` and ``mood``) and the character cards are
-drawn once onto a canvas slightly larger than the frame, one canvas per
-highlight state, and converted once to yuv420p (the encoder's format). Per frame
-the camera only slices that canvas (a slow integer pan), then blends the small
-overlays: title, subtitles, the AI mark. Nothing is converted per frame, and a
-frame identical to the previous one is not even composed, which is what keeps
-the renderer well under real time on one core.
+Per scene the backdrop (from ``place`` and ``mood``) and the drawn figures (from each character's
+structured appearance) are composed once per shot, a 9:16 close-up of at most two of them, and
+converted once to yuv420p (the encoder's format): the body of the shot, shared by every locale. The
+camera holds still; per frame only the mouths change (the :class:`LipSync` pass, following each line's
+visemes), then the small overlays blend on: title, subtitles, the AI mark. Nothing is converted per
+frame, and a frame identical to the previous one is not even composed, which is what keeps the
+renderer well under real time on one core.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 from reelfork.generation.render.captions import Subtitle, page_ends, subtitle_pages, title_overlay
 from reelfork.generation.render.drawing import Overlay, Picture, rgb_to_yuv420, split, yuv420_to_rgb
 from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
+from reelfork.generation.render.figure import figure, shot_boxes
 from reelfork.generation.render.finishing import (
     ClipEncoder,
     Stopwatch,
@@ -31,22 +31,26 @@ from reelfork.generation.render.finishing import (
     speaking_characters,
 )
 from reelfork.generation.render.labels import BADGE_SECONDS, PRODUCER, aigc_label, badge
+from reelfork.generation.render.lipsync import DrawnLipSync, LipSync, MouthBox, line_track, lip_color
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import LineTiming, RenderedClip, RenderRequest
-from reelfork.generation.render.scenery import backdrop, card, card_slots
+from reelfork.generation.render.scenery import backdrop
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE, TAIL, slot_samples, voice_of
+from reelfork.generation.render.visemes import VisemeTrack, pose
 from reelfork.generation.render.voice import EspeakSynthesizer, Speech, Synthesizer
-from reelfork.narrative.story import NARRATOR, Bible, Character, Line, Scene
+from reelfork.narrative.appearance import Appearance
+from reelfork.narrative.story import NARRATOR, Bible, Character, Line, Scene, Voice
 
 log = logging.getLogger(__name__)
 
 CROSSFADE = 0.5
 TITLE_IN, TITLE_HOLD, TITLE_OUT = 0.3, 2.2, 2.7
 """The scene title fades in after the cross-fade, holds, and is gone by TITLE_OUT seconds."""
-MARGIN = (0.06, 0.04)
-"""Extra canvas around the frame (fraction of width, height): the camera's travel."""
-CAMERA_PERIOD = (12.6, 20.0)
-"""Seconds per camera sway along x and y: about 8 and 6 px/s at 540x960."""
+BADGE_FADE = 0.6
+"""Seconds the AI mark takes to fade out at the end of its time: no sudden change that is not speech."""
+SHOT_SIZE = 2
+"""At most this many figures in a shot."""
+SILENT = VisemeTrack()
 
 
 class AnimaticRenderer:
@@ -59,8 +63,11 @@ class AnimaticRenderer:
         producer: str = PRODUCER,
         badge_seconds: float = BADGE_SECONDS,
         signer: FileSigner | None = None,
+        lipsync: LipSync | None = None,
     ) -> None:
         self.synthesizer = synthesizer or EspeakSynthesizer()
+        self.lipsync = lipsync or DrawnLipSync()
+        """Draws each line's mouth over the shared body of the shot."""
         self.threads = threads
         self.producer = producer
         self.badge_seconds = badge_seconds
@@ -94,6 +101,13 @@ class AnimaticRenderer:
     def voice_of(self, line: Line, bible: Bible, language: str) -> Speech:
         return voice_of(self.synthesizer, line, bible, language)
 
+    def mouth_of(self, line: Line, bible: Bible, language: str, speech: Speech) -> VisemeTrack:
+        """The mouth of a line this renderer voices itself: its phonemes over its speech."""
+        if line.speaker == NARRATOR or speech.duration == 0 or not isinstance(self.synthesizer, EspeakSynthesizer):
+            return SILENT
+        voice: Voice = bible.character(line.speaker).voice
+        return line_track(line.text, voice, language, speech.resampled(SAMPLE_RATE).samples, speech.duration)
+
 
 @lru_cache(maxsize=16)
 def shared_backdrop(place: str, mood: str, size: tuple[int, int]) -> Image.Image:
@@ -102,38 +116,62 @@ def shared_backdrop(place: str, mood: str, size: tuple[int, int]) -> Image.Image
     return backdrop(place, mood, size)
 
 
+Body = tuple[tuple[Picture, Picture, Picture], tuple[MouthBox, ...]]
+"""A shot's picture without mouths (Y, U, V planes), and each figure's mouth box in it."""
+
+
+@lru_cache(maxsize=32)
+def shot_body(place: str, mood: str, cast: tuple[tuple[str, Appearance], ...], size: tuple[int, int]) -> Body:
+    """The body of a shot: the backdrop with the figures of ``cast`` (ID, appearance) drawn on it, mouths left out.
+
+    It never depends on the locale: every locale's picture of a scene composes its mouths over the same body,
+    so a second locale rendered by the same process costs only the mouth pass and the encoding."""
+    width, height = size
+    image = shared_backdrop(place, mood, size).copy()
+    mouths: list[MouthBox] = []
+    for (character_id, appearance), (x, y, w, h) in zip(cast, shot_boxes(len(cast), width, height), strict=True):
+        drawn = figure(appearance, w, h)
+        image.alpha_composite(drawn.image, (max(x, 0), y), (max(-x, 0), 0))
+        mx, my, mw, mh = drawn.mouth
+        key = f"{place}\x1f{mood}\x1f{character_id}\x1f{appearance.model_dump_json()}\x1f{x},{y},{w},{h}"
+        mouths.append(MouthBox(x=x + mx, y=y + my, width=mw, height=mh, lips=lip_color(appearance.skin_tone), key=key))
+    planes = split(rgb_to_yuv420(np.asarray(image.convert("RGB"), dtype=np.uint8)))
+    return planes, tuple(mouths)
+
+
+def plan_shots(scene: Scene, characters: list[Character]) -> list[tuple[str, ...]]:
+    """Who is in frame during each line: everyone when at most two speak (one shot, the camera never moves);
+    otherwise the speaker and whoever spoke before them, kept until a third speaks. Narration keeps the shot."""
+    order = [character.id for character in characters]
+    if len(order) <= SHOT_SIZE:
+        return [tuple(order)] * len(scene.lines)
+    shot: tuple[str, ...] = tuple(order[:SHOT_SIZE])
+    last = order[0]
+    shots: list[tuple[str, ...]] = []
+    for line in scene.lines:
+        speaker = line.speaker
+        if speaker != NARRATOR and speaker not in shot:
+            pair = {last, speaker} if last != speaker else {speaker, next(c for c in order if c != speaker)}
+            shot = tuple(c for c in order if c in pair)
+        if speaker != NARRATOR:
+            last = speaker
+        shots.append(shot)
+    return shots
+
+
 class Stage:
-    """Everything drawn once per scene: canvases per highlight state, the title overlay."""
+    """Everything drawn once per scene: the shots' bodies, the title overlay."""
 
     def __init__(self, scene: Scene, characters: list[Character], profile: RenderProfile) -> None:
         self.profile = profile
-        self.characters = characters
-        width, height = profile.width, profile.height
-        self.margin = (round(width * MARGIN[0]) // 2 * 2, round(height * MARGIN[1]) // 2 * 2)
-        self.size = (width + self.margin[0], height + self.margin[1])
-        self.backdrop = shared_backdrop(scene.place, scene.mood, self.size)
-        self.slots = card_slots(len(characters), width, height)
-        self.canvases: dict[str | None, tuple[Picture, Picture, Picture]] = {}
-        self.title = title_overlay(scene.title, scene.place, width, height)
+        self.scene = scene
+        self.appearances = {character.id: character.drawn() for character in characters}
+        self.shots = plan_shots(scene, characters)
+        self.title = title_overlay(scene.title, scene.place, profile.width, profile.height)
 
-    def canvas(self, speaker: str | None) -> tuple[Picture, Picture, Picture]:
-        """The backdrop with every card, ``speaker``'s highlighted (None: nobody's), as Y, U, V planes."""
-        if speaker not in self.canvases:
-            image = self.backdrop.copy()
-            for character, (x, y, w, h) in zip(self.characters, self.slots, strict=True):
-                state = "normal" if speaker is None else "speaking" if character.id == speaker else "listening"
-                card_image = card(character, w, h, state)
-                pad = (card_image.width - w) // 2
-                image.alpha_composite(card_image, (x + self.margin[0] // 2 - pad, y + self.margin[1] // 2 - pad))
-            self.canvases[speaker] = split(rgb_to_yuv420(np.asarray(image.convert("RGB"), dtype=np.uint8)))
-        return self.canvases[speaker]
-
-    def camera(self, t: float) -> tuple[int, int]:
-        """Top-left of the frame in the canvas: a slow sway that starts centred. Chroma planes
-        move by the even step below, half a chroma pixel at most: invisible, and no resampling."""
-        x = self.margin[0] * (0.5 + 0.5 * math.sin(2 * math.pi * t / CAMERA_PERIOD[0]))
-        y = self.margin[1] * (0.5 + 0.5 * math.sin(2 * math.pi * t / CAMERA_PERIOD[1]))
-        return round(x), round(y)
+    def body(self, shot: tuple[str, ...]) -> Body:
+        cast = tuple((character_id, self.appearances[character_id]) for character_id in shot)
+        return shot_body(self.scene.place, self.scene.mood, cast, (self.profile.width, self.profile.height))
 
 
 class Timeline:
@@ -161,6 +199,10 @@ class Timeline:
         """Audio written so far: the clock, in samples, so that speech and video never drift."""
         self.key: tuple[object, ...] | None = None
         self.frame: Picture | None = None
+        self.shot: tuple[str, ...] = stage.shots[0] if stage.shots else ()
+        self.track = SILENT
+        """The mouth of the line being said, from ``line_start`` seconds."""
+        self.line_start = 0.0
 
     @property
     def now(self) -> float:
@@ -171,10 +213,13 @@ class Timeline:
         timings: list[LineTiming] = []
         first_speaker = None if scene.lines[0].speaker == NARRATOR else scene.lines[0].speaker
         self.hold(LEAD_IN, first_speaker, None)
-        for line in scene.lines:
+        for index, line in enumerate(scene.lines):
             with self.watch.measure("voice"):
                 speech = self.speech(line)
             start = self.now
+            self.shot, self.line_start = self.stage.shots[index], start
+            with self.watch.measure("lipsync"):
+                self.track = self.mouth(line, speech)
             spoken = speech.duration if self.request.voice else (self.request.line_seconds or {})[line.id]
             timings.append(LineTiming(line_id=line.id, start=start, end=start + spoken))
             speaker = None if line.speaker == NARRATOR else line.speaker
@@ -192,6 +237,12 @@ class Timeline:
         self.hold(TAIL, None, None)
         assert self.frame is not None
         return timings, self.frame
+
+    def mouth(self, line: Line, speech: Speech) -> VisemeTrack:
+        """The line's visemes: given by the request (a shared picture's, in its locale), or from its own voice."""
+        if not self.request.voice:
+            return (self.request.mouths or {}).get(line.id, SILENT)
+        return self.renderer.mouth_of(line, self.request.bible, self.request.language, speech)
 
     def speech(self, line: Line) -> Speech:
         """The line's voice; none without voice (the line holds its slot in silence)."""
@@ -222,20 +273,26 @@ class Timeline:
 
     def draw(self, t: float, speaker: str | None, page: Subtitle | None) -> Picture | None:
         """The frame at ``t``, or None when it equals the previous one."""
-        x, y = self.stage.camera(t)
         title = title_opacity(t) if self.request.captions else 0.0
         fade = min(t / CROSSFADE, 1.0) if self.previous is not None else 1.0
-        marked = t < self.renderer.badge_seconds
-        key = (speaker, page.key if page else None, x, y, round(title * 32), round(fade * 64), marked)
+        marked = round(min(1.0, (self.renderer.badge_seconds - t) / BADGE_FADE) * 32) / 32
+        said = t - self.line_start + 1 / self.fps  # lips lead the sound by a frame, as they do in speech
+        shape = pose(self.track, said) if speaker is not None else None
+        key = (self.shot, speaker, shape, page.key if page else None, round(title * 32), round(fade * 64), marked)
         if key == self.key:
             return None
         self.key = key
         with self.watch.measure("draw"):
+            planes, mouths = self.stage.body(self.shot)
             width, height = self.stage.profile.width, self.stage.profile.height
             frame = np.empty((height * 3 // 2, width), dtype=np.uint8)
-            for plane, canvas, scale in zip(split(frame), self.stage.canvas(speaker), (1, 2, 2), strict=True):
-                top, left = y // scale, x // scale
-                plane[...] = canvas[top : top + height // scale, left : left + width // scale]
+            for plane, body in zip(split(frame), planes, strict=True):
+                plane[...] = body
+        with self.watch.measure("lipsync"):
+            for character_id, mouth in zip(self.shot, mouths, strict=True):
+                track = self.track if character_id == speaker else SILENT
+                self.renderer.lipsync.sync(frame, mouth, track, said)
+        with self.watch.measure("draw"):
             self.stage.title.apply(frame, title)
             if page is not None:
                 page.overlay.apply(frame, 1.0)
@@ -243,9 +300,9 @@ class Timeline:
                 level = np.uint16(fade * 256)
                 blend = self.previous * (256 - level) + frame * level
                 frame = (blend >> 8).astype(np.uint8)
-        if marked:
+        if marked > 0:
             with self.watch.measure("labels"):
-                self.mark.apply(frame)
+                self.mark.apply(frame, marked)
         self.frame = frame
         return frame
 

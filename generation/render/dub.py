@@ -35,14 +35,17 @@ from pydantic import BaseModel
 from reelfork.generation.production.delivery import replace_text, webvtt_text
 from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
 from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, LikenessRelease, aigc_label, likeness_releases
+from reelfork.generation.render.lipsync import line_track
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.request import RenderError, RenderRequest
 from reelfork.generation.render.soundtrack import LEAD_IN, PAUSE, slot_samples
+from reelfork.generation.render.visemes import VisemeTrack
 from reelfork.generation.render.voice import Synthesizer, bible_for, iso_639_2, neutral_voice
 from reelfork.narrative.locales import localized
 from reelfork.narrative.story import NARRATOR, Bible, Line, Scene, Story, Voice, fill_scene
 
-__all__ = ["Assembled", "LineVoices", "assemble", "clip_key", "line_slots", "picture_key", "picture_request"]
+__all__ = ["Assembled", "LineVoices", "assemble", "clip_key", "line_slots", "mouth_tracks", "picture_key",
+           "picture_request"]
 
 
 def digest(*parts: object) -> str:
@@ -121,13 +124,36 @@ def line_slots(story: Story, scene: Scene, voices: LineVoices) -> dict[str, floa
     return {line_id: samples / SAMPLE_RATE for line_id, samples in longest.items()}
 
 
-def picture_key(story: Story, scene: Scene, look: str | None, profile: RenderProfile, slots: dict[str, float]) -> str:
-    """What the picture depends on, and nothing else: never the viewer's name or locale."""
-    return digest(_dumped(scene), _dumped(story.bible_for(look)), _dumped(profile), slots)
+def picture_key(
+    story: Story, scene: Scene, look: str | None, profile: RenderProfile, slots: dict[str, float], locale: str
+) -> str:
+    """What the picture depends on, and nothing else: never the viewer's name; the locale only through the mouths."""
+    return digest(_dumped(scene), _dumped(story.bible_for(look)), _dumped(profile), slots, locale)
+
+
+def mouth_tracks(
+    story: Story, scene: Scene, locale: str, slots: dict[str, float], voices: LineVoices
+) -> dict[str, VisemeTrack]:
+    """Each spoken line's mouth in ``locale``: the visemes of the line said with the persona's default name, fitted
+    to its slot as :func:`assemble` fits the voice. A viewer with another name hears their name over those lips;
+    every name shares one picture."""
+    name = story.persona.name if story.persona is not None else ""
+    text, _ = localized(story, scene, locale)
+    text = fill_scene(text, name)
+    bible = bible_for(story.bible, locale, story.language)
+    tracks: dict[str, VisemeTrack] = {}
+    for line in text.lines:
+        if line.speaker == NARRATOR:
+            continue
+        speech = voices.line(line, bible, locale)
+        heard = fitted(speech, slot_samples(line, 0, slots, SAMPLE_RATE))
+        tracks[line.id] = line_track(line.text, bible.character(line.speaker).voice, locale, heard,
+                                     len(speech) / SAMPLE_RATE)
+    return tracks
 
 
 def clip_key(picture: str, locale: str, name: str) -> str:
-    """One viewer's assembled clip: the picture (scene, look, profile) with a locale and a name."""
+    """One viewer's assembled clip: the picture (scene, look, profile, the mouths' locale) with a locale and a name."""
     return digest(picture, locale, name)
 
 
@@ -138,8 +164,10 @@ def picture_request(
     profile: RenderProfile,
     slots: dict[str, float],
     output: Path,
+    mouths: dict[str, VisemeTrack] | None = None,
 ) -> RenderRequest:
-    """The shared picture's render: no burned-in text, no sound, every line in its slot, the persona in ``look``.
+    """The shared picture's render: no burned-in text, no sound, every line in its slot, the persona in ``look``,
+    the lips moving to ``mouths`` (:func:`mouth_tracks`: the picture's locale).
 
     The picture's sound would never be served (each viewer's clip carries their own voice), so none is
     synthesised or encoded: the timeline is exactly the slots'. It never continues a previous clip's last
@@ -153,6 +181,7 @@ def picture_request(
         profile=profile,
         output=output,
         line_seconds=slots,
+        mouths=mouths,
         captions=False,
         voice=False,
     )

@@ -8,6 +8,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, model_validator
 from reelfork.generation.render.profiles import RenderProfile
 from reelfork.generation.render.segments import SegmentPlan
+from reelfork.generation.render.visemes import VisemeTrack
 from reelfork.narrative.story import Bible, Scene
 
 
@@ -43,6 +44,10 @@ class RenderRequest(BaseModel):
     line_seconds: dict[str, float] | None = None
     """Seconds each line holds the screen, by line ID, at least its speech. Dubbing sets it to the longest
     locale's speech, so one picture fits every locale's voice; None: each line lasts as long as its speech."""
+    mouths: dict[str, VisemeTrack] | None = None
+    """Each spoken line's mouth, by line ID, when the clip's voice is laid on later (a shared picture): the visemes
+    of the picture's locale, fitted to the line's slot. None: a voiced render follows its own speech; a line
+    without a track keeps its mouth at rest."""
     captions: bool = False
     """Burn the title and the subtitles into the picture. Off by default: the picture carries nothing that
     varies per viewer (names, language), so every viewer with the same look shares it; subtitles, with the

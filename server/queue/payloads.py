@@ -42,6 +42,8 @@ class RenderJob(BaseModel):
     profile: str
     look: str | None = None
     """The persona's look the picture draws; None: the default (or a story without looks)."""
+    locale: str | None = None
+    """The locale the picture's lips move to; None: the story's language."""
 
 
 class ProduceJob(BaseModel):
@@ -67,6 +69,10 @@ def write_job(story: StoryVersion, state: ViewerState, choice: str, scene: str) 
     )
 
 
-def render_job(story: StoryVersion, scene: str, clip: str, profile: str, look: str | None = None) -> RenderJob:
-    """The job rendering ``scene``'s shared picture (content key ``clip``) in ``profile`` and ``look``."""
-    return RenderJob(story=story.story.id, version=story.version, scene=scene, clip=clip, profile=profile, look=look)
+def render_job(
+    story: StoryVersion, scene: str, clip: str, profile: str, look: str | None = None, locale: str | None = None
+) -> RenderJob:
+    """The job rendering ``scene``'s shared picture (content key ``clip``) in ``profile``, ``look`` and ``locale``."""
+    return RenderJob(
+        story=story.story.id, version=story.version, scene=scene, clip=clip, profile=profile, look=look, locale=locale
+    )

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from reelfork.server.runtime import Runtime
 from reelfork.server.settings import Settings
-from reelfork.server.web import analytics, asyncapi, demo, experiments, health, productions, stories, streams
+from reelfork.server.web import analytics, asyncapi, cast, demo, experiments, health, productions, stories, streams
 from reelfork.server.web.headers import SecurityHeaders
 from reelfork.server.web.limits import BodyLimit
 from reelfork.server.web.play import Connection
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Refused, refused)
     app.include_router(health.router)
     app.include_router(stories.router)
+    app.include_router(cast.router)
     app.include_router(productions.router)
     app.include_router(analytics.router)
     app.include_router(experiments.router)

@@ -18,7 +18,7 @@ def content_security_policy(public_url: str | None) -> str:
         parts = urlsplit(public_url)
         media += f" {parts.scheme}://{parts.netloc}"
         connect += f" {parts.scheme}://{parts.netloc}"  # hls.js fetches a stream's playlist and segments
-        images += f" {parts.scheme}://{parts.netloc}"  # a clip's poster
+        images += f" {parts.scheme}://{parts.netloc}"  # a clip's poster, the cast's portraits
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",

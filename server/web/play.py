@@ -428,17 +428,18 @@ class Connection:
             self._require_token(), story, state, scene, position, may_enter=self._may_enter(story, record)
         )
         look = default_look(story.story, record.look)
-        keys = self.director.clip_keys(story, scene, look)
-        if look != default_look(story.story, None):
-            # The lookahead renders the default look ahead; another look's pictures are asked for here: this
-            # scene's now, the authored scenes its choices lead to once it would have played.
-            await self.director.ensure_clip(story, scene, time.time(), look)
+        locale = record.locale or story.story.language
+        keys = self.director.clip_keys(story, scene, look, locale)
+        if look != default_look(story.story, None) or locale != story.story.language:
+            # The lookahead renders the default look and locale ahead; another look's or locale's pictures (the
+            # lips move to the dub) are asked for here: this scene's now, the authored scenes its choices lead
+            # to once it would have played.
+            await self.director.ensure_clip(story, scene, time.time(), look, locale)
             index = story.story.scene_index()
             for choice in choices:
                 following = index.get(choice.target) if choice.target is not None else None
                 if following is not None:
-                    await self.director.ensure_clip(story, following, time.time() + NEXT_PICTURE_S, look)
-        locale = record.locale or story.story.language
+                    await self.director.ensure_clip(story, following, time.time() + NEXT_PICTURE_S, look, locale)
         machine = await self.store.translation(scene.id, locale) if is_generated(scene.id) else {}
         viewer = Viewer(locale, self._name(story.story, record), machine)
         text = self.runtime.dubbing.text(story.story, scene, viewer.locale, viewer.name, viewer.machine)
@@ -503,7 +504,7 @@ class Connection:
         targets = {c.id: index[c.target] for c in choices if c.target is not None and c.target in index}
         if not targets:
             return {}
-        keys = {choice: self.director.clip_keys(story, scene, look) for choice, scene in targets.items()}
+        keys = {choice: self.director.clip_keys(story, scene, look, record.locale) for choice, scene in targets.items()}
         flat = [key for group in keys.values() for key in group]
         streams = dict(zip(flat, await self.store.streams(flat), strict=True))
         found: dict[str, str] = {}

@@ -50,7 +50,7 @@ def render(story: Story, media: Path, name: str, options: RendererOptions) -> tu
     plan = worker.picture_plan(story_json, scene_json, "fast", str(media), 2.0)
     segments = SegmentPlan(folder=media / "streams" / name, frames=plan.segment_frames)
     return worker.render_picture(
-        story_json, scene_json, "storm", "fast", str(media), f"clips/{name}.mp4", options, plan.slots, segments
+        story_json, scene_json, "storm", None, "fast", str(media), f"clips/{name}.mp4", options, plan.slots, segments
     )
 
 

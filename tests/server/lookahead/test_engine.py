@@ -217,7 +217,7 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
                 await asyncio.sleep(0.1)
             assert payload_of(client, cheap[scene]) == {
                 "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview",
-                "look": None,
+                "look": None, "locale": None,
             }
             assert payload_of(client, best[scene]) is None
 

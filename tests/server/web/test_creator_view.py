@@ -157,3 +157,27 @@ def test_creator_view_draws_the_graph_and_counts_viewers(
     expect(page.locator(GRAPH)).to_have_attribute("data-zoom", re.compile(r"^0\.[3-9]"))  # fit to the phone width
     page.screenshot(path=str(artifacts / "creator-phone.png"))
     assert page_errors == []
+
+
+def test_creator_view_shows_the_cast(page: Page, live_server: str, artifacts: Path) -> None:
+    """Each character and each of the protagonist's looks: its portrait (loaded), its name and its likeness."""
+    story = seed_story()
+    assert story.persona is not None
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.set_viewport_size({"width": 1100, "height": 1400})
+    open_graph(page, live_server)
+    cast = page.get_by_test_id("cast")
+    expect(cast).to_have_attribute("data-state", "ready", timeout=30_000)
+    for character in story.bible.characters:
+        member = page.get_by_test_id(f"cast-{character.id}")
+        expect(member).to_contain_text(character.name)
+        expect(member).to_contain_text("Invented likeness")
+        portrait = member.locator("img")
+        expect(portrait).to_have_attribute("src", re.compile(r"/media/portraits/[0-9a-f]{32}\.png$"))
+        expect(portrait).to_have_js_property("complete", True)
+        assert portrait.evaluate("img => img.naturalWidth") > 0
+    for look in story.persona.looks:
+        expect(page.get_by_test_id(f"cast-{story.persona.character}-{look.id}")).to_contain_text(look.label)
+    cast.screenshot(path=str(artifacts / "creator-cast.png"))
+    assert not page_errors, page_errors
