@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from reelfork.generation.render.cast import make_portrait
 from reelfork.narrative.appearance import Appearance, Likeness
-from reelfork.narrative.story import Story
+from reelfork.narrative.story import Character, Story
 from reelfork.server.web.dependencies import RuntimeDep
 from reelfork.server.web.problems import ERRORS, NOT_FOUND
 
@@ -46,19 +46,17 @@ async def get_cast(runtime: RuntimeDep, request: Request, story_id: str, version
         raise HTTPException(404, f"no story {story_id!r}" + (f" version {version}" if version else ""))
     base = runtime.settings.public_url or str(request.base_url)
     members = []
-    for member, look_text in cast_of(found.story):
-        relative = await asyncio.to_thread(
-            make_portrait, member.appearance, look_text, runtime.settings.media_dir, runtime.dubbing.signer
-        )
+    for member, drawn in cast_of(found.story):
+        relative = await asyncio.to_thread(make_portrait, drawn, runtime.settings.media_dir, runtime.dubbing.signer)
         members.append(member.model_copy(update={"portrait": f"{base.rstrip('/')}/media/{relative.as_posix()}"}))
     return Cast(id=story_id, version=found.version, members=members)
 
 
-def cast_of(story: Story) -> list[tuple[CastMember, str]]:
-    """Each member (portrait URL not yet known) with the free look text its portrait is keyed by."""
+def cast_of(story: Story) -> list[tuple[CastMember, Character]]:
+    """Each member (portrait URL not yet known) with the character as its portrait draws it."""
     members = [
         (CastMember(character=c.id, name=c.name, look=None, label=None, appearance=c.drawn(), likeness=c.likeness,
-                    portrait=""), c.look)
+                    portrait=""), c)
         for c in story.bible.characters
     ]
     persona = story.persona
@@ -68,6 +66,6 @@ def cast_of(story: Story) -> list[tuple[CastMember, str]]:
             members.append((
                 CastMember(character=drawn.id, name=persona.name, look=look.id, label=look.label,
                            appearance=drawn.drawn(), likeness=drawn.likeness, portrait=""),
-                drawn.look,
+                drawn,
             ))
     return members
