@@ -95,6 +95,11 @@ def clip(key: str) -> str:
     return f"{PREFIX}clip:{key}"
 
 
+def warming(story_id: str) -> str:
+    """The warm-up wishes a story's latest publish left in the queue: clip key → queue kind."""
+    return f"{PREFIX}warming:{story_id}"
+
+
 # -- productions (server/productions.py) -----------------------------------------------------------
 
 
