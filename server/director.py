@@ -127,10 +127,10 @@ class Director:
         keys = [self.clip_key(story, scene) for scene in scenes]
         existing = await self.store.clips(keys)
         kind = render_kind(self.tiers[self.profile_name])
-        wanted = {key: kind for key, clip in zip(keys, existing, strict=True) if clip is None}
+        wanted: dict[str, str] = {key: kind for key, clip in zip(keys, existing, strict=True) if clip is None}
         await self.cool(story.story.id, keep=set(wanted))
         if wanted:
-            await self.store.redis.hset(queue_keys.warming(story.story.id), mapping=wanted)  # type: ignore[misc]
+            await self.store.redis.hset(queue_keys.warming(story.story.id), mapping={k: v for k, v in wanted.items()})
         queued = 0
         due = time.time() + WARM_DELAY_S
         for rank, (scene, key) in enumerate(zip(scenes, keys, strict=True)):
@@ -141,13 +141,13 @@ class Director:
     async def cool(self, story_id: str, keep: set[str] | None = None) -> int:
         """Withdraw the story's warm-up wishes (but those for ``keep``); returns how many jobs that dropped."""
         name = queue_keys.warming(story_id)
-        recorded: dict[str, str] = await self.store.redis.hgetall(name)  # type: ignore[misc]
+        recorded = cast(dict[str, str], await self.store.redis.hgetall(name))  # decode_responses: text
         dropped = 0
         for key, kind in recorded.items():
             if keep is not None and key in keep:
                 continue
             dropped += await self.queue.unwant(cast(JobKind, kind), key, warmer(story_id))
-            await self.store.redis.hdel(name, key)  # type: ignore[misc]
+            await self.store.redis.hdel(name, key)
         return dropped
 
     async def ensure_clip(

@@ -729,13 +729,13 @@ class Scheduler:
         keys = segment_keys(node, index, len(lengths))
         for segment, (length, offset, cost) in enumerate(zip(lengths, offsets, costs, strict=True)):
             key = keys[segment]
-            have = self._stored(clip, key, segment)
+            stored_as = self._stored(clip, key, segment)
             chance = p if window is None else p * self._still_watching(window, at_s + offset)
             if start + offset + length <= now:  # played already
-                stored_before = have is not None
+                stored_before = stored_as is not None
                 continue
             deadline = max(now, chain[segment])
-            if have is None:
+            if stored_as is None:
                 after = "" if stored_before else keys[segment - 1]
                 self._want(
                     wants,
@@ -751,9 +751,9 @@ class Scheduler:
                     after=after,
                     playing=window is not None or (p >= 1.0 and not math.isfinite(decided)),
                 )
-            elif have != best and deadline - now >= cost:
+            elif stored_as != best and deadline - now >= cost:
                 self._want(wants, "render", node, index, length, deadline, chance, upgrade=True, segment=segment)
-            stored_before = have is not None
+            stored_before = stored_as is not None
 
     def _still_watching(self, window: Window, at_s: float) -> float:
         """How likely a viewer still watches a scene ``at_s`` seconds into it, choosing in ``window``: all do
