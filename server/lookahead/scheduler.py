@@ -58,6 +58,16 @@ The policy
   Real-time factors are learned from ``job_done`` timings (a guessed one, ``measured=False``, is
   replaced by the first timing; then a running average), and the profile a worker reports it used
   wins over the planned one.
+* **Segments.** With ``Budget.segment_s``, a clip streams in segments (:mod:`reelfork.server.lookahead.segments`):
+  each is a job (``Enqueue.segment``) due when playback reaches it, conditioned on the one before (it is
+  queued once that one is stored, and due early enough for the rest of the stream to keep up), costing its
+  length plus ``Budget.overlap_s`` of conditioning frames. An unchosen child is speculated only as far as its
+  lead (the segments that keep it ahead of playback once chosen, computed from the real-time factor); the rest
+  waits for the choice. Segments of the scene being watched past its first choices are as likely as the
+  viewer is not to have chosen by then. A stream being watched is never left to stall for speculative work:
+  ``next_job`` takes its next segment first when waiting for the speculative render would make it late.
+  Profiles are chosen per segment (a stream changes profile between segments), upgrades of degraded segments
+  run on slots that would otherwise idle, and probability weighs ``segment_weight_s`` instead.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
 * **The paywall.** A child that opens an episode the viewer has no entitlement for (``Child.paywall``)
   is reached only by those who unlock it: its probability is weighted by the story's observed unlock
@@ -73,12 +83,13 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import replace
 from typing import Protocol
 
 from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
+from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, Job, Reprioritise, job_key, segment_keys
 from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_lengths, segment_offsets
+from reelfork.server.lookahead.tuning import Tuning
 from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, Window, WorkKind
 
 __all__ = [
@@ -105,125 +116,6 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds on a monotonic clock (wall time in the server, virtual time in the simulation)."""
         ...
-
-
-@dataclass(frozen=True)
-class Tuning:
-    prior: float = 1.0
-    """Dirichlet pseudo-count per choice: how many viewers' worth of doubt a new node starts with."""
-    probability_weight_s: float = 10.0
-    """How many seconds of deadline a job gives up for being unlikely (see the module docstring)."""
-    lookahead_backlog_s: float = 6.0
-    """Write grandchildren only while the queued writes drain within this many seconds."""
-    render_depth: int = 3
-    """How many levels of descendants' clips are rendered ahead (1: children only), as far as the
-    shell's ``Child.children`` reach."""
-    min_probability: float = 0.05
-    """A viewer's interest in a descendant below the children ends where their chance of reaching it
-    falls below this."""
-    defer_margin_s: float = 2.0
-    """Speculative work that a full render started this long after the viewer's choice still delivers
-    in time waits for the choice (see ``defer_s``)."""
-    defer_s: float = 100_000.0
-    """Score offset of work that can wait for a choice: behind everything else, run only by a slot
-    that would otherwise idle."""
-    max_attempts: int = 3
-    plan_depth: int = 16
-    """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
-    are planned when they get there; a worker re-checks with ``pick_profile`` when it starts one)."""
-    choice_s: float = 1.0
-    """Seconds the earliest viewers take to choose once the choices are offered, until their choices
-    tell: children are due that much after the window opens."""
-    decision_grace_s: float = 2.0
-    """Further seconds a typical viewer takes to choose, until their choices tell: a child's clip is
-    degraded only if even that late it would not be ready (a stall that short is less likely than a
-    worse clip is certain)."""
-    early_quantile: float = 0.1
-    """Once learned, children are due when this share of viewers has chosen after the window opened."""
-    typical_quantile: float = 0.5
-    """Once learned, a child's clip is degraded only if not ready when this share of viewers has chosen."""
-    choice_samples: int = 20
-    """Choices seen before their timing replaces ``choice_s`` and ``decision_grace_s``."""
-    choice_memory: int = 1000
-    """The latest choices whose timing is kept."""
-    after_end_s: float = 10.0
-    """For a scene given without a window: its choices are offered when it ends, and close this much later."""
-    unlock_rate: float = 0.1
-    """Prior share of viewers reaching a paywall who unlock it (see ``unlock_prior``)."""
-    unlock_prior: float = 10.0
-    """How many viewers' worth of evidence the prior unlock rate counts as."""
-    learning_rate: float = 0.2
-    """Weight of each finished job's timing in the running real-time factor estimate."""
-    speculate_idle: bool = True
-    """Whether a slot that would otherwise idle renders speculative work that could wait for the choice."""
-    segment_weight_s: float = 1.0
-    """``probability_weight_s`` when clips stream in segments: a segment is due seconds after the one before,
-    so a long shot gives up less deadline (a later segment of a sure stream is not worth a stall at a choice)."""
-    segment_margin_s: float = 0.5
-    """``defer_margin_s`` when clips stream in segments: the first segments past the choice wait less."""
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    key: str
-    kind: WorkKind
-    node: str
-    clip: int
-    """Index of the clip within the scene; 0 for a write."""
-    duration_s: float
-    score: float
-    """Lower is sooner; absolute clock seconds."""
-    profile: str
-    """Render profile name; empty for a write."""
-    deadline: float
-    segment: int = 0
-    """Index of the segment within the clip, when clips stream in segments (``Budget.segment_s``); the
-    job renders that segment, conditioned on the one before (stored by then), and ``duration_s`` is its length."""
-
-
-@dataclass(frozen=True)
-class Reprioritise:
-    key: str
-    score: float
-    profile: str
-    deadline: float
-
-
-@dataclass(frozen=True)
-class Cancel:
-    key: str
-
-
-Decision = Enqueue | Reprioritise | Cancel
-
-
-@dataclass(frozen=True)
-class Job:
-    key: str
-    kind: WorkKind
-    node: str
-    clip: int
-    duration_s: float
-    profile: str
-    deadline: float
-    score: float
-    segment: int = 0
-
-
-def job_key(kind: WorkKind, node: str, clip: int = 0, upgrade: str = "", segment: int | None = None) -> str:
-    """The content key of a job: the node is already content-addressed; the profile is chosen late, so
-    it is part of the key only for ``upgrade``, the re-render of a degraded clip in that profile. With
-    ``segment``, the key of that segment of the clip (clips streamed in segments)."""
-    if kind == "write":
-        return f"write:{node}"
-    unit = f"{clip}" if segment is None else f"{clip}.{segment}"
-    return f"render:{node}#{unit}@{upgrade}" if upgrade else f"render:{node}#{unit}"
-
-
-@lru_cache(maxsize=65536)
-def segment_keys(node: str, clip: int, count: int) -> tuple[str, ...]:
-    """The keys of a clip's ``count`` segments."""
-    return tuple(job_key("render", node, clip, segment=segment) for segment in range(count))
 
 
 class Scheduler:
