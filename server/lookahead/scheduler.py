@@ -757,6 +757,7 @@ class Scheduler:
 
     def _drop(self, job: QueuedJob) -> None:
         del self._jobs[job.key]
+        self._successor.pop(job.key, None)
         self._queued[job.kind].discard(job.key)
         for viewer in job.interests:
             view = self._views.get(viewer)
