@@ -158,6 +158,8 @@ class Simulation:
         self.segment: dict[str, int] = {}
         self.waits: list[float] = []
         """Seconds each clip transition waited, at its start or in its middle."""
+        self.started_at: dict[str, tuple[float, float]] = {}
+        """When each viewer's current segment started playing, and its length: what they watched of it."""
         self.transition: dict[str, int] = {}
         """Each viewer's current clip's index in ``waits``."""
         self.offered: set[str] = set()
@@ -285,7 +287,7 @@ class Simulation:
         key = self.unit_keys[scene.node][index][segment]
         length = self.lengths[scene.node][index][segment]
         self.last_played[key] = self.clock.time
-        self.outcome.watched_s += length
+        self.started_at[viewer] = (self.clock.time, length)
         if key not in self.rendered:
             self.outcome.watched_unrendered += 1
         elif self.rendered[key] != self.full:
@@ -297,6 +299,12 @@ class Simulation:
         opens = self.window(scene).opens_at
         if scene.children and viewer not in self.offered and opens < offset + length:
             self.offer(viewer, self.clock.time + max(0.0, opens - offset))
+
+    def watched(self, viewer: str) -> None:
+        """Count what the viewer watched of the segment playing (all of it, or up to a choice made in it)."""
+        started = self.started_at.pop(viewer, None)
+        if started is not None:
+            self.outcome.watched_s += min(self.clock.time - started[0], started[1])
 
     def offer(self, viewer: str, at: float) -> None:
         """The viewer sees the choices at ``at`` and chooses when they have decided (unless they leave it
@@ -340,6 +348,7 @@ class Simulation:
         if current is None:
             return  # the viewer chose and moved on meanwhile
         viewer, step = current
+        self.watched(viewer)
         scene = self.scene_of(viewer)
         if self.segment[viewer] + 1 < len(self.lengths[scene.node][self.clip[viewer]]):
             self.segment[viewer] += 1
@@ -363,6 +372,7 @@ class Simulation:
         if current is None:
             return
         viewer, step = current
+        self.watched(viewer)
         plan = self.viewers[viewer]
         self.policy.viewer_chose(viewer, plan.path[step], str(plan.choices[step]))
         self.offered.discard(viewer)
