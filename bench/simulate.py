@@ -243,24 +243,18 @@ def sharing(
 
 
 def sweep(base: Scenario, overlap_s: float, lengths: list[float], log: Callable[[str], None]) -> dict[str, object]:
-    """reelfork's fewest GPUs (and the segment-granular oracle's) for each segment length, 10 s windows."""
+    """reelfork's fewest GPUs (and the segment-granular oracle's) for each segment length: LTX-class, 10 s
+    windows (the slow model's runs take much longer)."""
     world = make_world(base)
-    log(f"\nsegment length ({overlap_s:g} s overlap each), {base.viewers} viewers, 10 s windows: fewest GPUs")
-    log(f"{'segment s':>10}" + "".join(f"{m.name + ' reelfork':>30}{'oracle':>8}" for m in (LTX, WAN)))
+    log(f"\nsegment length ({overlap_s:g} s overlap each), {LTX.name}, {base.viewers} viewers, 10 s windows:")
+    log(f"{'segment s':>10}{'reelfork GPUs':>15}{'segment oracle':>16}")
     out: dict[str, object] = {}
     for length in lengths:
         streaming = Streaming(length, overlap_s)
-        found = {
-            m.name: {p: fewest_gpus(runner(world, p, m, streaming))[0] for p in ("reelfork", "segment-oracle")}
-            for m in (LTX, WAN)
-        }
-        log(
-            f"{length:>10g}"
-            + "".join(
-                f"{found[m.name]['reelfork'] or 0:>30}{found[m.name]['segment-oracle'] or 0:>8}" for m in (LTX, WAN)
-            )
-        )
-        out[f"{length:g}"] = found
+        oracle = fewest_gpus(runner(world, "segment-oracle", LTX, streaming))[0]
+        ours = fewest_gpus(runner(world, "reelfork", LTX, streaming), oracle or 1)[0]
+        log(f"{length:>10g}{ours or 0:>15}{oracle or 0:>16}")
+        out[f"{length:g}"] = {"reelfork": ours, "segment-oracle": oracle}
     return out
 
 

@@ -93,8 +93,11 @@ class Model:
 @dataclass(frozen=True)
 class Streaming:
     segment_s: float = 4.0
-    """Segment length; 0: whole clips (4 s: the shortest that beat longer and shorter ones in the quick sweep,
-    see ``bench/simulate.py``)."""
+    """Segment length; 0: whole clips. 4 s, from the simulation (quick run, seed 7, LTX-class, 10 s windows,
+    reelfork at 16 GPUs: 1 s segments stall 8.6% of clips, 2 s 3.3%, 4 s 1.7% (feasible at 18-19 GPUs),
+    6 s 1.5% at 14 GPUs but with 24% of clips degraded): each segment re-reads ``overlap_s`` of
+    conditioning frames (50% more work at 1 s, 12.5% at 4 s), while an unchosen child's lead is one segment
+    for a model faster than real time, so longer segments speculate more (``bench/simulate.py --sweep``)."""
     overlap_s: float = 0.5
     """Seconds of conditioning frames each segment re-reads (its fixed cost, at the model's real-time factor)."""
 
