@@ -22,8 +22,8 @@ from reelfork.server.lookahead.scheduler import (
 )
 
 from bench.simulation.engine import simulate
-from bench.simulation.policies import speculation_floor
-from bench.simulation.world import LTX, Model, Scenario, Scene, Viewer, World, make_world
+from bench.simulation.policies import floor_work, speculation_floor
+from bench.simulation.world import LTX, Model, Scenario, Scene, Streaming, Viewer, World, make_world
 
 PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
 
@@ -243,6 +243,24 @@ def test_simulation_invariants() -> None:
         assert (outcome.unwatched_busy_s > 0) == (outcome.renders_unwatched > 0)
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
+
+
+def test_simulated_streams_play_segment_by_segment() -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    streaming = Streaming(2.0, 0.5)
+    policies = ("reelfork", "segment-oracle", "prefetch-all", "on-demand")
+    outcomes = {policy: simulate(world, policy, LTX, 3, streaming) for policy in policies}
+    clips = simulate(world, "oracle", LTX, 3, streaming)  # the clip-granular oracle renders whole clips
+    assert clips.segment_s == 0.0 and all(o.segment_s == 2.0 for o in outcomes.values())
+    for outcome in outcomes.values():
+        assert outcome.rendered_twice == 0 and outcome.watched_unrendered == 0
+        assert len(outcome.stalls) == outcome.transitions > 0
+        assert outcome.transitions == clips.transitions  # the same clips played, whatever the unit of work
+        assert 0 < outcome.watched_s <= clips.watched_s + 1e-6
+    assert outcomes["segment-oracle"].unwatched_busy_s == 0.0
+    assert outcomes["segment-oracle"].renders > clips.renders  # more, shorter units of work
+    seen, floor = floor_work(world, LTX, streaming)
+    assert seen <= floor <= outcomes["reelfork"].gpu_busy_s * 1.2
 
 
 def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_their_renders() -> None:
