@@ -9,6 +9,7 @@ Run from the repository root:
     python bench/simulate.py --seed 8       # another world
     python bench/simulate.py --quick --sweep   # reelfork's fewest GPUs for several segment lengths
     python bench/simulate.py --segment 2 --overlap 0.5 --gpu-hour 2.50
+    python bench/simulate.py --part ltx     # one model's comparisons (or wan, or sharing): a full run in parts
 
 A clip is rendered as an ordered stream of ``--segment`` second segments, each conditioned on the one
 before and re-reading ``--overlap`` seconds of conditioning frames (its fixed cost, so short segments
@@ -274,6 +275,11 @@ def main() -> None:
         "--gpu-hour", type=float, default=2.50, metavar="USD", help="H100 price per hour (default 2.50)"
     )
     parser.add_argument("--sweep", action="store_true", help="only compare segment lengths (reelfork, segment oracle)")
+    parser.add_argument(
+        "--part",
+        choices=["ltx", "wan", "sharing"],
+        help="only this model's comparisons, or only the sharing run (for running a full run in parallel parts)",
+    )
     args = parser.parse_args()
     if args.segment <= 0:
         parser.error("--segment must be above 0 (the clip-granular oracle is always run in whole clips)")
@@ -283,6 +289,8 @@ def main() -> None:
         base = replace(base, viewers=200, stories=4, window_s=200.0)
     streaming = Streaming(args.segment, args.overlap)
     name = "simulate" + ("-quick" if args.quick else "") + ("" if args.seed == 7 else f"-seed-{args.seed}")
+    name += f"-{args.part}" if args.part else ""
+    models = [m for m in (LTX, WAN) if args.part in (None, m.name.split("-")[0])]
     results: dict[str, object] = {
         "quick": args.quick,
         "seed": args.seed,
@@ -302,8 +310,9 @@ def main() -> None:
                 )
                 for label, (window, after) in WINDOWS.items()
             }
-            for m in (LTX, WAN)
+            for m in models
         }
+    if not args.sweep and args.part in (None, "sharing"):
         audience = replace(base, viewers=2000 if args.quick else 10_000, stories=1, window_s=1800.0)
         alone = replace(audience, viewers=60 if args.quick else 200, stories=0)
         results["sharing"] = sharing(audience, alone, LTX, streaming, print)
