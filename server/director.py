@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.narrative.state import ViewerState, generated_scene_id, is_generated
@@ -17,8 +18,9 @@ from reelfork.narrative.story import Choice, Scene, Story
 from reelfork.server.analytics.signals import watched
 from reelfork.server.lookahead.warmup import STEP_S as WARM_STEP_S
 from reelfork.server.lookahead.warmup import warm_order
+from reelfork.server.queue import keys as queue_keys
 from reelfork.server.queue.events import Events
-from reelfork.server.queue.jobs import JobQueue, render_kind
+from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
 from reelfork.server.queue.notices import RESUMED, ClipReady, Failed, topic
 from reelfork.server.queue.payloads import render_job, write_job
 from reelfork.server.store import Store, StoredClip, StoredStream, StoryVersion, clip_key
@@ -26,6 +28,11 @@ from reelfork.server.store import Store, StoredClip, StoredStream, StoryVersion,
 CLIP_KEYS_CACHED = 100_000
 WARM_DELAY_S = 10_000_000.0
 """Warm-up work is scored as due far in the future: anything a viewer needs runs first."""
+
+
+def warmer(story_id: str) -> str:
+    """The wanter of a story's warm-up jobs in the queue."""
+    return f"warm:{story_id}"
 
 
 def default_look(story: Story, look: str | None) -> str | None:
@@ -120,28 +127,54 @@ class Director:
         this story's recent versions entered (most first), then the rest, earliest from the start first.
 
         Returns how many were queued.
+
+        A warm-up is a wish of the story's (``warm:<story>``), withdrawn when a later publish of the story warms
+        other clips or :meth:`cool` is called: a clip no version needs any more leaves the queue unrendered,
+        unless a viewer's lookahead wants it too.
         """
         seen = await watched(self.store.redis, story.story.id, story.version)
         scenes = warm_order(story.story, budget, seen)
         keys = [self.clip_key(story, scene) for scene in scenes]
         existing = await self.store.clips(keys)
+        kind = render_kind(self.tiers[self.profile_name])
+        wanted: dict[str, str] = {key: kind for key, clip in zip(keys, existing, strict=True) if clip is None}
+        await self.cool(story.story.id, keep=set(wanted))
+        if wanted:
+            await self.store.redis.hset(queue_keys.warming(story.story.id), mapping={k: v for k, v in wanted.items()})
         queued = 0
         due = time.time() + WARM_DELAY_S
-        for rank, (scene, clip) in enumerate(zip(scenes, existing, strict=True)):
-            if clip is None:
-                queued += await self.ensure_clip(story, scene, due + rank * WARM_STEP_S)
+        for rank, (scene, key) in enumerate(zip(scenes, keys, strict=True)):
+            if key in wanted:
+                queued += await self.ensure_clip(story, scene, due + rank * WARM_STEP_S, wanter=warmer(story.story.id))
         return queued
 
+    async def cool(self, story_id: str, keep: set[str] | None = None) -> int:
+        """Withdraw the story's warm-up wishes (but those for ``keep``); returns how many jobs that dropped."""
+        name = queue_keys.warming(story_id)
+        recorded = cast(dict[str, str], await self.store.redis.hgetall(name))  # decode_responses: text
+        dropped = 0
+        for key, kind in recorded.items():
+            if keep is not None and key in keep:
+                continue
+            dropped += await self.queue.unwant(cast(JobKind, kind), key, warmer(story_id))
+            await self.store.redis.hdel(name, key)
+        return dropped
+
     async def ensure_clip(
-        self, story: StoryVersion, scene: Scene, due: float, look: str | None = None, locale: str | None = None
+        self, story: StoryVersion, scene: Scene, due: float, look: str | None = None, locale: str | None = None,
+        wanter: str | None = None,
     ) -> bool:
-        """Queue the scene's picture in ``look`` and ``locale``, due at ``due`` (epoch seconds), unless it exists."""
+        """Queue the scene's picture in ``look`` and ``locale``, due at ``due`` (epoch seconds), unless it exists.
+        With ``wanter``, as that wanter's wish, which :meth:`JobQueue.unwant` withdraws; else pinned."""
         key = self.clip_key(story, scene, look=look, locale=locale)
         if await self.store.clip(key) is not None:
             return False
         locale = locale if locale is not None and locale != story.story.language else None
         payload = render_job(story, scene.id, key, self.profile_name, default_look(story.story, look), locale)
-        return await self.queue.enqueue(render_kind(self.tiers[self.profile_name]), key, payload, due)
+        kind = render_kind(self.tiers[self.profile_name])
+        if wanter is not None:
+            return await self.queue.want(kind, key, payload, due, wanter)
+        return await self.queue.enqueue(kind, key, payload, due)
 
     async def ensure_written(
         self, story: StoryVersion, state: ViewerState, choice: Choice, target: str, due: float

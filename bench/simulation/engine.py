@@ -1,6 +1,12 @@
 """The discrete-event loop: viewers play, choose and stall while GPUs render what a policy asks for,
 and the ``Outcome`` of a run (stalls, GPU use, unwatched and degraded renders).
 
+Clips stream in segments (``Streaming``): a viewer plays segment after segment and stalls where the
+next is missing; a GPU renders one segment at a time, and a segment whose predecessor is not stored
+waits (parked, the GPU free) until it is. Stalls and degraded clips are counted per clip, as in the
+clip-granular world: a clip stalled if playback waited at its start or in its middle; its degraded
+share is the share of its segments' seconds played in a cheaper profile.
+
 A viewer is offered a scene's choices when playback reaches its window's ``opens_at``, chooses
 ``decisions_s`` later (real time: thinking goes on while a clip stalls) and starts the chosen scene
 at once; one who does not choose gets the default when the window closes (``after_end_s`` past the
@@ -17,8 +23,8 @@ from dataclasses import dataclass, field
 
 from reelfork.server.lookahead.scheduler import Cancel, Child, Clip, Job, Tuning, Window, job_key
 
-from bench.simulation.policies import Clock, make_policy
-from bench.simulation.world import Model, Scene, World, window
+from bench.simulation.policies import CLIP_POLICIES, Clock, make_policy
+from bench.simulation.world import CLIPS, Model, Scene, Streaming, World, window
 
 MAX_STALL_RATE = 0.01
 MAX_DEGRADED = 0.05
@@ -35,7 +41,8 @@ class Outcome:
     renders_unwatched: int = 0
     rendered_twice: int = 0
     watched_unrendered: int = 0
-    degraded: int = 0
+    degraded: float = 0.0
+    """Clips watched in a degraded profile (a clip partly degraded counts for that part)."""
     gpu_busy_s: float = 0.0
     upgrade_busy_s: float = 0.0
     """GPU seconds spent re-rendering degraded clips in full."""
@@ -48,6 +55,9 @@ class Outcome:
     upgrades: int = 0
     paywall_reached: int = 0
     paywall_unlocked: int = 0
+    watched_s: float = 0.0
+    """Seconds of video the viewers played."""
+    segment_s: float = 0.0
 
     @property
     def stall_rate(self) -> float:
@@ -96,6 +106,8 @@ class Outcome:
             "watched_unrendered": self.watched_unrendered,
             "paywall_reached": self.paywall_reached,
             "paywall_unlocked": self.paywall_unlocked,
+            "watched_s": round(self.watched_s, 1),
+            "segment_s": self.segment_s,
         }
 
 
@@ -108,38 +120,52 @@ def jitter(key: str) -> float:
 class Simulation:
     """Viewers play, choose and stall; GPUs take jobs from the policy; a heap of events orders time."""
 
-    def __init__(self, world: World, policy_name: str, model: Model, gpus: int) -> None:
+    def __init__(self, world: World, policy_name: str, model: Model, gpus: int, streaming: Streaming) -> None:
         self.world = world
         self.model = model
         self.gpus = gpus
+        self.streaming = streaming
+        self.segmented = streaming.segment_s > 0
         self.clock = Clock()
-        self.policy = make_policy(policy_name, self.clock, world, model, gpus)
+        self.policy = make_policy(policy_name, self.clock, world, model, gpus, streaming)
         self.depth = Tuning().render_depth if policy_name == "reelfork" else 1
         self.cost = {p.name: p.rtf for p in model.profiles()}
         self.full = model.profiles()[0].name
-        self.outcome = Outcome(policy_name, gpus, len(world.viewers))
+        self.outcome = Outcome(policy_name, gpus, len(world.viewers), segment_s=streaming.segment_s)
         self.events: list[tuple[float, int, str, str]] = []
         self.sequence = 0
         self.rendered: dict[str, str] = {}
+        """Segment (or clip) key → the profile it is stored in."""
         self.taken: set[str] = set()
-        self.clip_keys: dict[str, list[str]] = {}
+        self.unit_keys: dict[str, list[list[str]]] = {}
+        self.lengths: dict[str, list[tuple[float, ...]]] = {}
         self.clip_cache: dict[str, tuple[Clip, ...]] = {}
         self.tree_cache: dict[tuple[str, int, bool], tuple[Child, ...]] = {}
         self.windows: dict[str, Window] = {}
         """What ``tell`` hands the policy, kept until the next render changes it."""
         self.running: dict[str, Job] = {}
+        self.parked: dict[str, list[Job]] = {}
+        """A segment's key → jobs handed out for the segment after it, waiting for it to be stored."""
+        self.unparked: list[Job] = []
         self.last_played: dict[str, float] = {}
-        """When each clip watched was last played."""
+        """When each unit watched was last played."""
         self.work: list[tuple[str, float, float, bool]] = []
-        """Each render: its clip's key, when it started, its GPU seconds, whether it was an upgrade."""
+        """Each render: its unit's key, when it started, its GPU seconds, whether it was an upgrade."""
         self.waiting: dict[str, list[tuple[str, float]]] = {}
         self.idle = [f"gpu{i}" for i in range(gpus)]
         self.step: dict[str, int] = {}
         self.clip: dict[str, int] = {}
+        self.segment: dict[str, int] = {}
+        self.waits: list[float] = []
+        """Seconds each clip transition waited, at its start or in its middle."""
+        self.started_at: dict[str, tuple[float, float]] = {}
+        """When each viewer's current segment started playing, and its length: what they watched of it."""
+        self.transition: dict[str, int] = {}
+        """Each viewer's current clip's index in ``waits``."""
         self.offered: set[str] = set()
         """Viewers shown their scene's choices."""
         self.stalled: dict[str, tuple[str, float]] = {}
-        """Viewers waiting for a clip: its key, since when."""
+        """Viewers waiting for a segment: its key, since when."""
         self.entitled: set[str] = set()
         """Viewers who unlocked the story's locked episodes."""
         self.paused: set[str] = set()
@@ -147,8 +173,8 @@ class Simulation:
         self.gone: set[str] = set()
         self.viewers = {viewer.name: viewer for viewer in world.viewers}
         for root in world.roots:
-            for index in range(len(world.scenes[root].clips)):
-                self.rendered[job_key("render", root, index)] = self.full
+            for keys in self.keys(world.scenes[root]):
+                self.rendered.update(dict.fromkeys(keys, self.full))
 
     def at(self, time: float, event: str, subject: str) -> None:
         self.sequence += 1
@@ -165,6 +191,7 @@ class Simulation:
             self.outcome.cancels += sum(1 for d in self.policy.decisions() if isinstance(d, Cancel))
             self.dispatch()
         self.outcome.span_s = self.clock.time - first
+        self.outcome.stalls = self.waits
         for key, started, seconds, upgrade in self.work:
             watched = self.last_played.get(key, -math.inf) >= started
             self.outcome.gpu_busy_s += seconds
@@ -186,16 +213,28 @@ class Simulation:
         clips = self.clip_cache.get(scene.node)
         if clips is None:
             rendered = self.rendered
-            clips = self.clip_cache[scene.node] = tuple(
-                Clip(d, key in rendered, rendered.get(key, ""))
-                for d, key in zip(scene.clips, self.keys(scene), strict=True)
-            )
+            made = []
+            for duration, keys in zip(scene.clips, self.keys(scene), strict=True):
+                stored: list[str] = []
+                for key in keys:
+                    if key not in rendered:
+                        break
+                    stored.append(rendered[key])
+                done = len(stored) == len(keys)
+                profile = stored[-1] if done else ""
+                made.append(Clip(duration, done, profile, tuple(stored) if self.segmented else ()))
+            clips = self.clip_cache[scene.node] = tuple(made)
         return clips
 
-    def keys(self, scene: Scene) -> list[str]:
-        keys = self.clip_keys.get(scene.node)
+    def keys(self, scene: Scene) -> list[list[str]]:
+        """Each clip's units' keys: its segments', or the clip's own."""
+        keys = self.unit_keys.get(scene.node)
         if keys is None:
-            keys = self.clip_keys[scene.node] = [job_key("render", scene.node, i) for i in range(len(scene.clips))]
+            lengths = self.lengths[scene.node] = [self.streaming.lengths(d) for d in scene.clips]
+            keys = self.unit_keys[scene.node] = [
+                [job_key("render", scene.node, i, segment=k if self.segmented else None) for k in range(len(clip))]
+                for i, clip in enumerate(lengths)
+            ]
         return keys
 
     def window(self, scene: Scene) -> Window:
@@ -219,6 +258,13 @@ class Simulation:
             children = self.tree_cache[(scene.node, depth, locked)] = tuple(made)
         return children
 
+    def position(self, viewer: str) -> float:
+        """Seconds into the viewer's scene where their current segment starts."""
+        scene = self.scene_of(viewer)
+        index = self.clip[viewer]
+        lengths = self.lengths[scene.node][index]
+        return sum(scene.clips[:index]) + sum(lengths[: self.segment[viewer]])
+
     def tell(self, viewer: str, position_s: float) -> None:
         scene = self.scene_of(viewer)
         locked = bool(self.world.paywall_level) and viewer not in self.entitled
@@ -228,23 +274,37 @@ class Simulation:
     def on_arrive(self, viewer: str) -> None:
         self.step[viewer] = 0
         self.clip[viewer] = 0
-        self.play(viewer)
+        self.segment[viewer] = 0
+        self.waits.append(0.0)
+        self.outcome.transitions += 1
+        self.transition[viewer] = len(self.waits) - 1
+        self.play(viewer, tell=True)
 
-    def play(self, viewer: str) -> None:
+    def play(self, viewer: str, tell: bool) -> None:
         scene = self.scene_of(viewer)
-        index = self.clip[viewer]
-        key = job_key("render", scene.node, index)
+        index, segment = self.clip[viewer], self.segment[viewer]
+        self.keys(scene)
+        key = self.unit_keys[scene.node][index][segment]
+        length = self.lengths[scene.node][index][segment]
         self.last_played[key] = self.clock.time
+        self.started_at[viewer] = (self.clock.time, length)
         if key not in self.rendered:
             self.outcome.watched_unrendered += 1
         elif self.rendered[key] != self.full:
-            self.outcome.degraded += 1
-        offset = sum(scene.clips[:index])
-        self.tell(viewer, offset)
-        self.at(self.clock.time + scene.clips[index], "clip_end", f"{viewer}@{self.step[viewer]}.{index}")
+            self.outcome.degraded += length / scene.clips[index]
+        offset = self.position(viewer)
+        if tell:
+            self.tell(viewer, offset)
+        self.at(self.clock.time + length, "segment_end", f"{viewer}@{self.step[viewer]}.{index}.{segment}")
         opens = self.window(scene).opens_at
-        if scene.children and viewer not in self.offered and opens < offset + scene.clips[index]:
+        if scene.children and viewer not in self.offered and opens < offset + length:
             self.offer(viewer, self.clock.time + max(0.0, opens - offset))
+
+    def watched(self, viewer: str) -> None:
+        """Count what the viewer watched of the segment playing (all of it, or up to a choice made in it)."""
+        started = self.started_at.pop(viewer, None)
+        if started is not None:
+            self.outcome.watched_s += min(self.clock.time - started[0], started[1])
 
     def offer(self, viewer: str, at: float) -> None:
         """The viewer sees the choices at ``at`` and chooses when they have decided (unless they leave it
@@ -256,36 +316,46 @@ class Simulation:
             self.at(at + delay, "choose", f"{viewer}@{step}")
 
     def need(self, viewer: str) -> None:
-        """The viewer is ready for their next clip: play it, or stall until it is rendered."""
+        """The viewer is ready for their next segment: play it, or stall until it is rendered. A new clip
+        (segment 0) is a transition."""
         scene = self.scene_of(viewer)
-        key = job_key("render", scene.node, self.clip[viewer])
-        self.outcome.transitions += 1
+        self.keys(scene)
+        key = self.unit_keys[scene.node][self.clip[viewer]][self.segment[viewer]]
+        starts = self.segment[viewer] == 0
+        if starts:
+            self.outcome.transitions += 1
+            self.waits.append(0.0)
+            self.transition[viewer] = len(self.waits) - 1
         if key in self.rendered:
-            self.outcome.stalls.append(0.0)
-            self.play(viewer)
+            self.play(viewer, tell=starts)
             return
         self.waiting.setdefault(key, []).append((viewer, self.clock.time))
         self.stalled[viewer] = (key, self.clock.time)
-        self.tell(viewer, sum(scene.clips[: self.clip[viewer]]))
+        self.tell(viewer, self.position(viewer))
 
-    def current(self, subject: str) -> tuple[str, int, int] | None:
-        """The viewer, step and clip an event was for, if the viewer is still there."""
+    def current(self, subject: str) -> tuple[str, int] | None:
+        """The viewer and step an event was for, if the viewer is still there and at that point."""
         viewer, _, at = subject.partition("@")
-        step, _, clip = at.partition(".")
+        step, *unit = at.split(".")
         if viewer in self.gone or viewer in self.paused or self.step.get(viewer) != int(step):
             return None
-        if clip and self.clip[viewer] != int(clip):
+        if unit and (self.clip[viewer], self.segment[viewer]) != (int(unit[0]), int(unit[1])):
             return None
-        return viewer, int(step), int(clip or 0)
+        return viewer, int(step)
 
-    def on_clip_end(self, subject: str) -> None:
+    def on_segment_end(self, subject: str) -> None:
         current = self.current(subject)
         if current is None:
             return  # the viewer chose and moved on meanwhile
-        viewer, step, _ = current
+        viewer, step = current
+        self.watched(viewer)
         scene = self.scene_of(viewer)
-        if self.clip[viewer] + 1 < len(scene.clips):
+        if self.segment[viewer] + 1 < len(self.lengths[scene.node][self.clip[viewer]]):
+            self.segment[viewer] += 1
+            self.need(viewer)
+        elif self.clip[viewer] + 1 < len(scene.clips):
             self.clip[viewer] += 1
+            self.segment[viewer] = 0
             self.need(viewer)
         elif scene.children:
             length = sum(scene.clips)
@@ -301,15 +371,16 @@ class Simulation:
         current = self.current(subject)
         if current is None:
             return
-        viewer, step, _ = current
+        viewer, step = current
+        self.watched(viewer)
         plan = self.viewers[viewer]
         self.policy.viewer_chose(viewer, plan.path[step], str(plan.choices[step]))
         self.offered.discard(viewer)
         stalled = self.stalled.pop(viewer, None)
-        if stalled is not None:  # chose while a clip of the scene was late: that wait ends here
+        if stalled is not None:  # chose while a segment of the scene was late: that wait ends here
             key, since = stalled
             self.waiting[key].remove((viewer, since))
-            self.outcome.stalls.append(self.clock.time - since)
+            self.waits[self.transition[viewer]] += self.clock.time - since
         if step + 1 == plan.paywall and viewer not in self.entitled:
             self.outcome.paywall_reached += 1
             if not plan.unlocks:
@@ -333,29 +404,48 @@ class Simulation:
     def next_scene(self, viewer: str) -> None:
         self.step[viewer] += 1
         self.clip[viewer] = 0
+        self.segment[viewer] = 0
         self.need(viewer)
 
     # GPUs
 
+    def unit_key(self, job: Job) -> str:
+        return job_key("render", job.node, job.clip, segment=job.segment if self.segmented else None)
+
+    def before(self, job: Job) -> str | None:
+        """The segment a job's segment is conditioned on, while it is not stored (an upgrade re-renders a
+        stored segment, whose predecessor is stored)."""
+        if not self.segmented or job.segment == 0 or job.key != self.unit_key(job):
+            return None
+        key = job_key("render", job.node, job.clip, segment=job.segment - 1)
+        return None if key in self.rendered else key
+
     def dispatch(self) -> None:
         while self.idle:
-            job = self.policy.next_job(self.idle[-1])
+            job = self.unparked.pop() if self.unparked else self.policy.next_job(self.idle[-1])
             if job is None:
                 return
+            before = self.before(job)
+            if before is not None:
+                self.parked.setdefault(before, []).append(job)
+                continue
             worker = self.idle.pop()
             if job.key in self.taken:
                 self.outcome.rendered_twice += 1
             self.taken.add(job.key)
             self.running[worker] = job
-            seconds = self.cost[job.profile] * job.duration_s * jitter(job.key)
-            clip_key = job_key("render", job.node, job.clip)
-            self.work.append((clip_key, self.clock.time, seconds, job.key != clip_key))
+            seconds = self.seconds(job)
+            unit = self.unit_key(job)
+            self.work.append((unit, self.clock.time, seconds, job.key != unit))
             self.at(self.clock.time + seconds, "done", worker)
+
+    def seconds(self, job: Job) -> float:
+        return self.cost[job.profile] * self.streaming.work_s(job.duration_s) * jitter(job.key)
 
     def on_done(self, worker: str) -> None:
         job = self.running.pop(worker)
         self.idle.append(worker)
-        key = job_key("render", job.node, job.clip)
+        key = self.unit_key(job)
         if key in self.rendered:
             self.outcome.upgrades += 1
         else:
@@ -363,12 +453,16 @@ class Simulation:
         self.rendered[key] = job.profile
         self.clip_cache.pop(job.node, None)
         self.tree_cache.clear()
-        self.policy.job_done(job.key, self.cost[job.profile] * job.duration_s * jitter(job.key))
+        self.policy.job_done(job.key, self.seconds(job))
+        self.unparked.extend(self.parked.pop(key, []))
         for viewer, since in self.waiting.pop(key, []):
             self.stalled.pop(viewer, None)
-            self.outcome.stalls.append(self.clock.time - since)
-            self.play(viewer)
+            self.waits[self.transition[viewer]] += self.clock.time - since
+            self.play(viewer, tell=True)
 
 
-def simulate(world: World, policy: str, model: Model, gpus: int) -> Outcome:
-    return Simulation(world, policy, model, gpus).run()
+def simulate(world: World, policy: str, model: Model, gpus: int, streaming: Streaming | None = None) -> Outcome:
+    """One run; in whole clips (``CLIPS``) unless ``streaming`` says otherwise (never for the clip-granular oracle)."""
+    if streaming is None or policy in CLIP_POLICIES:
+        streaming = CLIPS
+    return Simulation(world, policy, model, gpus, streaming).run()

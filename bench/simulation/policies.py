@@ -10,10 +10,14 @@
 * ``oracle``: knows every viewer's path on arrival and renders exactly what will be watched,
   earliest deadline first, with the same degrade rule (``pick_profile``). It bounds what foresight
   is worth, not everything: it never re-renders a clip it degraded, so later viewers of that clip
-  watch it degraded too (reelfork upgrades such clips when a full render fits).
+  watch it degraded too (reelfork upgrades such clips when a full render fits). It renders whole
+  clips, always (the anchor: the earlier simulation's oracle, unchanged);
+* ``segment-oracle``: the same foresight, rendering exactly the segments that will be watched.
+
+The others render what the run's ``Streaming`` says: segments, or whole clips.
 
 :func:`speculation_floor` is the render work, over the oracle's, that no policy without foresight
-can go below when it shows every clip in full and on time.
+can go below when it shows every clip (segment) in full and on time.
 """
 
 from __future__ import annotations
@@ -35,10 +39,13 @@ from reelfork.server.lookahead.scheduler import (
     job_key,
     pick_profile,
 )
+from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_offsets
 
-from bench.simulation.world import Model, Viewer, World, choice_at, watched
+from bench.simulation.world import CLIPS, Model, Streaming, Viewer, World, choice_at, watched_segments
 
-POLICIES = ("on-demand", "prefetch-all", "reelfork", "oracle")
+POLICIES = ("on-demand", "prefetch-all", "reelfork", "segment-oracle", "oracle")
+CLIP_POLICIES = ("oracle",)
+"""Those that render whole clips whatever the run streams."""
 
 
 class Clock:
@@ -76,18 +83,23 @@ class Policy(Protocol):
 class Fifo:
     """First come, first served, deduplicated by key, full profile: the queue both baselines use."""
 
-    def __init__(self, full: str, prefetch: bool) -> None:
+    def __init__(self, full: str, prefetch: bool, streaming: Streaming = CLIPS) -> None:
         self.full = full
         self.prefetch = prefetch
+        self.streaming = streaming
         self.queue: deque[Job] = deque()
         self.seen: set[str] = set()
 
     def add(self, node: str, clips: Sequence[Clip]) -> None:
+        segmented = self.streaming.segment_s > 0
         for index, clip in enumerate(clips):
-            key = job_key("render", node, index)
-            if not clip.rendered and key not in self.seen:
-                self.seen.add(key)
-                self.queue.append(Job(key, "render", node, index, clip.duration_s, self.full, 0.0, 0.0))
+            if clip.rendered:
+                continue
+            for segment, length in enumerate(self.streaming.lengths(clip.duration_s)):
+                key = job_key("render", node, index, segment=segment if segmented else None)
+                if key not in self.seen:
+                    self.seen.add(key)
+                    self.queue.append(Job(key, "render", node, index, length, self.full, 0.0, 0.0, segment))
 
     def viewer_at(
         self,
@@ -122,13 +134,14 @@ class Fifo:
 class Oracle:
     """Knows each viewer's path on arrival: queues exactly the clips they will watch, earliest deadline first."""
 
-    def __init__(self, clock: Clock, profiles: tuple[Profile, ...], world: World) -> None:
+    def __init__(self, clock: Clock, profiles: tuple[Profile, ...], world: World, streaming: Streaming = CLIPS) -> None:
         self.clock = clock
         self.profiles = profiles
         self.world = world
+        self.streaming = streaming
         self.viewers = {viewer.name: viewer for viewer in world.viewers}
         self.deadlines: dict[str, float] = {}
-        self.heap: list[tuple[float, str, str, int, float]] = []
+        self.heap: list[tuple[float, str, str, int, float, int]] = []
         self.taken: set[str] = set()
         self.started: set[str] = set()
 
@@ -144,20 +157,33 @@ class Oracle:
         if viewer in self.started:
             return
         self.started.add(viewer)
-        self.taken.update(job_key("render", node, i) for i, clip in enumerate(clips) if clip.rendered)
+        segmented = self.streaming.segment_s > 0
+        for i, clip in enumerate(clips):
+            if clip.rendered:
+                count = len(self.streaming.lengths(clip.duration_s))
+                self.taken.update(job_key("render", node, i, segment=k if segmented else None) for k in range(count))
         plan = self.viewers[viewer]
         at = self.clock.now()
         for step, scene_id in enumerate(plan.path):
             scene = self.world.scenes[scene_id]
             delay = plan.decisions_s[step] if step < len(plan.decisions_s) else None
-            offset = 0.0
-            for index in range(watched(self.world, scene, delay)):
-                key = job_key("render", scene_id, index)
-                due = at + offset
+            lengths = [self.streaming.lengths(duration) for duration in scene.clips]
+            starts = [sum(scene.clips[:index]) for index in range(len(scene.clips))]
+            rtf = self.profiles[0].rtf
+            chains = [
+                chain_deadlines(
+                    [at + start + offset for offset in segment_offsets(clip)],
+                    [rtf * self.streaming.work_s(length) for length in clip],
+                )
+                for start, clip in zip(starts, lengths, strict=True)
+            ]
+            for index, segment in watched_segments(self.world, scene, delay, self.streaming):
+                key = job_key("render", scene_id, index, segment=segment if segmented else None)
+                length = lengths[index][segment]
+                due = chains[index][segment]
                 if due < self.deadlines.get(key, float("inf")) and key not in self.taken:
                     self.deadlines[key] = due
-                    heapq.heappush(self.heap, (due, key, scene_id, index, scene.clips[index]))
-                offset += scene.clips[index]
+                    heapq.heappush(self.heap, (due, key, scene_id, index, length, segment))
             at += sum(scene.clips) if delay is None else choice_at(self.world, scene, delay)
             at += plan.unlock_s if step + 1 == plan.paywall else 0.0
 
@@ -169,12 +195,13 @@ class Oracle:
 
     def next_job(self, worker: str) -> Job | None:
         while self.heap:
-            deadline, key, node, index, duration = heapq.heappop(self.heap)
+            deadline, key, node, index, duration, segment = heapq.heappop(self.heap)
             if key in self.taken or self.deadlines[key] != deadline:
                 continue
             self.taken.add(key)
-            profile = pick_profile(self.profiles, duration, self.clock.now(), deadline).name
-            return Job(key, "render", node, index, duration, profile, deadline, deadline)
+            work = self.streaming.work_s(duration)
+            profile = pick_profile(self.profiles, work, self.clock.now(), deadline).name
+            return Job(key, "render", node, index, duration, profile, deadline, deadline, segment)
         return None
 
     def job_done(self, key: str, seconds: float) -> None:
@@ -184,37 +211,51 @@ class Oracle:
         return []
 
 
-def make_policy(name: str, clock: Clock, world: World, model: Model, gpus: int) -> Policy:
+def make_policy(name: str, clock: Clock, world: World, model: Model, gpus: int, streaming: Streaming = CLIPS) -> Policy:
     profiles = model.profiles()
     if name == "reelfork":
-        return Scheduler(clock, Budget(render_slots=gpus, profiles=profiles))
-    if name == "oracle":
-        return Oracle(clock, profiles, world)
-    return Fifo(profiles[0].name, prefetch=name == "prefetch-all")
+        budget = Budget(gpus, profiles, segment_s=streaming.segment_s, overlap_s=streaming.overlap_s)
+        return Scheduler(clock, budget)
+    if name in ("oracle", "segment-oracle"):
+        return Oracle(clock, profiles, world, streaming)
+    return Fifo(profiles[0].name, prefetch=name == "prefetch-all", streaming=streaming)
 
 
-def speculation_floor(world: World, model: Model) -> float:
-    """Clip-seconds rendered to show every clip in full and on time without knowing the choices,
-    over the clip-seconds watched (the oracle's work; first scenes are rendered when published).
+def speculation_floor(world: World, model: Model, streaming: Streaming = CLIPS) -> float:
+    """Render work to show every clip in full and on time without knowing the choices, over the work of
+    rendering what is watched (the oracle's; first scenes are rendered when published): see :func:`floor_work`."""
+    seen, needed = floor_work(world, model, streaming)
+    return needed / max(1e-9, seen)
+
+
+def floor_work(world: World, model: Model, streaming: Streaming = CLIPS) -> tuple[float, float]:
+    """GPU seconds (full profile, nominal) to render what is watched, and what no policy without foresight
+    renders less than: that and the speculation.
 
     After a viewer's choice out of a scene is known, until their next one, the policy knows where
-    they are but not where they go. A clip of any continuation from there whose full render
-    (``rtf * duration``) must start before that next choice, to be ready when it is due, must be
-    rendered whichever way they go: the first clips of every child always, and for a slow model
-    some of every grandchild's when a scene is shorter than its children's renders. Due times take
-    the viewer's own decision times (the ones the simulation uses, in each scene's choice window;
-    clips a viewer skips by choosing early count neither as watched nor as needed) down every
-    continuation, and nominal render times, so the floor is generous to the policy. Degrading a few clips (which the
-    report allows, up to ``MAX_DEGRADED``) can go below it.
+    they are but not where they go. Whatever of a continuation from there must be rendered before that
+    next choice, to be ready when it is due, must be rendered whichever way they go. In whole clips: a
+    clip whose full render (``rtf * duration``) must start before the choice; the first clips of every
+    child always, and for a slow model some of every grandchild's when a scene is shorter than its
+    children's renders. In segments: each clip's lead (:func:`reelfork.server.lookahead.segments.lead`),
+    the segments that keep its stream ahead of playback when the rest is rendered one after another
+    from the choice on. Due times take the viewer's own decision times (the ones the simulation uses,
+    in each scene's choice window; what a viewer skips by choosing early counts neither as watched nor
+    as needed) down every continuation, and nominal render times, so the floor is generous to the
+    policy. Degrading a few clips (which the report allows, up to ``MAX_DEGRADED``) can go below it.
     """
     roots = set(world.roots)
     longest = max((duration for scene in world.scenes.values() for duration in scene.clips), default=0.0)
-    seen: set[tuple[str, int]] = set()
-    needed: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, int]] = set()
+    needed: set[tuple[str, int, int]] = set()
+    lengths = {
+        node: [streaming.lengths(duration) for duration in scene.clips] for node, scene in world.scenes.items()
+    }
     for viewer in world.viewers:
         for step, n in enumerate(viewer.path):
             delay = viewer.decisions_s[step] if step < len(viewer.decisions_s) else None
-            seen.update((n, i) for i in range(watched(world, world.scenes[n], delay)) if n not in roots)
+            if n not in roots:
+                seen.update((n, c, k) for c, k in watched_segments(world, world.scenes[n], delay, streaming))
         chosen = choice_times(world, viewer)
         for step, node in enumerate(viewer.path[:-1]):
             known_until = chosen[step + 1]
@@ -224,21 +265,23 @@ def speculation_floor(world: World, model: Model) -> float:
                 scene_id, entered, scene_step = ahead.pop()
                 scene = world.scenes[scene_id]
                 delay = viewer.decisions_s[scene_step] if scene_step < len(viewer.decisions_s) else None
-                offset = 0.0
-                for index in range(watched(world, scene, delay)):
-                    duration = scene.clips[index]
-                    if entered + offset - model.rtf * duration < known_until:
-                        needed.add((scene_id, index))
-                    offset += duration
+                watched = set(watched_segments(world, scene, delay, streaming))
+                clip_start = entered
+                for index, duration in enumerate(scene.clips):
+                    clip = lengths[scene_id][index]
+                    costs = [model.rtf * streaming.work_s(length) for length in clip]
+                    count = lead(costs, segment_offsets(clip), clip_start - known_until)
+                    needed.update((scene_id, index, k) for k in range(count) if (index, k) in watched)
+                    clip_start += duration
                 if delay is not None and scene.children:
                     after = entered + choice_at(world, scene, delay)
-                    if after - model.rtf * longest < known_until:
+                    if after - model.rtf * streaming.work_s(longest) < known_until:
                         ahead.extend((child, after, scene_step + 1) for child in scene.children)
 
-    def seconds(clips: set[tuple[str, int]]) -> float:
-        return sum(world.scenes[node].clips[index] for node, index in clips)
+    def seconds(units: set[tuple[str, int, int]]) -> float:
+        return sum(model.rtf * streaming.work_s(lengths[node][clip][k]) for node, clip, k in units)
 
-    return seconds(seen | needed) / max(1e-9, seconds(seen))
+    return seconds(seen), seconds(seen | needed)
 
 
 def choice_times(world: World, viewer: Viewer) -> list[float]:

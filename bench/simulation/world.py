@@ -23,6 +23,12 @@ Assumptions (all seeded, all overridable in ``Scenario``):
   Wan-class distilled model (our assumption: between 1 and 2). The scheduler degrades to ``fast``
   (fewer steps, lower resolution: 0.35x the cost) and ``animatic`` (0.05x) when ``full`` would
   miss a deadline. Each render's time varies +-15% around that, seeded by its key.
+* Streaming (``Streaming``): a clip is rendered as a stream of ``segment_s`` segments, each conditioned on
+  the one before (segment ``k`` starts once ``k - 1`` is stored) and re-reading ``overlap_s`` seconds of
+  conditioning frames (LTX-Video continues a clip from its last latent frames: 9-17 frames, 0.4-0.7 s at
+  24 fps), rendered at the model's real-time factor on top of the segment's own length. Playback starts
+  when the first segment exists and stalls where the next one is missing. ``segment_s = 0``: whole clips,
+  played once complete, with no overlap (the clip-granular world of the earlier simulation).
 * Story text is already written (authored or written ahead by the LLM, whose capacity is separate
   from the GPUs'); writing two levels ahead is covered by the unit tests, not by this simulation.
 """
@@ -34,6 +40,7 @@ import random
 from dataclasses import dataclass
 
 from reelfork.server.lookahead.scheduler import Profile, Window
+from reelfork.server.lookahead.segments import segment_lengths
 
 FAST_COST = 0.35
 ANIMATIC_COST = 0.05
@@ -81,6 +88,29 @@ class Model:
             Profile("fast", self.rtf * FAST_COST),
             Profile("animatic", self.rtf * ANIMATIC_COST),
         )
+
+
+@dataclass(frozen=True)
+class Streaming:
+    segment_s: float = 4.0
+    """Segment length; 0: whole clips. 4 s, from the simulation (quick run, seed 7, LTX-class, 10 s windows,
+    reelfork at 16 GPUs: 1 s segments stall 8.6% of clips, 2 s 3.3%, 4 s 1.7% (feasible at 18-19 GPUs),
+    6 s 1.5% at 14 GPUs but with 24% of clips degraded): each segment re-reads ``overlap_s`` of
+    conditioning frames (50% more work at 1 s, 12.5% at 4 s), while an unchosen child's lead is one segment
+    for a model faster than real time, so longer segments speculate more (``bench/simulate.py --sweep``)."""
+    overlap_s: float = 0.5
+    """Seconds of conditioning frames each segment re-reads (its fixed cost, at the model's real-time factor)."""
+
+    def lengths(self, duration_s: float) -> tuple[float, ...]:
+        return segment_lengths(duration_s, self.segment_s)
+
+    def work_s(self, length_s: float) -> float:
+        """Seconds of video a segment's render goes through."""
+        return length_s + self.overlap_s if self.segment_s > 0 else length_s
+
+
+CLIPS = Streaming(0.0, 0.0)
+"""Whole clips: the earlier simulation's world, where the clip-granular oracle runs."""
 
 
 LTX = Model("ltx-class (rtf 0.4)", 0.4)
@@ -149,6 +179,21 @@ def watched(world: World, scene: Scene, delay_s: float | None) -> int:
         count += 1
         offset += duration
     return count
+
+
+def watched_segments(world: World, scene: Scene, delay_s: float | None, streaming: Streaming) -> list[tuple[int, int]]:
+    """The (clip, segment) pairs of ``scene`` a viewer plays before moving on (``None``: no choice, all): those
+    that start before the choice (at least the first)."""
+    leaves = math.inf if delay_s is None else choice_at(world, scene, delay_s)
+    out: list[tuple[int, int]] = []
+    offset = 0.0
+    for index, duration in enumerate(scene.clips):
+        for segment, length in enumerate(streaming.lengths(duration)):
+            if out and offset >= leaves:
+                return out
+            out.append((index, segment))
+            offset += length
+    return out
 
 
 def zipf_weights(rng: random.Random, count: int, exponent: float) -> tuple[float, ...]:

@@ -37,6 +37,16 @@ class Budget:
     """Estimated seconds to write one scene."""
     pool_slots: Mapping[str, int] = field(default_factory=dict)
     """Render workers per pool, where known."""
+    segment_s: float = 0.0
+    """Length of the segments a clip is rendered and streamed in (see :mod:`reelfork.server.lookahead.segments`);
+    0: a clip is one job, played once complete."""
+    overlap_s: float = 0.0
+    """Seconds of conditioning frames each segment re-reads, rendered at the profile's real-time factor on top
+    of its own length: the fixed cost of a segment (only with ``segment_s``)."""
+
+    def work_s(self, duration_s: float) -> float:
+        """Seconds of video a render job of ``duration_s`` goes through (a segment re-reads ``overlap_s``)."""
+        return duration_s + self.overlap_s if self.segment_s > 0 else duration_s
 
     def slots(self, pool: str) -> int:
         return max(1, self.pool_slots.get(pool, self.render_slots))

@@ -58,6 +58,16 @@ The policy
   Real-time factors are learned from ``job_done`` timings (a guessed one, ``measured=False``, is
   replaced by the first timing; then a running average), and the profile a worker reports it used
   wins over the planned one.
+* **Segments.** With ``Budget.segment_s``, a clip streams in segments (:mod:`reelfork.server.lookahead.segments`):
+  each is a job (``Enqueue.segment``) due when playback reaches it, conditioned on the one before (it is
+  queued once that one is stored, and due early enough for the rest of the stream to keep up), costing its
+  length plus ``Budget.overlap_s`` of conditioning frames. An unchosen child is speculated only as far as its
+  lead (the segments that keep it ahead of playback once chosen, computed from the real-time factor); the rest
+  waits for the choice. Segments of the scene being watched past its first choices are as likely as the
+  viewer is not to have chosen by then. A stream being watched is never left to stall for speculative work:
+  ``next_job`` takes its next segment first when waiting for the speculative render would make it late.
+  Profiles are chosen per segment (a stream changes profile between segments), upgrades of degraded segments
+  run on slots that would otherwise idle, and probability weighs ``segment_weight_s`` instead.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
 * **The paywall.** A child that opens an episode the viewer has no entitlement for (``Child.paywall``)
   is reached only by those who unlock it: its probability is weighted by the story's observed unlock
@@ -68,14 +78,18 @@ The policy
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
+from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, Job, Reprioritise, job_key, segment_keys
+from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_lengths, segment_offsets
+from reelfork.server.lookahead.tuning import Tuning
 from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, Window, WorkKind
 
 __all__ = [
@@ -104,106 +118,6 @@ class Clock(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Tuning:
-    prior: float = 1.0
-    """Dirichlet pseudo-count per choice: how many viewers' worth of doubt a new node starts with."""
-    probability_weight_s: float = 10.0
-    """How many seconds of deadline a job gives up for being unlikely (see the module docstring)."""
-    lookahead_backlog_s: float = 6.0
-    """Write grandchildren only while the queued writes drain within this many seconds."""
-    render_depth: int = 3
-    """How many levels of descendants' clips are rendered ahead (1: children only), as far as the
-    shell's ``Child.children`` reach."""
-    min_probability: float = 0.05
-    """A viewer's interest in a descendant below the children ends where their chance of reaching it
-    falls below this."""
-    defer_margin_s: float = 2.0
-    """Speculative work that a full render started this long after the viewer's choice still delivers
-    in time waits for the choice (see ``defer_s``)."""
-    defer_s: float = 100_000.0
-    """Score offset of work that can wait for a choice: behind everything else, run only by a slot
-    that would otherwise idle."""
-    max_attempts: int = 3
-    plan_depth: int = 16
-    """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
-    are planned when they get there; a worker re-checks with ``pick_profile`` when it starts one)."""
-    choice_s: float = 1.0
-    """Seconds the earliest viewers take to choose once the choices are offered, until their choices
-    tell: children are due that much after the window opens."""
-    decision_grace_s: float = 2.0
-    """Further seconds a typical viewer takes to choose, until their choices tell: a child's clip is
-    degraded only if even that late it would not be ready (a stall that short is less likely than a
-    worse clip is certain)."""
-    early_quantile: float = 0.1
-    """Once learned, children are due when this share of viewers has chosen after the window opened."""
-    typical_quantile: float = 0.5
-    """Once learned, a child's clip is degraded only if not ready when this share of viewers has chosen."""
-    choice_samples: int = 20
-    """Choices seen before their timing replaces ``choice_s`` and ``decision_grace_s``."""
-    choice_memory: int = 1000
-    """The latest choices whose timing is kept."""
-    after_end_s: float = 10.0
-    """For a scene given without a window: its choices are offered when it ends, and close this much later."""
-    unlock_rate: float = 0.1
-    """Prior share of viewers reaching a paywall who unlock it (see ``unlock_prior``)."""
-    unlock_prior: float = 10.0
-    """How many viewers' worth of evidence the prior unlock rate counts as."""
-    learning_rate: float = 0.2
-    """Weight of each finished job's timing in the running real-time factor estimate."""
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    key: str
-    kind: WorkKind
-    node: str
-    clip: int
-    """Index of the clip within the scene; 0 for a write."""
-    duration_s: float
-    score: float
-    """Lower is sooner; absolute clock seconds."""
-    profile: str
-    """Render profile name; empty for a write."""
-    deadline: float
-
-
-@dataclass(frozen=True)
-class Reprioritise:
-    key: str
-    score: float
-    profile: str
-    deadline: float
-
-
-@dataclass(frozen=True)
-class Cancel:
-    key: str
-
-
-Decision = Enqueue | Reprioritise | Cancel
-
-
-@dataclass(frozen=True)
-class Job:
-    key: str
-    kind: WorkKind
-    node: str
-    clip: int
-    duration_s: float
-    profile: str
-    deadline: float
-    score: float
-
-
-def job_key(kind: WorkKind, node: str, clip: int = 0, upgrade: str = "") -> str:
-    """The content key of a job: the node is already content-addressed; the profile is chosen late, so
-    it is part of the key only for ``upgrade``, the re-render of a degraded clip in that profile."""
-    if kind == "write":
-        return f"write:{node}"
-    return f"render:{node}#{clip}@{upgrade}" if upgrade else f"render:{node}#{clip}"
-
-
 class Scheduler:
     def __init__(self, clock: Clock, budget: Budget, tuning: Tuning | None = None) -> None:
         self.clock = clock
@@ -228,9 +142,12 @@ class Scheduler:
         self._delays: deque[float] = deque(maxlen=self.tuning.choice_memory)
         """Seconds after their window opened that viewers chose (the default: when it closed)."""
         self._delay_quantiles: tuple[float, float] | None = None
+        self._sorted_delays: list[float] = []
         self._delays_seen = 0
         self._paywalls: dict[str, tuple[int, int]] = {}
         """Paywall tally (the story) → viewers who chose into it, and of them those who went on."""
+        self._successor: dict[str, str] = {}
+        """A segment's job → the job of the segment after it, waiting for it."""
 
     # -- observations ------------------------------------------------------------------------
 
@@ -290,7 +207,7 @@ class Scheduler:
         if len(self._delays) < max(1, self.tuning.choice_samples):
             return self.tuning.choice_s, self.tuning.choice_s + self.tuning.decision_grace_s
         if self._delay_quantiles is None:
-            ordered = sorted(self._delays)
+            ordered = self._sorted_delays = sorted(self._delays)
             last = len(ordered) - 1
             early = ordered[round(self.tuning.early_quantile * last)]
             typical = ordered[round(self.tuning.typical_quantile * last)]
@@ -335,7 +252,10 @@ class Scheduler:
         duration_s = duration_s or job.duration_s
         self._done[key] = profile
         if job.upgrade:
-            self._done[job_key("render", job.node, job.clip)] = profile
+            self._done[self._plain_key(job)] = profile
+        after = self._successor.pop(key, None)
+        if after is not None and after in self._jobs:
+            self._changed[after] = None  # its segment before is stored: it can be queued now
         rate = self.tuning.learning_rate
         first_timing = False
         if job.kind == "write":
@@ -345,7 +265,7 @@ class Scheduler:
             if first_timing:
                 self._guessed.discard(profile)
                 rate = 1.0
-            self._rtf[profile] += rate * (seconds / duration_s - self._rtf[profile])
+            self._rtf[profile] += rate * (seconds / self.budget.work_s(duration_s) - self._rtf[profile])
         for viewer in job.interests:
             view = self._views.get(viewer)
             if view is not None:
@@ -391,11 +311,23 @@ class Scheduler:
                 if job is None and self._told.pop(key, None) is not None:
                     out.append(Cancel(key))
                 continue
+            if self._blocked(job):  # told once the segment before it is stored
+                continue
             job.profile = planned.get(key, job.profile or self._default_profile(job))
             told = self._told.get(key)
             if told is None:
                 out.append(
-                    Enqueue(key, job.kind, job.node, job.clip, job.duration_s, job.score, job.profile, job.deadline)
+                    Enqueue(
+                        key,
+                        job.kind,
+                        job.node,
+                        job.clip,
+                        job.duration_s,
+                        job.score,
+                        job.profile,
+                        job.deadline,
+                        job.segment,
+                    )
                 )
             elif told != (job.score, job.profile):
                 out.append(Reprioritise(key, job.score, job.profile, job.deadline))
@@ -411,13 +343,33 @@ class Scheduler:
         return out
 
     def next_job(self, worker: str, kind: WorkKind = "render") -> Job | None:
-        """For an in-process queue: pop the lowest score of ``kind``, profile chosen for now."""
+        """For an in-process queue: pop the lowest score of ``kind`` that can start (a segment waits for the
+        one before it), profile chosen for now. A started stream is never left to stall for speculative work:
+        a certain job that would be late if it waited for the lowest score's render goes first."""
         heap = self._heaps[kind]
+        held: list[tuple[float, int, str]] = []
+        chosen: QueuedJob | None = None
         while heap:
             entry = heapq.heappop(heap)
-            if self._current(entry):
-                return self._start(self._jobs[entry[2]], self.clock.now())
-        return None
+            if not self._current(entry):
+                continue
+            job = self._jobs[entry[2]]
+            if self._blocked(job) or (not job.eager and not job.upgrade and not self.tuning.speculate_idle):
+                held.append(entry)
+                continue
+            chosen = job
+            break
+        for entry in held:
+            heapq.heappush(heap, entry)
+        if chosen is None:
+            return None
+        now = self.clock.now()
+        if kind == "render" and not chosen.playing:
+            urgent = self._urgent(now + self._cost(chosen))
+            if urgent is not None:
+                heapq.heappush(heap, (chosen.score, chosen.version, chosen.key))
+                chosen = urgent
+        return self._start(chosen, now)
 
     def queued(self, kind: WorkKind = "render") -> int:
         return len(self._queued[kind])
@@ -443,6 +395,24 @@ class Scheduler:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _cost(self, job: QueuedJob) -> float:
+        """Seconds ``job`` takes in the best profile."""
+        return self._rtf[self.budget.profiles[0].name] * self.budget.work_s(job.duration_s)
+
+    def _blocked(self, job: QueuedJob) -> bool:
+        """Whether ``job`` is a segment whose predecessor is not stored yet."""
+        return bool(job.after) and job.after not in self._done
+
+    def _urgent(self, until: float) -> QueuedJob | None:
+        """The earliest due job of a stream being watched, among the head of the render queue, that must start
+        before ``until``."""
+        found: QueuedJob | None = None
+        for job in self._head("render", self.tuning.plan_depth):
+            late = job.playing and not self._blocked(job) and job.deadline - self._cost(job) < until
+            if late and (found is None or job.deadline < found.deadline):
+                found = job
+        return found
+
     def _profiles(self) -> list[Profile]:
         return [replace(p, rtf=self._rtf[p.name]) for p in self.budget.profiles]
 
@@ -462,7 +432,9 @@ class Scheduler:
             job.profile = self.budget.profiles[0].name
         elif job.kind == "render":
             job.profile = self._pick(job, now).name
-        return Job(job.key, job.kind, job.node, job.clip, job.duration_s, job.profile, job.deadline, job.score)
+        return Job(
+            job.key, job.kind, job.node, job.clip, job.duration_s, job.profile, job.deadline, job.score, job.segment
+        )
 
     def _plan(self) -> dict[str, str]:
         """Lay the head of the render queue out over the slots; the profile each job should use."""
@@ -470,15 +442,17 @@ class Scheduler:
             return {}
         now = self.clock.now()
         pools = {profile.name: profile.pool for profile in self.budget.profiles}
+        work = self.budget.work_s
         busy = [
-            (pools.get(j.profile, ""), j.started + self._rtf.get(j.profile, 0.0) * j.duration_s)
+            (pools.get(j.profile, ""), j.started + self._rtf.get(j.profile, 0.0) * work(j.duration_s))
             for j in self._running.values()
             if j.kind == "render"
         ]
         slots = Slots(self.budget, self._profiles(), now, busy)
         return {
-            job.key: slots.place(job.duration_s, job.latest, best=job.upgrade).name
+            job.key: slots.place(work(job.duration_s), job.latest, best=job.upgrade).name
             for job in self._head("render", self.tuning.plan_depth)
+            if not self._blocked(job)
         }
 
     def _head(self, kind: WorkKind, count: int) -> list[QueuedJob]:
@@ -487,11 +461,17 @@ class Scheduler:
         if len(heap) > 4 * len(self._queued[kind]) + 256:
             heap[:] = [entry for entry in heap if self._current(entry)]
             heapq.heapify(heap)
+        # Walk the heap from its root, smallest first: a few dozen steps however long the queue is.
         head: list[QueuedJob] = []
-        for entry in heapq.nsmallest(count * 2, heap):
+        frontier = [(heap[0], 0)] if heap else []
+        while frontier and len(head) < count:
+            entry, at = heapq.heappop(frontier)
             if self._current(entry):
                 head.append(self._jobs[entry[2]])
-        return head[:count]
+            for below in (2 * at + 1, 2 * at + 2):
+                if below < len(heap):
+                    heapq.heappush(frontier, (heap[below], below))
+        return head
 
     def _current(self, entry: tuple[float, int, str]) -> bool:
         job = self._jobs.get(entry[2])
@@ -502,7 +482,7 @@ class Scheduler:
         profiles = profiles or self._profiles()
         if job.upgrade:
             return profiles[0]
-        return pick_profile(profiles, job.duration_s, start, job.latest)
+        return pick_profile(profiles, self.budget.work_s(job.duration_s), start, job.latest)
 
     def _write_backlog_s(self) -> float:
         return len(self._queued["write"]) * self._write_s / max(1, self.budget.write_slots)
@@ -540,9 +520,10 @@ class Scheduler:
         played = min(total, elapsed)
         wants: dict[str, Want] = {}
         offset = 0.0
+        window = self._window(view, total) if view.chosen is None and view.children else None
         for index, clip in enumerate(view.clips):
             if offset + clip.duration_s > played:
-                self._want_clip(wants, view.node, index, clip, now + max(0.0, offset - played), 1.0)
+                self._want_clip(wants, view.node, index, clip, now + offset - played, 1.0, window=window, at_s=offset)
             offset += clip.duration_s
         early, typical = self._choice_times(self._window(view, total))
         at = now + max(0.0, early - elapsed)
@@ -570,12 +551,12 @@ class Scheduler:
         """The text of a scene ``depth`` levels ahead if unwritten, else its clips from ``at`` on, then
         its own children's, while within ``render_depth`` and ``min_probability``. ``decided`` is when
         the viewer's next choice tells more."""
-        first = child.clips[0].duration_s if child.clips else 0.0
+        first = segment_lengths(child.clips[0].duration_s, self.budget.segment_s)[0] if child.clips else 0.0
         if child.paywall:
             probability *= self.unlock_rate(child.paywall)
         if not child.written:
             if depth == 1 or self._write_backlog_s() <= self.tuning.lookahead_backlog_s:
-                deadline = at - self._rtf[self.budget.profiles[0].name] * first
+                deadline = at - self._rtf[self.budget.profiles[0].name] * self.budget.work_s(first)
                 self._want(wants, "write", child.node, 0, first, deadline, probability)
             return
         if depth > self.tuning.render_depth:
@@ -601,24 +582,95 @@ class Scheduler:
         node: str,
         index: int,
         clip: Clip,
-        deadline: float,
+        start: float,
         p: float,
         grace_s: float = 0.0,
         decided: float = -math.inf,
+        window: Window | None = None,
+        at_s: float = 0.0,
     ) -> None:
-        """A clip's render; or, if it was degraded and a full render fits before ``deadline``, its upgrade."""
-        key = job_key("render", node, index)
-        if not clip.rendered and key not in self._done:
-            full = self._rtf[self.budget.profiles[0].name] * clip.duration_s
-            deferrable = p < 1.0 and deadline - decided >= full + self.tuning.defer_margin_s
-            self._want(
-                wants, "render", node, index, clip.duration_s, deadline, p, grace_s=grace_s, deferrable=deferrable
-            )
-            return
+        """A clip's render, playback reaching it at ``start`` (in the past: it is playing); or, if it was
+        degraded and a full render fits before it is due, its upgrade. Streamed in segments, each segment
+        is a job due when playback reaches it, and speculative ones (``p < 1``) past the clip's lead wait
+        for the choice (at ``decided``). With the ``window`` of the scene being watched (the clip ``at_s``
+        into it), a segment past the window's opening is needed only if the viewer has not chosen by then."""
+        now = self.clock.now()
         best = self.budget.profiles[0].name
-        have = clip.profile or self._done.get(key, best)
-        if have != best and deadline - self.clock.now() >= self._rtf[best] * clip.duration_s:
-            self._want(wants, "render", node, index, clip.duration_s, deadline, p, upgrade=True)
+        if self.budget.segment_s <= 0:
+            key = job_key("render", node, index)
+            deadline = max(now, start)
+            if not clip.rendered and key not in self._done:
+                full = self._rtf[best] * clip.duration_s
+                deferrable = p < 1.0 and deadline - decided >= full + self.tuning.defer_margin_s
+                self._want(
+                    wants, "render", node, index, clip.duration_s, deadline, p, grace_s=grace_s, deferrable=deferrable
+                )
+                return
+            have = clip.profile or self._done.get(key, best)
+            if have != best and deadline - now >= self._rtf[best] * clip.duration_s:
+                self._want(wants, "render", node, index, clip.duration_s, deadline, p, upgrade=True)
+            return
+        lengths = segment_lengths(clip.duration_s, self.budget.segment_s)
+        offsets = segment_offsets(lengths)
+        costs = [self._rtf[best] * self.budget.work_s(length) for length in lengths]
+        eager = len(lengths)
+        if p < 1.0 and math.isfinite(decided):
+            eager = lead(costs, offsets, start - decided - self.tuning.segment_margin_s)
+        chain = chain_deadlines([start + offset for offset in offsets], costs)
+        stored_before = True
+        keys = segment_keys(node, index, len(lengths))
+        for segment, (length, offset, cost) in enumerate(zip(lengths, offsets, costs, strict=True)):
+            key = keys[segment]
+            stored_as = self._stored(clip, key, segment)
+            chance = p if window is None else p * self._still_watching(window, at_s + offset)
+            if start + offset + length <= now:  # played already
+                stored_before = stored_as is not None
+                continue
+            deadline = max(now, chain[segment])
+            if stored_as is None:
+                after = "" if stored_before else keys[segment - 1]
+                self._want(
+                    wants,
+                    "render",
+                    node,
+                    index,
+                    length,
+                    deadline,
+                    chance,
+                    grace_s=grace_s,
+                    deferrable=segment >= eager,
+                    segment=segment,
+                    after=after,
+                    playing=window is not None or (p >= 1.0 and not math.isfinite(decided)),
+                )
+            elif stored_as != best and deadline - now >= cost:
+                self._want(wants, "render", node, index, length, deadline, chance, upgrade=True, segment=segment)
+            stored_before = stored_as is not None
+
+    def _still_watching(self, window: Window, at_s: float) -> float:
+        """How likely a viewer still watches a scene ``at_s`` seconds into it, choosing in ``window``: all do
+        until the earliest choose; then those who have not chosen yet (learned; half, until choices tell)."""
+        early, _ = self.choice_delays()
+        after = at_s - window.opens_at
+        if after <= early:
+            return 1.0
+        if not self._sorted_delays or len(self._delays) < max(1, self.tuning.choice_samples):
+            return 0.5
+        later = len(self._sorted_delays) - bisect.bisect_right(self._sorted_delays, after)
+        return max(later / len(self._sorted_delays), 0.01)
+
+    def _stored(self, clip: Clip, key: str, segment: int) -> str | None:
+        """The profile a segment of ``clip`` was stored in, or None if it is not (yet)."""
+        if segment < len(clip.segments):
+            return clip.segments[segment]
+        if clip.rendered:
+            return clip.profile or self.budget.profiles[0].name
+        return self._done.get(key)
+
+    def _plain_key(self, job: QueuedJob) -> str:
+        """The key of the clip (or segment) that ``job`` renders or upgrades."""
+        segment = job.segment if self.budget.segment_s > 0 else None
+        return job_key("render", job.node, job.clip, segment=segment)
 
     def _want(
         self,
@@ -632,8 +684,11 @@ class Scheduler:
         upgrade: bool = False,
         grace_s: float = 0.0,
         deferrable: bool = False,
+        segment: int | None = None,
+        after: str = "",
+        playing: bool = False,
     ) -> None:
-        key = job_key(kind, node, clip, self.budget.profiles[0].name if upgrade else "")
+        key = job_key(kind, node, clip, self.budget.profiles[0].name if upgrade else "", segment)
         if key in self._done or key in self._failed:
             return
         known = wants.get(key)
@@ -642,7 +697,9 @@ class Scheduler:
             p = max(p, known.interest.probability)
             grace_s = min(grace_s, known.interest.grace_s)
             deferrable = deferrable and known.interest.deferrable
-        wants[key] = Want(kind, node, clip, duration_s, Interest(deadline, p, grace_s, deferrable), upgrade)
+            playing = playing or known.interest.playing
+        interest = Interest(deadline, p, grace_s, deferrable, playing)
+        wants[key] = Want(kind, node, clip, duration_s, interest, upgrade, segment or 0, after)
 
     def _apply(self, viewer: str, old: dict[str, Interest], new: dict[str, Want]) -> None:
         """Move this viewer's interests from ``old`` to ``new``, touching only the jobs that changed."""
@@ -658,9 +715,15 @@ class Scheduler:
             old[key] = want.interest
             job = self._jobs.get(key)
             if job is None:
-                job = QueuedJob(key, want.kind, want.node, want.clip, want.duration_s, want.upgrade)
+                job = QueuedJob(
+                    key, want.kind, want.node, want.clip, want.duration_s, want.upgrade, want.segment, want.after
+                )
                 self._jobs[key] = job
                 self._queued[job.kind].add(key)
+                if want.after:
+                    self._successor[want.after] = key
+            elif job.after and not want.after:
+                job.after = ""  # the segment before was stored meanwhile
             job.interest(viewer, want.interest)
             self._touch(job)
 
@@ -675,9 +738,9 @@ class Scheduler:
             job.latest = min(i.deadline + i.grace_s for i in job.interests.values())
             job.stale = False
         job.probability = 1.0 if job.certain else 1.0 - math.exp(job.log_miss)
-        weight = self.tuning.probability_weight_s
+        weight = self.tuning.segment_weight_s if self.budget.segment_s > 0 else self.tuning.probability_weight_s
         score = job.deadline + weight * (1.0 - job.probability) + (weight if job.upgrade else 0.0)
-        if not job.eager:
+        if not job.eager or (job.upgrade and self.budget.segment_s > 0):
             score += self.tuning.defer_s
         if job.running or score == job.score:
             return
@@ -694,6 +757,7 @@ class Scheduler:
 
     def _drop(self, job: QueuedJob) -> None:
         del self._jobs[job.key]
+        self._successor.pop(job.key, None)
         self._queued[job.kind].discard(job.key)
         for viewer in job.interests:
             view = self._views.get(viewer)

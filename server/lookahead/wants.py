@@ -23,6 +23,9 @@ class Clip:
     profile: str = ""
     """The profile it was rendered in, when known: a degraded clip is re-rendered in the best one for
     later viewers when there is time."""
+    segments: tuple[str, ...] = ()
+    """When clips stream in segments: the profile of each segment stored so far, in order (a stream changes
+    profile between segments); all of them once ``rendered``, where the shell knows them."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Interest:
     """How late the clip may probably still be, for this viewer, before they wait: their time to decide."""
     deferrable: bool = False
     """Whether a full render started after this viewer's next choice would still be in time."""
+    playing: bool = False
+    """Whether it is part of the scene the viewer is watching (a started stream)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class Want:
     duration_s: float
     interest: Interest
     upgrade: bool = False
+    segment: int = 0
+    after: str = ""
+    """The job of the segment this one is conditioned on, while it is not stored: this one waits for it."""
 
 
 @dataclass
@@ -80,6 +88,10 @@ class QueuedJob:
     clip: int
     duration_s: float
     upgrade: bool = False
+    segment: int = 0
+    """Index of the segment within the clip (0 when clips are not segmented)."""
+    after: str = ""
+    """The job of the segment before, while it is not stored: until then this one cannot start."""
     interests: dict[str, Interest] = field(default_factory=dict)
     running: bool = False
     deadline: float = math.inf
@@ -97,6 +109,8 @@ class QueuedJob:
     """Sum of ``log(1 - p)`` over the others: the chance that none of them needs it, in logs."""
     eager: int = 0
     """Interested viewers for whom it cannot wait for their choice."""
+    playing: int = 0
+    """Interested viewers watching the stream it belongs to: it is never left to stall for speculative work."""
     stale: bool = False
     """Whether ``deadline`` or ``latest`` may have risen: the interest that set it went."""
 
@@ -117,6 +131,8 @@ class QueuedJob:
             self.log_miss += sign * math.log1p(-interest.probability)
         if not interest.deferrable:
             self.eager += sign
+        if interest.playing:
+            self.playing += sign
         latest = interest.deadline + interest.grace_s
         if sign > 0:
             self.deadline = min(self.deadline, interest.deadline)

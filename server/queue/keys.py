@@ -107,6 +107,11 @@ def viewer_stream(stream_id: str) -> str:
     return f"{PREFIX}viewer-stream:{stream_id}"
 
 
+def warming(story_id: str) -> str:
+    """The warm-up wishes a story's latest publish left in the queue: clip key → queue kind."""
+    return f"{PREFIX}warming:{story_id}"
+
+
 # -- productions (server/productions.py) -----------------------------------------------------------
 
 

@@ -19,12 +19,12 @@ from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import Lookahead, node_of, window_of
+from reelfork.server.lookahead.engine import RENDER_RTF, Lookahead, node_of, window_of
 from reelfork.server.lookahead.scheduler import Clip, Window
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobQueue
-from reelfork.server.queue.notices import Chose, WorkerAlive
+from reelfork.server.queue.notices import Chose, ClipReady, WorkerAlive
 from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
@@ -541,3 +541,86 @@ def test_the_render_ladder_is_checked_when_the_server_starts(tmp_path: Path) -> 
     ]:
         with pytest.raises(ValidationError, match=problem):
             Settings(data_dir=tmp_path, render_fallbacks=fallbacks)  # a string, as from the environment
+
+
+def wish_scores(client: redis.Redis, pid: int, scenes: list[str]) -> dict[str, float]:
+    """The render wishes the server process ``pid`` holds for the first clip of each of ``scenes``."""
+    scores: dict[str, float] = {}
+    for name in client.scan_iter(match=keys.wants("*")):
+        wishes: dict[str, str] = client.hgetall(name)  # type: ignore[assignment]
+        for wanter, score in wishes.items():
+            for scene in scenes:
+                if f"-{pid}-" in wanter and wanter.endswith(f":{scene}#0"):
+                    scores[scene] = float(score)
+    return scores
+
+
+@pytest.mark.slow
+async def test_two_server_processes_on_one_redis_share_their_choice_tallies(redis_server: str, tmp_path: Path) -> None:
+    common = {
+        "REELFORK_REDIS_URL": redis_server,
+        "REELFORK_RENDER_WORKERS": "0",  # nothing renders: every wish stays in the queue to be read
+        "REELFORK_WRITE_WORKERS": "0",
+        "REELFORK_WARM_AUTHORED": "false",
+        "REELFORK_CHOICE_WAIT_S": "0.1",
+    }
+    server_a = ServerProcess(tmp_path / "data", **common)
+    server_b = ServerProcess(tmp_path / "data", **common)
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+
+    async def to_blackout(url: str) -> Viewer:
+        viewer = Viewer(await websockets.connect(ws_url(url)))
+        await viewer.send({"type": "start", "story": STORY})
+        await viewer.expect("session")
+        scene = await viewer.expect("scene")
+        while scene["scene"] != "blackout":
+            scene = await viewer.choose(scene["choices"][0]["id"])
+        return viewer
+
+    try:
+        early = await to_blackout(server_b.url)  # replica B has read the story's (empty) tallies by now
+        for _ in range(6):
+            viewer = await to_blackout(server_a.url)
+            await viewer.choose("hold")  # into the cargo hold, on replica A
+            await viewer.websocket.close()
+        await early.websocket.close()  # B withdraws its wishes for the early viewer
+        late = await to_blackout(server_b.url)
+        children = ["wheelhouse", "cargo-hold"]
+        deadline = time.monotonic() + 20
+        while True:
+            scores = wish_scores(client, server_b.process.pid, children)
+            # A child's wish is due when the choices are offered, later the less likely it is: on B, the cargo
+            # hold is as likely as A's viewers made it (7 of 9 with the prior), the wheelhouse 1 of 9.
+            if len(scores) == 2 and scores["wheelhouse"] - scores["cargo-hold"] > 5.0:
+                break
+            assert time.monotonic() < deadline, f"replica B never weighed replica A's choices: {scores}"
+            await asyncio.sleep(0.2)
+        await late.websocket.close()
+    finally:
+        client.close()
+        server_a.stop()
+        server_b.stop()
+
+
+async def test_each_profiles_real_time_factor_is_learned_from_the_workers_timings(redis_server: str) -> None:
+    async with director_on(redis_server, {"animatic": "animatic", "preview": "animatic"}) as director:
+        replica = Lookahead(director, director.queue, "a", 1)
+        director.events.listen(replica.on_event)
+        story = await published(director, seed_story_files()[0].read_bytes())
+        boarding = story.story.scene("boarding")
+        await replica.viewer_at("ann", story, begin(story.story, story.version), boarding, 0.0)
+        rtf = replica.scheduler.rtf
+        assert (rtf("animatic"), rtf("preview")) == (RENDER_RTF, RENDER_RTF / 2)  # guesses, until workers tell
+
+        async def told(scene: str, seconds: float, expected: float) -> None:
+            key = director.clip_key(story, story.story.scene(scene))
+            notice = ClipReady(key=key, file=f"{scene}.mp4", duration=8.0, seconds=seconds, profile="animatic")
+            await director.events.publish(notice)  # as a worker on another host announces it
+            deadline = time.monotonic() + 10
+            while rtf("animatic") != pytest.approx(expected):
+                assert time.monotonic() < deadline, f"the real-time factor stayed {rtf('animatic')}"
+                await asyncio.sleep(0.05)
+
+        await told("boarding", 2.0, 0.25)  # the first timing replaces the guess at once
+        await told("heiress", 4.0, 0.25 + 0.2 * (0.5 - 0.25))  # then a running average
+        assert rtf("preview") == RENDER_RTF / 2  # a profile nobody timed keeps its guess

@@ -22,8 +22,8 @@ from reelfork.server.lookahead.scheduler import (
 )
 
 from bench.simulation.engine import simulate
-from bench.simulation.policies import speculation_floor
-from bench.simulation.world import LTX, Model, Scenario, Scene, Viewer, World, make_world
+from bench.simulation.policies import floor_work, speculation_floor
+from bench.simulation.world import LTX, Model, Scenario, Scene, Streaming, Viewer, World, make_world
 
 PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
 
@@ -243,6 +243,24 @@ def test_simulation_invariants() -> None:
         assert (outcome.unwatched_busy_s > 0) == (outcome.renders_unwatched > 0)
     assert outcomes["oracle"].stall_rate <= outcomes["reelfork"].stall_rate
     assert outcomes["reelfork"].cancels > 0
+
+
+def test_simulated_streams_play_segment_by_segment() -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    streaming = Streaming(2.0, 0.5)
+    policies = ("reelfork", "segment-oracle", "prefetch-all", "on-demand")
+    outcomes = {policy: simulate(world, policy, LTX, 3, streaming) for policy in policies}
+    clips = simulate(world, "oracle", LTX, 3, streaming)  # the clip-granular oracle renders whole clips
+    assert clips.segment_s == 0.0 and all(o.segment_s == 2.0 for o in outcomes.values())
+    for outcome in outcomes.values():
+        assert outcome.rendered_twice == 0 and outcome.watched_unrendered == 0
+        assert len(outcome.stalls) == outcome.transitions > 0
+        assert outcome.transitions == clips.transitions  # the same clips played, whatever the unit of work
+        assert 0 < outcome.watched_s <= clips.watched_s + 1e-6
+    assert outcomes["segment-oracle"].unwatched_busy_s == 0.0
+    assert outcomes["segment-oracle"].renders > clips.renders  # more, shorter units of work
+    seen, floor = floor_work(world, LTX, streaming)
+    assert seen <= floor <= outcomes["reelfork"].gpu_busy_s * 1.2
 
 
 def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_their_renders() -> None:
@@ -486,3 +504,96 @@ def test_a_guessed_real_time_factor_is_replaced_by_the_first_timing() -> None:
     s.job_done(job_key("render", "B"), 1.6, profile="full", duration_s=10.0)
     assert s.rtf("full") == pytest.approx(0.06 + 0.2 * (0.16 - 0.06))  # then a running average
     assert s.rtf("fast") == 0.5
+
+
+# -- clips streamed in segments ------------------------------------------------------------------
+
+
+def streaming(slots: int = 1, rtf: float = 0.4, **tuning: Any) -> tuple[Scheduler, ManualClock]:
+    clock = ManualClock()
+    profiles = (Profile("full", rtf), Profile("fast", rtf * 0.35), Profile("animatic", rtf * 0.05))
+    budget = Budget(render_slots=slots, profiles=profiles, segment_s=2.0, overlap_s=0.5)
+    return Scheduler(clock, budget, Tuning(**tuning)), clock
+
+
+def segment(node: str, clip: int, index: int, upgrade: str = "") -> str:
+    return job_key("render", node, clip, upgrade, segment=index)
+
+
+def test_an_unchosen_child_is_speculated_only_as_far_as_its_lead_and_the_rest_waits_for_the_choice() -> None:
+    s, _ = streaming(defer_s=1000.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
+    jobs = enqueued(s.decisions())
+    # A segment waits for the one before it: only the first of each child is queued, both due at the choice.
+    assert sorted(jobs) == [segment("A", 0, 0), segment("B", 0, 0)]
+    assert all(job.score < 1000.0 and job.segment == 0 and job.duration_s == 2.0 for job in jobs.values())
+    s.job_done(segment("A", 0, 0), 1.0)
+    after = enqueued(s.decisions())[segment("A", 0, 1)]
+    assert after.score > 1000.0  # rtf 0.4: once chosen, the rest keeps ahead of playback; it can wait
+    s.viewer_chose("v", "root", "a")
+    promoted = {d.key: d for d in s.decisions()}
+    second = promoted[segment("A", 0, 1)]
+    assert isinstance(second, Reprioritise) and second.score < 1000.0
+    assert isinstance(promoted[segment("B", 0, 0)], Cancel)
+
+
+def test_a_slow_models_child_is_speculated_as_far_as_its_real_time_factor_requires() -> None:
+    s, _ = streaming(rtf=1.5, defer_s=1000.0, segment_margin_s=0.0)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 10.0), child("b", "B", 10.0)])
+    scores = {d.key: d.score for d in enqueued(s.decisions()).values()}
+    for index in range(1, 5):  # each stored in turn, the next one is queued
+        s.job_done(segment("A", 0, index - 1), 3.75)
+        scores |= {d.key: d.score for d in enqueued(s.decisions()).values()}
+    # Each 2 s segment takes 3.75 s. Of a 10 s clip chosen as it starts, the last of the 5 - k segments
+    # rendered after the choice ends at 3.75 (5 - k) and is due at 8 s: k >= 2.9, so 3 before the choice.
+    eager = [index for index in range(5) if scores[segment("A", 0, index)] < 1000.0]
+    assert eager == [0, 1, 2]
+
+
+def test_a_segment_is_due_when_playback_reaches_it_and_waits_for_the_one_before() -> None:
+    s, clock = streaming(slots=4, decision_grace_s=0.0)
+    s.viewer_at("v", "root", 0.0, (Clip(6.0),), [])
+    jobs = enqueued(s.decisions())
+    assert list(jobs) == [segment("root", 0, 0)] and jobs[segment("root", 0, 0)].deadline == clock.time
+    first = s.next_job("gpu-1")
+    assert first is not None and first.key == segment("root", 0, 0)
+    assert s.next_job("gpu-2") is None  # the second segment is conditioned on the first: not before it
+    s.job_done(first.key, 1.0)
+    second = enqueued(s.decisions())[segment("root", 0, 1)]
+    assert second.deadline == pytest.approx(clock.time + 2.0)
+
+
+def test_a_started_stream_is_never_left_to_stall_for_a_speculative_job() -> None:
+    s, clock = streaming(slots=1)
+    playing = (Clip(8.0, segments=("full",)),)  # its first segment stored, the viewer 1.5 s into it
+    s.viewer_at("v", "root", 1.5, playing, [child("a", "A", 8.0), child("b", "B", 8.0)], Window(0.0, 8.0))
+    s.decisions()
+    # The children are due as soon as the earliest viewers choose, a long shot scoring a little later; the
+    # stream's next segment is due in 0.5 s and takes 1 s: it goes first.
+    job = s.next_job("gpu")
+    assert job is not None and job.key == segment("root", 0, 1)
+    assert job.deadline == pytest.approx(clock.time + 0.5)
+
+
+def test_a_stream_changes_profile_between_segments() -> None:
+    s, clock = streaming(slots=1, decision_grace_s=0.0)
+    playing = (Clip(8.0, segments=("full",)),)
+    s.viewer_at("v", "root", 1.8, playing, [])
+    first = s.next_job("gpu")  # due in 0.2 s: 1 s in full would stall, so a cheaper profile
+    assert first is not None and first.key == segment("root", 0, 1) and first.profile != "full"
+    s.job_done(first.key, 0.1, profile=first.profile)
+    clock.time += 0.1
+    then = s.next_job("gpu")  # due in 2.1 s: full fits again
+    assert then is not None and then.key == segment("root", 0, 2) and then.profile == "full"
+    # A later viewer, with time to spare, gets the degraded segment upgraded.
+    s.viewer_at("w", "root", 0.0, (Clip(8.0, segments=("full", first.profile, "full")),), [])
+    assert segment("root", 0, 1, "full") in {d.key for d in s.decisions() if isinstance(d, Enqueue)}
+
+
+def test_segments_past_the_choices_are_needed_only_by_viewers_who_have_not_chosen() -> None:
+    s, _ = streaming(slots=8)
+    s.viewer_at("v", "root", 0.0, (Clip(10.0),), [child("a", "A", 8.0)], Window(2.0, 10.0))
+    s.decisions()
+    chances = {key: job.probability for key, job in s._jobs.items() if job.node == "root"}
+    assert chances[segment("root", 0, 0)] == 1.0 and chances[segment("root", 0, 1)] == 1.0
+    assert chances[segment("root", 0, 3)] == 0.5  # 6 s into it, 4 s after the choices: as likely chosen as not

@@ -1,0 +1,61 @@
+"""The scheduler's knobs: the tuning of the policy in :mod:`reelfork.server.lookahead.scheduler`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    prior: float = 1.0
+    """Dirichlet pseudo-count per choice: how many viewers' worth of doubt a new node starts with."""
+    probability_weight_s: float = 10.0
+    """How many seconds of deadline a job gives up for being unlikely (see the module docstring)."""
+    lookahead_backlog_s: float = 6.0
+    """Write grandchildren only while the queued writes drain within this many seconds."""
+    render_depth: int = 3
+    """How many levels of descendants' clips are rendered ahead (1: children only), as far as the
+    shell's ``Child.children`` reach."""
+    min_probability: float = 0.05
+    """A viewer's interest in a descendant below the children ends where their chance of reaching it
+    falls below this."""
+    defer_margin_s: float = 2.0
+    """Speculative work that a full render started this long after the viewer's choice still delivers
+    in time waits for the choice (see ``defer_s``)."""
+    defer_s: float = 100_000.0
+    """Score offset of work that can wait for a choice: behind everything else, run only by a slot
+    that would otherwise idle."""
+    max_attempts: int = 3
+    plan_depth: int = 16
+    """How many queued render jobs, from the head, are laid out to choose their profiles (the rest
+    are planned when they get there; a worker re-checks with ``pick_profile`` when it starts one)."""
+    choice_s: float = 1.0
+    """Seconds the earliest viewers take to choose once the choices are offered, until their choices
+    tell: children are due that much after the window opens."""
+    decision_grace_s: float = 2.0
+    """Further seconds a typical viewer takes to choose, until their choices tell: a child's clip is
+    degraded only if even that late it would not be ready (a stall that short is less likely than a
+    worse clip is certain)."""
+    early_quantile: float = 0.1
+    """Once learned, children are due when this share of viewers has chosen after the window opened."""
+    typical_quantile: float = 0.5
+    """Once learned, a child's clip is degraded only if not ready when this share of viewers has chosen."""
+    choice_samples: int = 20
+    """Choices seen before their timing replaces ``choice_s`` and ``decision_grace_s``."""
+    choice_memory: int = 1000
+    """The latest choices whose timing is kept."""
+    after_end_s: float = 10.0
+    """For a scene given without a window: its choices are offered when it ends, and close this much later."""
+    unlock_rate: float = 0.1
+    """Prior share of viewers reaching a paywall who unlock it (see ``unlock_prior``)."""
+    unlock_prior: float = 10.0
+    """How many viewers' worth of evidence the prior unlock rate counts as."""
+    learning_rate: float = 0.2
+    """Weight of each finished job's timing in the running real-time factor estimate."""
+    speculate_idle: bool = True
+    """Whether a slot that would otherwise idle renders speculative work that could wait for the choice."""
+    segment_weight_s: float = 1.0
+    """``probability_weight_s`` when clips stream in segments: a segment is due seconds after the one before,
+    so a long shot gives up less deadline (a later segment of a sure stream is not worth a stall at a choice)."""
+    segment_margin_s: float = 0.5
+    """``defer_margin_s`` when clips stream in segments: the first segments past the choice wait less."""
