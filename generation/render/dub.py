@@ -30,6 +30,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.container import InputContainer, OutputContainer
 from numpy.typing import NDArray
 from pydantic import BaseModel
 from reelfork.generation.production.delivery import replace_text, webvtt_text
@@ -309,25 +310,7 @@ def write_clip(
         with av.open(str(picture)) as source, av.open(
             str(temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
         ) as container:
-            for key, value in metadata.items():
-                container.metadata[key] = value
-            video_in = source.streams.video[0]
-            video_out = container.add_stream_from_template(video_in)
-            audio_out = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-            audio_out.codec_context.extradata = aac_config()
-            audio_out.metadata["language"] = iso_639_2(locale)
-            for packet in source.demux(video_in):
-                if packet.dts is None:
-                    continue
-                packet.stream = video_out
-                container.mux(packet)
-            for pts, data in audio:
-                audio_packet = av.Packet(data)
-                audio_packet.pts = audio_packet.dts = pts
-                audio_packet.duration = AAC_FRAME
-                audio_packet.time_base = Fraction(1, SAMPLE_RATE)
-                audio_packet.stream = audio_out
-                container.mux(audio_packet)
+            remux(source, container, metadata, audio, locale)
         if signer is None:
             os.replace(temporary, output)
         else:
@@ -340,6 +323,33 @@ def write_clip(
 
 AAC_FRAME = 1024
 """Samples per AAC-LC packet."""
+
+
+def remux(
+    source: InputContainer, container: OutputContainer, metadata: dict[str, str], audio: list[tuple[int, bytes]],
+    locale: str,
+) -> None:
+    """``source``'s video packets, copied (never re-encoded), and the voice's AAC packets (``(pts, bytes)`` at
+    :data:`SAMPLE_RATE`, tagged with ``locale``'s language) into ``container``, with ``metadata``."""
+    for key, value in metadata.items():
+        container.metadata[key] = value
+    video_in = source.streams.video[0]
+    video_out = container.add_stream_from_template(video_in)
+    audio_out = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+    audio_out.codec_context.extradata = aac_config()
+    audio_out.metadata["language"] = iso_639_2(locale)
+    for packet in source.demux(video_in):
+        if packet.dts is None:
+            continue
+        packet.stream = video_out
+        container.mux(packet)
+    for pts, data in audio:
+        audio_packet = av.Packet(data)
+        audio_packet.pts = audio_packet.dts = pts
+        audio_packet.duration = AAC_FRAME
+        audio_packet.time_base = Fraction(1, SAMPLE_RATE)
+        audio_packet.stream = audio_out
+        container.mux(audio_packet)
 
 
 def encoder() -> av.AudioCodecContext:

@@ -11,13 +11,11 @@ timeline, so the segments of one stream play as one timeline, in any order they 
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 
 import av
-from reelfork.generation.render.dub import AAC_FRAME, aac_config
+from reelfork.generation.render.dub import remux
 from reelfork.generation.render.encoding import SAMPLE_RATE
 from reelfork.generation.render.segments import FRAGMENTED, Fragments, timescales, trafs, with_decode_times
-from reelfork.generation.render.voice import iso_639_2
 
 VIDEO_TRACK, AUDIO_TRACK = 1, 2
 
@@ -47,25 +45,7 @@ def dubbed_segment(
     with av.open(io.BytesIO(picture_init + picture_segment), "r", format="mp4") as source, av.open(
         sink, "w", format="mp4", options={"movflags": FRAGMENTED}
     ) as container:
-        for key, value in metadata.items():
-            container.metadata[key] = value
-        video_in = source.streams.video[0]
-        video_out = container.add_stream_from_template(video_in)
-        audio_out = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        audio_out.codec_context.extradata = aac_config()
-        audio_out.metadata["language"] = iso_639_2(locale)
-        for packet in source.demux(video_in):
-            if packet.dts is None:
-                continue
-            packet.stream = video_out
-            container.mux(packet)
-        for pts, data in audio:
-            audio_packet = av.Packet(data)
-            audio_packet.pts = audio_packet.dts = pts
-            audio_packet.duration = AAC_FRAME
-            audio_packet.time_base = Fraction(1, SAMPLE_RATE)
-            audio_packet.stream = audio_out
-            container.mux(audio_packet)
+        remux(source, container, metadata, audio, locale)
     parts = sink.take()
     init = b"".join(data for kind, data in parts if kind in (b"ftyp", b"moov"))
     fragment = b"".join(data for kind, data in parts if kind in (b"moof", b"mdat"))

@@ -1,4 +1,4 @@
-"""Small story builders shared by the narrative tests."""
+"""Small story builders shared by the tests."""
 
 from __future__ import annotations
 
@@ -60,3 +60,40 @@ def play(source: Story, picks: list[str]) -> list[str]:
             titles.append(current.title)
     assert not remaining, f"ended in {current.id!r} before taking {remaining}"
     return titles
+
+
+FERRY_LINES = [
+    "The ferry horn sounds twice across the black water.",
+    "Nobody on this deck has spoken since the lights went out.",
+    "I counted the passengers when we left the harbour, and now there is one more.",
+    "Then count again, slowly, and tell me which face you do not know.",
+    "The one by the railing, with the wet coat and the dry shoes.",
+    "Dry shoes on a night like this mean someone carried him aboard.",
+    "Or he never came from the harbour at all.",
+    "Then we ask him, before the horn sounds a third time.",
+]
+"""Dialogue for long clips, spoken by Ann and Ben in turn (:func:`ferry_story`)."""
+
+
+def ferry_story(story_id: str, title: str, *scenes: tuple[str, list[str], list[dict[str, str]]]) -> dict[str, Any]:
+    """Two strangers on a night ferry: each scene an (id, lines, choices); a scene without choices is an ending."""
+    bible = {
+        "logline": "Two strangers count the passengers of a night ferry.",
+        "setting": "A night ferry.",
+        "tone": "Quiet suspense.",
+        "characters": [
+            {"id": "ann", "name": "Ann", "look": "Ann, a grey raincoat."},
+            {"id": "ben", "name": "Ben", "look": "Ben, a dark sweater."},
+        ],
+    }
+    return {
+        "id": story_id, "title": title, "bible": bible, "start": scenes[0][0], "variables": {},
+        "scenes": [
+            {
+                "id": scene_id, "title": scene_id.title(), "place": "The deck of a night ferry",
+                "lines": [{"speaker": "ann" if n % 2 else "ben", "text": text} for n, text in enumerate(lines)],
+                "choices": choices, "ending": not choices,
+            }
+            for scene_id, lines, choices in scenes
+        ],
+    }

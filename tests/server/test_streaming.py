@@ -22,31 +22,14 @@ from reelfork.generation.render.segments import decode_times, fragment_samples, 
 from reelfork.server.queue import keys
 
 from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.stories import FERRY_LINES, ferry_story
 from tests.helpers.viewer import Viewer, ws_url
 
 STORY_ID = "night-ferry"
-LINES = [
-    "The ferry horn sounds twice across the black water.",
-    "Nobody on this deck has spoken since the lights went out.",
-    "I counted the passengers when we left the harbour, and now there is one more.",
-    "Then count again, slowly, and tell me which face you do not know.",
-    "The one by the railing, with the wet coat and the dry shoes.",
-    "Dry shoes on a night like this mean someone carried him aboard.",
-]
 
 
 def story() -> dict[str, Any]:
-    bible = {
-        "logline": "Two strangers count the passengers of a night ferry.", "setting": "A night ferry.",
-        "tone": "Quiet suspense.",
-        "characters": [{"id": "ann", "name": "Ann", "look": "Ann, a grey raincoat."},
-                       {"id": "ben", "name": "Ben", "look": "Ben, a dark sweater."}],
-    }
-    lines = [{"speaker": "ann" if n % 2 else "ben", "text": text} for n, text in enumerate(LINES * 3)]
-    scene = {"id": "deck", "title": "Deck", "place": "The deck of a night ferry", "lines": lines, "choices": [],
-             "ending": True}
-    return {"id": STORY_ID, "title": "Night Ferry", "bible": bible, "start": "deck", "variables": {},
-            "scenes": [scene]}
+    return ferry_story(STORY_ID, "Night Ferry", ("deck", FERRY_LINES[:6] * 3, []))
 
 
 def streams(client: redis.Redis) -> dict[str, dict[str, str]]:

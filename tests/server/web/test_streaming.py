@@ -28,50 +28,22 @@ from websockets.sync.client import ClientConnection, connect
 from tests.helpers.media import assert_labelled, assert_vertical_h264_aac
 from tests.helpers.processes import ServerProcess
 from tests.helpers.render import assert_badge_shown
+from tests.helpers.stories import FERRY_LINES, ferry_story
 from tests.helpers.viewer import ws_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STORY_ID = "long-hall"
-LINES = [
-    "The ferry horn sounds twice across the black water.",
-    "Nobody on this deck has spoken since the lights went out.",
-    "I counted the passengers when we left the harbour, and now there is one more.",
-    "Then count again, slowly, and tell me which face you do not know.",
-    "The one by the railing, with the wet coat and the dry shoes.",
-    "Dry shoes on a night like this mean someone carried him aboard.",
-    "Or he never came from the harbour at all.",
-    "Then we ask him, before the horn sounds a third time.",
-]
 
 
 def long_story() -> dict[str, Any]:
-    bible = {
-        "logline": "Two strangers count the passengers of a night ferry.",
-        "setting": "A night ferry.",
-        "tone": "Quiet suspense.",
-        "characters": [
-            {"id": "ann", "name": "Ann", "look": "Ann, a grey raincoat."},
-            {"id": "ben", "name": "Ben", "look": "Ben, a dark sweater."},
-        ],
-    }
-
-    def scene(scene_id: str, lines: list[str], choices: list[dict[str, str]]) -> dict[str, Any]:
-        return {
-            "id": scene_id, "title": scene_id.title(), "place": "The deck of a night ferry",
-            "lines": [{"speaker": "ann" if n % 2 else "ben", "text": text} for n, text in enumerate(lines)],
-            "choices": choices, "ending": not choices,
-        }
-
-    return {
-        "id": STORY_ID, "title": "Long Hall", "bible": bible, "start": "deck", "variables": {},
-        "scenes": [
-            scene("deck", LINES[:6], [{"id": "ask", "label": "Ask him", "target": "railing"},
-                                      {"id": "wait", "label": "Wait", "target": "horn"}]),
-            scene("railing", LINES * 12, []),
-            scene("horn", LINES[:2], []),
-        ],
-    }
+    return ferry_story(
+        STORY_ID, "Long Hall",
+        ("deck", FERRY_LINES[:6], [{"id": "ask", "label": "Ask him", "target": "railing"},
+                                   {"id": "wait", "label": "Wait", "target": "horn"}]),
+        ("railing", FERRY_LINES * 12, []),
+        ("horn", FERRY_LINES[:2], []),
+    )
 
 
 @pytest.fixture
