@@ -41,7 +41,8 @@ import hashlib
 import json
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -54,7 +55,7 @@ from reelfork.narrative.persona import Persona, fill
 __all__ = [
     "NARRATOR", "Bible", "Character", "Choice", "ChoiceWindow", "Effect", "Episode", "Expr", "Identifier", "Line",
     "OpenNode", "Price", "Scene", "Story", "Variable", "Voice", "Window", "build_story", "choice_window",
-    "episode_of", "episodes_of", "fill_scene", "is_free", "membership",
+    "collection_paused", "episode_of", "episodes_of", "fill_scene", "is_free", "membership", "story_from_json",
 ]
 
 
@@ -320,6 +321,19 @@ class Story(Strict):
             self.__dict__["_scene_index"] = index
         return index
 
+    def excerpt(self, scenes: list[Scene]) -> Story:
+        """This story with only ``scenes`` and their translations: what a process that works on a few scenes is
+        handed instead of the whole story (a 100,000-scene story's JSON is 15 MB and takes seconds to parse).
+        Not validated again: ``start`` and choice targets may name scenes that are left out."""
+        kept = {scene.id for scene in scenes}
+        translations = {
+            locale: {key: text for key, text in table.items() if key.partition("/")[0] in kept}
+            for locale, table in self.translations.items()
+        }
+        excerpt = self.model_copy(update={"scenes": scenes, "translations": translations})
+        excerpt.__dict__.pop("_scene_index", None)  # the whole story's index
+        return excerpt
+
     def initial_variables(self) -> dict[str, bool | int | str]:
         return {name: variable.initial for name, variable in self.variables.items()}
 
@@ -428,19 +442,40 @@ def is_free(story: Story, episode_number: int) -> bool:
     return story.free_episodes is None or episode_number <= story.free_episodes
 
 
-def build_story(data: Any) -> Story:
-    """``Story.model_validate(data)`` with cyclic garbage collection paused meanwhile.
+@contextmanager
+def collection_paused(lasting: bool = False) -> Iterator[None]:
+    """Cyclic garbage collection paused meanwhile (process-wide), as it was again after.
 
     A large story allocates millions of objects and no cycles; the collections those allocations
-    trigger otherwise take most of the time (100,000 scenes: 13 s instead of 4 s on a busy box).
+    trigger otherwise take most of the time (100,000 scenes: 13 s instead of 4 s on a busy box), and a
+    full collection holds the GIL for ~0.1 s, stalling a server's event loop whichever thread parses.
+
+    ``lasting``: what was made is kept for the process's life (a cached story), so every tracked object is
+    frozen at the end (:func:`gc.freeze`): the first collection after would otherwise walk those millions of
+    young objects at once, holding the GIL for 0.2 s. Frozen objects are still freed when no longer referenced;
+    only cyclic garbage of that moment stays.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return Story.model_validate(data)
+        yield
+        if lasting:
+            gc.freeze()
     finally:
         if was_enabled:
             gc.enable()
+
+
+def build_story(data: Any) -> Story:
+    """``Story.model_validate(data)`` with :func:`collection_paused`."""
+    with collection_paused():
+        return Story.model_validate(data)
+
+
+def story_from_json(text: str | bytes) -> Story:
+    """``Story.model_validate_json(text)`` with :func:`collection_paused`."""
+    with collection_paused():
+        return Story.model_validate_json(text)
 
 
 def fill_scene(scene: Scene, name: str) -> Scene:

@@ -78,8 +78,7 @@ def prepare(body: bytes, kind: StoryFormat, warm_budget: int) -> Prepared:
         story, warnings = load_story(body, source="body", kind=kind)
     except StoryError as exc:
         return Prepared(warnings=summarise([]), errors=summarise(exc.problems))
-    excerpt = story.model_copy(update={"scenes": earliest_scenes(story, warm_budget)})
-    excerpt.__dict__.pop("_scene_index", None)  # the whole story's index: not sent back
+    excerpt = story.excerpt(earliest_scenes(story, warm_budget))
     return Prepared(
         story_id=story.id,
         document=packed(story.model_dump_json()),

@@ -127,7 +127,7 @@ class Runtime:
             url = self.embedded.url
         self.redis = connect(url)
         await self.redis.ping()
-        self.store = Store(self.redis)
+        self.store = Store(self.redis, parser=self.publisher)
         self.analytics = Recorder(
             self.redis, enabled=self.settings.analytics, stream_max=self.settings.analytics_stream_max
         )

@@ -11,8 +11,10 @@ import asyncio
 import base64
 import hashlib
 import json
+import pickle
 import secrets
 import zlib
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reelfork.generation.render.stills import reference_keys
 from reelfork.narrative.locales import localized
 from reelfork.narrative.state import ViewerState
-from reelfork.narrative.story import Scene, Story
+from reelfork.narrative.story import Scene, Story, collection_paused
 from reelfork.server.entitlements import Unlocked
 from reelfork.server.queue import keys
 
@@ -183,14 +185,36 @@ def _session_key(token: str) -> str:
     return keys.session(_token_digest(token))
 
 
-def _loaded(stored: str, version: int) -> StoryVersion:
-    story = Story.model_validate_json(unpacked(stored))
-    return StoryVersion(story=story, version=version, digest=story.digest())
+def _loaded(stored: str, version: int, digest: str | None) -> StoryVersion:
+    """A stored version, parsed; its digest computed only when it was stored without one (before they were)."""
+    with collection_paused(lasting=True):  # cached for the process's life
+        story = Story.model_validate_json(unpacked(stored))
+        story.scene_index()
+        return StoryVersion(story=story, version=version, digest=digest or story.digest())
+
+
+def pickled_story(stored: str, digest: str | None) -> tuple[bytes, str]:
+    """A stored version parsed in another process (the parser's pool), pickled, with its digest.
+
+    Parsing 15 MB of JSON holds the GIL for 0.15 s at a stretch (pydantic reads the whole text first), which
+    stalls the server's event loop whichever thread does it; unpickling interleaves with it (at most ~20 ms)."""
+    with collection_paused():
+        story = Story.model_validate_json(unpacked(stored))
+        return pickle.dumps(story, protocol=pickle.HIGHEST_PROTOCOL), digest or story.digest()
+
+
+def _unpickled(pickled: bytes, version: int, digest: str) -> StoryVersion:
+    with collection_paused(lasting=True):  # cached for the process's life
+        story = cast(Story, pickle.loads(pickled))  # from :func:`pickled_story`, in our own pool's process
+        story.scene_index()
+        return StoryVersion(story=story, version=version, digest=digest)
 
 
 class Store:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, parser: Executor | None = None) -> None:
         self.redis = redis
+        self.parser = parser
+        """Where large stories are parsed (:func:`pickled_story`); None: in a thread of this process."""
         self._stories: dict[tuple[str, int], StoryVersion] = {}
         self._clips: dict[str, StoredClip] = {}
         self._streams: dict[str, StoredStream] = {}
@@ -213,7 +237,7 @@ class Store:
             return int(known), False
         version = int(await self.redis.hincrby(key, "latest", 1))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={f"v{version}": document, f"digest:{digest}": version})
+            pipe.hset(key, mapping={f"v{version}": document, f"v{version}:digest": digest, f"digest:{digest}": version})
             pipe.sadd(keys.STORIES, story_id)
             await pipe.execute()
         return version, True
@@ -238,11 +262,14 @@ class Store:
         its clips are shared, being content-addressed. ``None`` when there is no such version."""
         key = keys.story(story_id)
         document = cast(str | None, await self.redis.hget(key, f"v{version}"))
-        if document is None:
+        loaded = await self.story(story_id, version) if document is not None else None
+        if document is None or loaded is None:
             return None
-        digest = Story.model_validate_json(unpacked(document)).digest()
         latest = int(await self.redis.hincrby(key, "latest", 1))
-        await self.redis.hset(key, mapping={f"v{latest}": document, f"digest:{digest}": latest})
+        digest = loaded.digest
+        await self.redis.hset(
+            key, mapping={f"v{latest}": document, f"v{latest}:digest": digest, f"digest:{digest}": latest}
+        )
         return latest
 
     async def story(self, story_id: str, version: int | None = None) -> StoryVersion | None:
@@ -252,13 +279,17 @@ class Store:
         cached = self._stories.get((story_id, version))
         if cached is not None:
             return cached
-        found = await self.document(story_id, version)
-        if found is None:
+        fields = [f"v{version}", f"v{version}:digest"]
+        stored, digest = cast(list[str | None], await self.redis.hmget(keys.story(story_id), fields))
+        if stored is None:
             return None
-        if is_packed(found[1]):  # a large story takes seconds to read: in a thread, so the event loop runs between
-            loaded = await asyncio.to_thread(_loaded, found[1], version)
+        if not is_packed(stored):
+            loaded = _loaded(stored, version, digest)
+        elif self.parser is None:  # a large story takes a second to parse: not on the event loop
+            loaded = await asyncio.to_thread(_loaded, stored, version, digest)
         else:
-            loaded = _loaded(found[1], version)
+            pickled, known = await asyncio.wrap_future(self.parser.submit(pickled_story, stored, digest))
+            loaded = await asyncio.to_thread(_unpickled, pickled, version, known)
         self._stories[(story_id, version)] = loaded
         return loaded
 

@@ -265,7 +265,8 @@ class Worker:
         folder = self.settings.media_dir / STREAMS / key
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        story_json, scene_json = story.story.model_dump_json(), scene.model_dump_json()
+        # The render process needs the scene and the story's bible, persona and locales, never its other scenes.
+        story_json, scene_json = story.story.excerpt([scene]).model_dump_json(), scene.model_dump_json()
         media = str(self.settings.media_dir)
         plan = await loop.run_in_executor(
             self.executor, picture_plan, story_json, scene_json, profile.name, media, self.settings.segment_seconds

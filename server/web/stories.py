@@ -11,7 +11,7 @@ from pydantic import BaseModel, JsonValue, RootModel
 from reelfork.narrative.export import WrittenNode, to_dot, to_mermaid
 from reelfork.narrative.formats import StoryFormat
 from reelfork.narrative.schema import story_schema
-from reelfork.narrative.story import Story, episodes_of, is_free
+from reelfork.narrative.story import Story, episodes_of, is_free, story_from_json
 from reelfork.server.pool import WorkerDied
 from reelfork.server.publishing import Findings, prepare
 from reelfork.server.store import StoryVersion, is_packed, unpacked
@@ -325,7 +325,7 @@ def parsed(story_id: str, version: int, stored: str) -> Story:
     story = PARSED.get((story_id, version))
     if story is None:
         PARSED.clear()  # one at a time: a large story takes hundreds of MB as models
-        story = PARSED[(story_id, version)] = Story.model_validate_json(unpacked(stored))
+        story = PARSED[(story_id, version)] = story_from_json(unpacked(stored))
     return story
 
 

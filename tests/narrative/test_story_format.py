@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ from reelfork.narrative.state import (
     default_choice,
     start,
 )
-from reelfork.narrative.story import Story, build_story
+from reelfork.narrative.story import Story, build_story, collection_paused, story_from_json
 from reelfork.server.cli import app
 from reelfork.server.runtime import seed_story_files
 from typer.testing import CliRunner
@@ -256,6 +257,42 @@ def test_exports_draw_scenes_open_nodes_endings_counts_and_written_scenes() -> N
 def test_a_hundred_thousand_scenes_validate() -> None:
     parsed = build_story(generated_story(100_000, lean=True))
     assert [p for p in validate(parsed) if p.severity == "error"] == []
+
+
+def test_an_excerpt_keeps_the_story_but_other_scenes_and_their_translations() -> None:
+    data = story(scene("a", choice("go", "b")), scene("b", choice("on", "c")), scene("c"))
+    data["locales"] = ["en", "es"]
+    data["translations"] = {"es": {"a/title": "La A", "b/title": "La B", "b/line:l1": "En b.", "c/title": "La C"}}
+    whole = Story.model_validate(data)
+    whole.scene("a")  # the whole story's scene index, cached on it
+    part = whole.excerpt([whole.scene("b")])
+    assert [s.id for s in part.scenes] == ["b"] and part.scene("b") is whole.scene("b")
+    assert part.translations == {"es": {"b/title": "La B", "b/line:l1": "En b."}}
+    assert (part.bible, part.locales, part.start) == (whole.bible, whole.locales, "a")
+    with pytest.raises(KeyError):
+        part.scene("a")
+    assert story_from_json(part.model_dump_json()) == part  # what a render process is handed parses back
+
+
+def test_collection_paused_restores_the_collector_and_freezes_what_lasts() -> None:
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with collection_paused(lasting=True):
+            kept = [[index] for index in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
 
 
 runner = CliRunner()
