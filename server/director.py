@@ -118,7 +118,8 @@ class Director:
 
     async def best_clip(self, keys: Sequence[str]) -> StoredClip | None:
         """The first of ``keys`` that is rendered."""
-        return next((clip for clip in await self.store.clips(list(keys)) if clip is not None), None)
+        best = (await self.store.best_clips([list(keys)]))[0]
+        return best[1] if best is not None else None
 
     # -- queueing --------------------------------------------------------------------------------
 
@@ -234,8 +235,7 @@ class Director:
         clip = await self.best_clip(keys)
         if clip is not None:
             return clip, await self.store.stream(clip.key)
-        streams = await self.store.streams(list(keys))
-        return None, next((stream for stream in streams if stream is not None and stream.segments), None)
+        return None, (await self.store.best_streams([list(keys)]))[0]
 
     async def wait_playable(
         self, keys: Sequence[str], timeout: float

@@ -403,6 +403,18 @@ class Store:
                     found[index] = self._remember_clip(key, StoredClip.model_validate_json(raw))
         return found
 
+    async def best_clips(self, groups: list[list[str]]) -> list[tuple[int, StoredClip] | None]:
+        """For each group (one picture's keys, best profile first), the first one rendered: its place in the group
+        and the clip; None if none is. A group whose best clip is remembered costs no round trip (every viewer
+        asks for the same few, and the fallbacks of a picture rendered in full are never rendered)."""
+        asked = [key for group in groups if group[0] not in self._clips for key in group]
+        stored = dict(zip(asked, await self.clips(asked), strict=True)) if asked else {}
+        best: list[tuple[int, StoredClip] | None] = []
+        for group in groups:
+            clips = [self._clips[group[0]]] if group[0] not in stored else [stored[key] for key in group]
+            best.append(next(((place, clip) for place, clip in enumerate(clips) if clip is not None), None))
+        return best
+
     # -- streams -----------------------------------------------------------------------------------
 
     async def plan_stream(self, key: str, plan: StreamPlan) -> None:
@@ -419,29 +431,44 @@ class Store:
 
     async def streams(self, stream_keys: list[str]) -> list[StoredStream | None]:
         """The streams of ``stream_keys`` as far as stored (None where not planned yet); complete ones from memory."""
-        if all(key in self._streams for key in stream_keys):
-            return [self._streams[key] for key in stream_keys]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in stream_keys:
-                pipe.hgetall(keys.stream(key))
-            raws = cast(list[dict[str, str]], await pipe.execute())
-        found: list[StoredStream | None] = []
-        for key, raw in zip(stream_keys, raws, strict=True):
-            plan = raw.pop("plan", None)
-            if plan is None:
-                found.append(None)
+        missing = list(dict.fromkeys(key for key in stream_keys if key not in self._streams))
+        fetched: dict[str, StoredStream | None] = {}
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in missing:
+                    pipe.hgetall(keys.stream(key))
+                raws = cast(list[dict[str, str]], await pipe.execute())
+            fetched = {key: self._stream_of(key, raw) for key, raw in zip(missing, raws, strict=True)}
+        return [self._streams[key] if key in self._streams else fetched[key] for key in stream_keys]
+
+    async def best_streams(self, groups: list[list[str]]) -> list[StoredStream | None]:
+        """For each group (one picture's keys, best profile first), the first stream with a segment stored. A group
+        whose best stream is complete (remembered) costs no round trip."""
+        asked = [key for group in groups if group[0] not in self._streams for key in group]
+        stored = dict(zip(asked, await self.streams(asked), strict=True)) if asked else {}
+        best: list[StoredStream | None] = []
+        for group in groups:
+            if group[0] not in stored:
+                best.append(self._streams[group[0]])
                 continue
-            stored = {int(index): StoredSegment.model_validate_json(value) for index, value in raw.items()}
-            segments: list[StoredSegment] = []
-            while len(segments) in stored:  # in order, up to the first one missing
-                segments.append(stored[len(segments)])
-            stream = StoredStream(key=key, plan=StreamPlan.model_validate_json(plan), segments=segments)
-            if stream.complete:
-                self._streams[key] = stream
-                if len(self._streams) > CLIPS_REMEMBERED:
-                    self._streams.pop(next(iter(self._streams)))
-            found.append(stream)
-        return found
+            best.append(next((s for s in (stored[key] for key in group) if s is not None and s.segments), None))
+        return best
+
+    def _stream_of(self, key: str, raw: dict[str, str]) -> StoredStream | None:
+        """A stream from its Redis hash (None before its plan is saved), remembered once complete."""
+        plan = raw.pop("plan", None)
+        if plan is None:
+            return None
+        stored = {int(index): StoredSegment.model_validate_json(value) for index, value in raw.items()}
+        segments: list[StoredSegment] = []
+        while len(segments) in stored:  # in order, up to the first one missing
+            segments.append(stored[len(segments)])
+        stream = StoredStream(key=key, plan=StreamPlan.model_validate_json(plan), segments=segments)
+        if stream.complete:
+            self._streams[key] = stream
+            if len(self._streams) > CLIPS_REMEMBERED:
+                self._streams.pop(next(iter(self._streams)))
+        return stream
 
     def _remember_clip(self, key: str, clip: StoredClip) -> StoredClip:
         self._clips[key] = clip

@@ -426,7 +426,7 @@ class Lookahead:
         remembers how to queue its render in each profile."""
         ladder = self.director.profiles
         keys = [self.director.clip_keys(story, scene) for scene in scenes]
-        stored = await self.store.clips([key for scene_keys in keys for key in scene_keys]) if scenes else []
+        stored = await self.store.best_clips(keys) if scenes else []
         clips: list[Clip] = []
         for number, (scene, scene_keys) in enumerate(zip(scenes, keys, strict=True)):
             job = job_key("render", node_of(story, scene.id))
@@ -435,12 +435,11 @@ class Lookahead:
             self._remember(upgrade, Target({ladder[0]: scene_keys[0]}, story, scene.id))
             for key in scene_keys:
                 self._jobs_of.setdefault(key, job)
-            found = stored[number * len(ladder) : (number + 1) * len(ladder)]
-            rendered = next(((p, c) for p, c in zip(ladder, found, strict=True) if c is not None), None)
+            rendered = stored[number]
             if rendered is None:
                 clips.append(Clip(CLIP_ESTIMATE_S))
             else:
-                clips.append(Clip(rendered[1].duration, rendered=True, profile=rendered[0]))
+                clips.append(Clip(rendered[1].duration, rendered=True, profile=ladder[rendered[0]]))
         return clips
 
     def _remember(self, job: str, target: Target) -> None:

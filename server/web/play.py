@@ -504,14 +504,10 @@ class Connection:
         targets = {c.id: index[c.target] for c in choices if c.target is not None and c.target in index}
         if not targets:
             return {}
-        keys = {choice: self.director.clip_keys(story, scene, look, record.locale) for choice, scene in targets.items()}
-        flat = [key for group in keys.values() for key in group]
-        streams = dict(zip(flat, await self.store.streams(flat), strict=True))
+        groups = [self.director.clip_keys(story, scene, look, record.locale) for scene in targets.values()]
         found: dict[str, str] = {}
-        for choice, group in keys.items():
-            ready = [stream for stream in (streams[key] for key in group) if stream is not None and stream.segments]
-            if ready:
-                stream = ready[0]
+        for choice, stream in zip(targets, await self.store.best_streams(groups), strict=True):
+            if stream is not None:
                 # Their own locale and name, but the machine translation of a written scene is not known yet.
                 following = Viewer(record.locale or story.story.language, viewer.name, {})
                 opened = await self._stream(story, targets[choice], stream, following, subtitles=False)
