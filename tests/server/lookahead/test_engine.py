@@ -19,11 +19,12 @@ from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import RENDER_RTF, Lookahead, node_of, window_of
-from reelfork.server.lookahead.scheduler import Clip, Window
+from reelfork.server.lookahead.engine import CLIP_ESTIMATE_S, RENDER_RTF, Lookahead, node_of, window_of
+from reelfork.server.lookahead.scheduler import Clip, Tuning, Window
+from reelfork.server.lookahead.segments import lead, segment_lengths, segment_offsets
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
-from reelfork.server.queue.jobs import JobQueue
+from reelfork.server.queue.jobs import WHOLE, JobQueue
 from reelfork.server.queue.notices import Chose, ClipReady, WorkerAlive
 from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect as connect_async
@@ -624,3 +625,81 @@ async def test_each_profiles_real_time_factor_is_learned_from_the_workers_timing
         await told("boarding", 2.0, 0.25)  # the first timing replaces the guess at once
         await told("heiress", 4.0, 0.25 + 0.2 * (0.5 - 0.25))  # then a running average
         assert rtf("preview") == RENDER_RTF / 2  # a profile nobody timed keeps its guess
+
+
+FORK = """
+id: the-fork
+title: The Fork
+bible:
+  logline: A walker at a fork in the road.
+  setting: A country road at dusk.
+  tone: Quiet
+  characters:
+    - {id: ines, name: Ines, look: "Fifty, a long coat, a walking stick."}
+start: fork
+scenes:
+  - id: fork
+    title: The Fork
+    place: A fork in a country road
+    lines: [{speaker: ines, text: "Left to the river, right to the hill."}]
+    choices:
+      - {id: left, label: Go left, target: river}
+      - {id: right, label: Go right, target: hill}
+  - id: river
+    title: The River
+    place: A slow river under willows
+    ending: true
+    lines: [{speaker: ines, text: "The water is higher than last year."}]
+  - id: hill
+    title: The Hill
+    place: A bare hilltop
+    ending: true
+    lines: [{speaker: ines, text: "From up here the village looks small."}]
+"""
+
+
+def job_through(client: redis.Redis, key: str) -> int | None | str:
+    """The ``through`` of the queued render job of clip ``key`` (``"gone"`` when it is not queued), checked against
+    the job hash's own field."""
+    payload = payload_of(client, key)
+    if payload is None:
+        return "gone"
+    field: str | None = client.hget(keys.job(key), "through")  # type: ignore[assignment]
+    through = payload["through"]
+    assert field == str(WHOLE if through is None else through)
+    assert through is None or isinstance(through, int)
+    return through
+
+
+async def test_an_unchosen_child_is_queued_for_its_lead_and_the_chosen_one_extended_to_the_whole_clip(
+    redis_server: str,
+) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1, segment_s=2.0)
+        director.events.listen(lookahead.on_event)
+        story = await published(director, FORK.encode())
+        state = begin(story.story, story.version)
+        fork, river, hill = (story.story.scene(scene) for scene in ("fork", "river", "hill"))
+        key = {scene.id: director.clip_key(story, scene) for scene in (fork, river, hill)}
+
+        await lookahead.viewer_at("ann", story, state, fork, 0.0)
+        # Each clip counts as 8 s (4 segments) until rendered. The one she watches is wanted whole; each child
+        # only as far as its lead: at the guessed real-time speed, the segments that keep its stream ahead of
+        # playback if it is chosen when it is due (a segment's render takes as long as it plays).
+        count = len(segment_lengths(CLIP_ESTIMATE_S, 2.0))
+        costs = [RENDER_RTF * length for length in segment_lengths(CLIP_ESTIMATE_S, 2.0)]
+        ahead = lead(costs, segment_offsets(segment_lengths(CLIP_ESTIMATE_S, 2.0)), -Tuning().segment_margin_s)
+        assert 0 < ahead < count
+        assert job_through(sync, key["fork"]) is None
+        assert job_through(sync, key["river"]) == ahead - 1
+        assert job_through(sync, key["hill"]) == ahead - 1
+
+        await lookahead.viewer_chose("ann", story, "fork", "left")
+        # The river is certain now: the same job, extended to the whole clip. The hill is nobody's wish.
+        assert job_through(sync, key["river"]) is None
+        assert job_through(sync, key["hill"]) == "gone"
+        assert job_through(sync, key["fork"]) is None
+        await lookahead.viewer_left("ann")
+        assert all(job_through(sync, clip) == "gone" for clip in key.values())
+    sync.close()
