@@ -473,7 +473,7 @@ class Lookahead:
             del wish.told[gone]
             self._segment_of.pop(gone, None)
         wanter = f"{self.replica}/{job}"
-        if target is None or not wanted(self.scheduler, keys):
+        if target is None or not wanted(self.scheduler, keys, whole=bool(target.upgrade) and not wish.begun):
             self._forget(job)
             if wish.queued_as is not None:
                 await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)

@@ -14,6 +14,10 @@ that one job, wanted by this replica:
   that reaches its last segment;
 * a wish for more raises the job's ``through`` in place (:meth:`reelfork.server.queue.jobs.JobQueue.want`); it
   is withdrawn once the scheduler wants none of its segments.
+
+An upgrade (a degraded clip rendered again in the best profile) is a whole clip: that profile's stream starts at
+its first segment, so it is wished for only while the scheduler wants that segment's upgrade (there is time to
+render it all before a later viewer reaches it), not for the later segments of a clip being played now.
 """
 
 from __future__ import annotations
@@ -47,8 +51,11 @@ def through(scheduler: Scheduler, keys: tuple[str, ...]) -> int | None:
     return None if last >= len(keys) - 1 else last
 
 
-def wanted(scheduler: Scheduler, keys: tuple[str, ...]) -> bool:
-    """Whether the scheduler wants any segment of the clip (queued, waiting for the one before, or running)."""
+def wanted(scheduler: Scheduler, keys: tuple[str, ...], whole: bool = False) -> bool:
+    """Whether the scheduler wants any segment of the clip (queued, waiting for the one before, or running); with
+    ``whole``, its first (an upgrade: a stream in the best profile is rendered from its first segment on)."""
+    if whole:
+        return bool(keys) and scheduler.job(keys[0]) is not None
     return any(scheduler.job(key) is not None for key in keys)
 
 

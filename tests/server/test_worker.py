@@ -1,4 +1,4 @@
-"""A render job on a real Redis, run by a worker in-process with a real pool: a part of a clip's stream, then the rest."""
+"""A render job on a real Redis, run in-process by a worker with a real pool: part of a clip's stream, then the rest."""
 
 from __future__ import annotations
 
