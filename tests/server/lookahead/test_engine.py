@@ -20,8 +20,9 @@ from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
 from reelfork.server.lookahead.engine import CLIP_ESTIMATE_S, RENDER_RTF, Lookahead, node_of, window_of
-from reelfork.server.lookahead.scheduler import Clip, Tuning, Window
+from reelfork.server.lookahead.scheduler import Clip, Tuning, Window, job_key
 from reelfork.server.lookahead.segments import lead, segment_lengths, segment_offsets
+from reelfork.server.pool import WorkerPool
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import WHOLE, JobQueue
@@ -29,10 +30,13 @@ from reelfork.server.queue.notices import Chose, ClipReady, WorkerAlive
 from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
+from reelfork.server.settings import Settings
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
+from reelfork.server.worker import Worker
 
 from tests.helpers.media import probe
 from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.stories import FERRY_LINES, ferry_story
 from tests.helpers.viewer import STORY, Viewer, ws_url
 
 
@@ -703,4 +707,46 @@ async def test_an_unchosen_child_is_queued_for_its_lead_and_the_chosen_one_exten
         assert job_through(sync, key["fork"]) is None
         await lookahead.viewer_left("ann")
         assert all(job_through(sync, clip) == "gone" for clip in key.values())
+    sync.close()
+
+
+async def test_the_segments_a_worker_stores_move_the_lookaheads_streams_on(redis_server: str, tmp_path: Path) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server)
+    pool = WorkerPool(1)
+    async with director_on(redis_server, {"animatic": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1, segment_s=settings.segment_seconds)
+        director.events.listen(lookahead.on_event)
+        worker = Worker(settings, director.store, director.queue, director, pool, ("render",))
+        choices = [
+            {"id": "left", "label": "Left", "target": "river"},
+            {"id": "right", "label": "Right", "target": "hill"},
+        ]
+        text = ferry_story("forked", "Forked", ("fork", FERRY_LINES[:1], choices), ("river", FERRY_LINES, []),
+                           ("hill", FERRY_LINES, []))
+        story = await published(director, json.dumps(text).encode())
+        fork, river = story.story.scene("fork"), story.story.scene("river")
+        river_key = director.clip_key(story, river)
+        await lookahead.viewer_at("ann", story, begin(story.story, story.version), fork, 0.0)
+        ahead = job_through(sync, river_key)
+        assert isinstance(ahead, int)
+
+        # A worker takes the jobs in turn: the clip she watches, then each child's lead.
+        for _ in range(3):
+            job = await director.queue.claim("render", wait_s=0, worker=worker.name)
+            assert job is not None
+            await worker.handle(job)
+        stream = await director.store.stream(river_key)
+        assert stream is not None and len(stream.segments) == ahead + 1 < stream.plan.count
+        # Told of each segment stored, the scheduler's chain went on past the lead: the rest of the river waits
+        # for the choice (deferred far behind any due work, for a slot that would idle), the same job for all of it.
+        node = node_of(story, "river")
+        deadline = time.monotonic() + 10
+        while job_through(sync, river_key) is not None:
+            assert time.monotonic() < deadline, "the river's stream never went on past its lead"
+            await asyncio.sleep(0.05)
+        assert all(lookahead.scheduler.job(job_key("render", node, 0, segment=n)) is None for n in range(ahead + 1))
+        score = sync.zscore(keys.queued("render"), river_key)
+        assert score is not None and score > time.time() + Tuning().defer_s / 2
+    pool.close()
     sync.close()
