@@ -140,7 +140,9 @@ class Runtime:
         self.dubbing = Dubbing(self.settings)
         self.streaming = Streaming(self.store, self.dubbing)
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.lookahead = Lookahead(self.director, self.queue, replica, self.settings.render_workers)
+        self.lookahead = Lookahead(
+            self.director, self.queue, replica, self.settings.render_workers, segment_s=self.settings.segment_seconds
+        )
         self.events.listen(self.lookahead.on_event)
         self._tasks.append(asyncio.create_task(self.lookahead.run(), name="lookahead"))
         await self.publish_seed_stories()

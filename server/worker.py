@@ -13,14 +13,14 @@ import socket
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import RedisError
 from reelfork.generation.production.pipeline import ProductionError
 from reelfork.generation.render.dub import LineVoices, line_slots, mouth_tracks, picture_request
 from reelfork.generation.render.profiles import PROFILES
 from reelfork.generation.render.request import Renderer, RenderRequest
-from reelfork.generation.render.segments import SegmentPlan, fragment_samples, segment_name
+from reelfork.generation.render.segments import SegmentPlan, StreamPaused, fragment_samples, segment_name
 from reelfork.generation.render.soundtrack import timeline_frames
 from reelfork.generation.render.stills import ReferenceShelf
 from reelfork.generation.render.voice import EspeakSynthesizer
@@ -68,6 +68,9 @@ servers' lookahead counts its render slots from these."""
 
 SEGMENT_POLL_S = 0.02
 """How often a render's folder is looked at for segments to record and announce while it runs."""
+
+Outcome = Literal["done", "cached", "part"]
+"""What a job came to: its work done, found done already, or (a render asked for its first segments) a part done."""
 
 WORKER_DIED_PAUSE_S = 1.0
 """How long a worker loop waits after its pool's process died under a job, so it never spins."""
@@ -120,14 +123,12 @@ class Worker:
         try:
             runs = {"write": self._write, "render": self._render, "diffuse": self._render, "produce": self._produce}
             run = runs[job.kind]
-            done = await run(job)
+            outcome = await run(job)
             await self.queue.done(job)
-            JOB_SECONDS.labels(kind=job.kind, outcome="done" if done else "cached").observe(
-                time.perf_counter() - started
-            )
-            if time.time() > job.due:
+            JOB_SECONDS.labels(kind=job.kind, outcome=outcome).observe(time.perf_counter() - started)
+            if time.time() > job.due and outcome != "part":
                 DEADLINES_MISSED.labels(kind=job.kind).inc()
-            if done:
+            if outcome == "done":
                 await self.store.redis.hincrby(keys.COMPLETED, job.key, 1)
                 log.info("%s %s done in %.1f s by %s", job.kind, job.key, time.perf_counter() - started, self.name)
         except asyncio.CancelledError:
@@ -153,7 +154,7 @@ class Worker:
                 log.error(
                     "%s %s failed %d times; giving up: %s", job.kind, job.key, job.attempt, exc, exc_info=traceback
                 )
-                await self.queue.done(job)
+                await self.queue.done(job, requeue=False)
                 await self.store.redis.hset(keys.FAILED, job.key, f"{type(exc).__name__}: {exc}"[:500])
                 await self.director.events.publish(Failed(key=job.key))
             if isinstance(exc, WorkerDied):
@@ -174,12 +175,12 @@ class Worker:
             await self.queue.renew(job)
             await self.announce()  # a long render must not make the worker look gone
 
-    async def _write(self, job: ClaimedJob) -> bool:
-        """Write the scene for an open choice, or store its fallback. False if it was already written."""
+    async def _write(self, job: ClaimedJob) -> Outcome:
+        """Write the scene for an open choice, or store its fallback (unless it was written already)."""
         payload = job.payload_as(WriteJob)
         target = payload.scene
         if await self.store.written(target) is not None:
-            return False
+            return "cached"
         story = await self.store.story(payload.story, payload.version)
         if story is None:
             raise LookupError(f"story {payload.story!r} v{payload.version} is gone")
@@ -222,7 +223,7 @@ class Worker:
         await self.director.events.publish(Written(key=target, seconds=round(time.perf_counter() - started, 3)))
         if written.scene is not None:
             await self._translate(story, written.scene)
-        return True
+        return "done"
 
     async def _translate(self, story: StoryVersion, scene: Scene) -> None:
         """Machine-translate a written scene into the story's other locales, after the viewer has it: the play
@@ -246,12 +247,12 @@ class Worker:
             log.info("translated %s into %s: %d of %d texts", scene.id, locale, len(texts),
                      len(scene.lines) + len(scene.choices) + 1)
 
-    async def _render(self, job: ClaimedJob) -> bool:
-        """Render a scene's clip. False if it was already rendered."""
+    async def _render(self, job: ClaimedJob) -> Outcome:
+        """Render a scene's clip, or its stream up to the job's ``through``."""
         payload = job.payload_as(RenderJob)
         key = payload.clip
         if await self.store.clip(key) is not None:
-            return False
+            return "cached"
         story = await self.store.story(payload.story, payload.version)
         if story is None:
             raise LookupError(f"story {payload.story!r} v{payload.version} is gone")
@@ -276,6 +277,9 @@ class Worker:
         plan = planned.plan if planned is not None else plan  # a resumed stream keeps the timeline it started on
         # A render killed mid-stream left segments behind: they are kept, recorded, and not rendered again.
         start = await self._record_segments(key, folder, 0)
+        through = payload.through if payload.through is not None and payload.through < plan.count - 1 else None
+        if through is not None and start > through:
+            return "cached"
         if start:
             log.info("render %s resumes at segment %d of %d (the ones before are stored)", key, start, plan.count)
         await self.director.events.publish(Started(key=key, profile=profile.name, worker=self.name, segment=start))
@@ -291,14 +295,18 @@ class Worker:
             str(relative),
             self.renderer_options,
             plan.slots,
-            SegmentPlan(folder=folder, frames=plan.segment_frames, start=min(start, plan.count - 1)),
+            SegmentPlan(folder=folder, frames=plan.segment_frames, start=min(start, plan.count - 1), through=through),
         )
         stored = start
         while not render.done():
             await asyncio.wait([render], timeout=SEGMENT_POLL_S)
             stored = await self._record_segments(key, folder, stored)
-        _, last_frame = await render
+        rendered = await render
         await self._record_segments(key, folder, stored)
+        if rendered is None:  # stopped at ``through``: the clip is finished by a later job asking for the rest
+            log.info("render %s stored segments %d to %d of %d for now", key, start, through, plan.count)
+            return "part"
+        _, last_frame = rendered
         duration = plan.duration  # the file says the same, to its microseconds
         clip = StoredClip(key=key, file=str(relative), duration=duration, last_frame=last_frame, slots=plan.slots)
         await self.store.save_clip(clip)
@@ -306,7 +314,7 @@ class Worker:
         await self.director.events.publish(
             ClipReady(key=key, file=clip.file, duration=duration, seconds=seconds, profile=profile.name)
         )
-        return True
+        return "done"
 
     async def _record_segments(self, key: str, folder: Path, stored: int) -> int:
         """Record and announce the segments stored in ``folder`` from index ``stored`` on; how many are stored."""
@@ -320,7 +328,7 @@ class Worker:
             stored += 1
         return stored
 
-    async def _produce(self, job: ClaimedJob) -> bool:
+    async def _produce(self, job: ClaimedJob) -> Outcome:
         """Run a linear production to the end. Bad input fails it at once; a crash is retried and resumes."""
         production_id = job.payload_as(ProduceJob).production
         records = ProductionRecords(self.store.redis)
@@ -328,7 +336,7 @@ class Worker:
         if record is None:
             raise LookupError(f"production {production_id} is gone")
         if record["status"] == "done":
-            return False
+            return "cached"
         await records.update(production_id, status="running", attempt=job.attempt)
         folder = production_folder(self.settings, production_id)
         spec = ProductionSpec.model_validate_json(record["spec"])
@@ -339,7 +347,7 @@ class Worker:
             )
         except ProductionError as exc:
             await records.update(production_id, status="failed", error=str(exc))
-            return True
+            return "done"
         except Exception as exc:
             final = job.attempt >= self.settings.job_attempts
             await records.update(
@@ -347,7 +355,7 @@ class Worker:
             )
             raise
         await records.update(production_id, status="done", error="", episodes=len(manifest["episodes"]))
-        return True
+        return "done"
 
 
 def count_rejections(scene_id: str, problems: list[str]) -> None:
@@ -426,11 +434,12 @@ def render_picture(
     options: RendererOptions,
     slots: dict[str, float],
     segments: SegmentPlan,
-) -> tuple[float, str]:
+) -> tuple[float, str] | None:
     """Render a scene's shared picture (no text in it; every line in its slot; the lips moving to ``locale``,
     None: the story's language) in segments, from ``segments.start`` on, and join them into its MP4: its duration
-    and last frame. A diffusion profile is conditioned on the cast's portraits and the place's plate (made once,
-    found by content key), never on a clip from the path that led here."""
+    and last frame; None when it stopped after ``segments.through``, the clip unfinished. A diffusion profile is
+    conditioned on the cast's portraits and the place's plate (made once, found by content key), never on a clip
+    from the path that led here."""
     story = Story.model_validate_json(story_json)
     scene = Scene.model_validate_json(scene_json)
     folder = Path(media)
@@ -442,7 +451,10 @@ def render_picture(
     shelf = _shelves[profile, media]
     references = shelf.references(request.scene, request.bible) if shelf is not None else request.references
     request = request.model_copy(update={"segments": segments, "references": references})
-    return render_clip(request.model_dump_json(), options)
+    try:
+        return render_clip(request.model_dump_json(), options)
+    except StreamPaused:
+        return None
 
 
 def render_clip(request_json: str, options: RendererOptions) -> tuple[float, str]:

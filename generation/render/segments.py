@@ -10,7 +10,9 @@ the container metadata: the implicit ``AIGC`` label.
 A render can start at any segment (:attr:`SegmentPlan.start`): the frames before it are counted, not drawn
 or encoded, and the fragments' decode times (``tfdt``) are set from the segment's first frame, so a stream
 resumed on another worker continues the timeline exactly. When the last segment is stored, the segments are
-joined into one ordinary MP4 (remuxed, never re-encoded), which is signed like any clip.
+joined into one ordinary MP4 (remuxed, never re-encoded), which is signed like any clip. A render can also stop
+after a given segment (:attr:`SegmentPlan.through`): the encoder raises :class:`StreamPaused` once that one is
+stored, before drawing more, and a later render resumes after it.
 
 C2PA on streams, exactly: c2pa-python 0.38.1 signs whole files only (``Builder.sign``); the C2PA 2.x signing of
 fragmented MP4 (a ``c2pa.hash.bmff`` Merkle tree over the fragments, c2pa-rs's ``sign_fragmented_files``) is not
@@ -56,6 +58,12 @@ class SegmentPlan(BaseModel):
     """Frames per segment; the last one may be shorter."""
     start: int = Field(default=0, ge=0)
     """The first segment to encode: those before it are stored already (a resumed render)."""
+    through: int | None = Field(default=None, ge=0)
+    """The last segment to store before stopping (:class:`StreamPaused`), the clip unfinished; None: all of them."""
+
+
+class StreamPaused(Exception):
+    """The render stored the last segment its plan asked for (:attr:`SegmentPlan.through`) and stopped there."""
 
 
 def segment_name(index: int) -> str:
@@ -318,6 +326,9 @@ class SegmentedEncoder:
                 if not path.exists():  # stored already (by a render killed before it was recorded): kept as is
                     write_atomic(path, fragment)
                 self.index += 1
+                through = self.plan.through
+                if through is not None and self.index > through and not self.closed:
+                    raise StreamPaused(f"segments {self.plan.start} to {through} stored")
 
     def close(self) -> Path:
         """Store the last segment, then join every segment into the MP4 at ``path`` (signed when a signer is set)."""

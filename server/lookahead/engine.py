@@ -28,6 +28,12 @@ learned from the workers' timings. The slots are the render workers alive (they 
 every minute, idle or not), counted apart for the CPU queue (``render``: the animatic tier) and the
 GPU one (``diffuse``), so a fleet of a few GPUs and many CPU workers degrades to the animatic rather
 than count the CPUs as GPUs.
+
+Segments (``segment_s``, the ``segment_seconds`` setting): the scheduler wants each clip segment by segment,
+an unchosen child only as far as its lead; its segment jobs map onto one queue job per clip key whose
+``through`` says how far to render (:mod:`reelfork.server.lookahead.streams`), raised in place when more is
+wanted (once the viewer chose). The workers' ``segment:`` notices, and the streams stored when a clip's state
+is read, tell the scheduler which segments are done, so each clip's chain of segments goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -58,16 +64,29 @@ from reelfork.server.lookahead.scheduler import (
     Child,
     Clip,
     Decision,
+    Enqueue,
     Profile,
     Scheduler,
     Tuning,
     Window,
     job_key,
 )
+from reelfork.server.lookahead.segments import segment_lengths
+from reelfork.server.lookahead.streams import Wish, segment_job_keys, through, wanted
 from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
-from reelfork.server.queue.notices import AnyNotice, Chose, ClipReady, Failed, Resumed, Started, WorkerAlive, Written
+from reelfork.server.queue.notices import (
+    AnyNotice,
+    Chose,
+    ClipReady,
+    Failed,
+    Resumed,
+    SegmentReady,
+    Started,
+    WorkerAlive,
+    Written,
+)
 from reelfork.server.queue.payloads import JobPayload, WriteJob, render_job, write_job
-from reelfork.server.store import StoryVersion
+from reelfork.server.store import StoredStream, StoryVersion
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +131,29 @@ class Target:
     scene: str
     write: WriteJob | None = None
     """The write job, for a scene still to write; else the job renders ``scene``'s clip."""
+    node: str = ""
+    """The scene's scheduler node."""
+    duration_s: float = CLIP_ESTIMATE_S
+    """The clip's length as the scheduler was told it (its segments, when clips stream in segments)."""
+    upgrade: str = ""
+    """For the re-render of a degraded clip: the best profile."""
 
-    def job(self, profile: str, tiers: Mapping[str, str]) -> tuple[JobKind, str, JobPayload]:
-        """The queue, key and payload of this job in ``profile`` (a write has none)."""
+    def job(
+        self, profile: str, tiers: Mapping[str, str], through: int | None = None
+    ) -> tuple[JobKind, str, JobPayload]:
+        """The queue, key and payload of this job in ``profile`` (a write has none), up to segment ``through``."""
         if self.write is not None:
             return "write", self.write.scene, self.write
         key = self.keys.get(profile) or next(iter(self.keys.values()))
-        return render_kind(tiers[profile]), key, render_job(self.story, self.scene, key, profile)
+        return render_kind(tiers[profile]), key, render_job(self.story, self.scene, key, profile, through=through)
+
+    def profile_of(self, key: str) -> str:
+        """The profile this job renders clip ``key`` in."""
+        return next(profile for profile, clip in self.keys.items() if clip == key)
+
+    def segment_keys(self, segment_s: float) -> tuple[str, ...]:
+        """The scheduler's keys of the clip's segments (of its upgrade, for an upgrade)."""
+        return segment_job_keys(self.node, len(segment_lengths(self.duration_s, segment_s)), self.upgrade)
 
 
 @dataclass
@@ -143,13 +178,26 @@ def window_of(story: StoryVersion, scene: Scene, clip: Clip) -> Window | None:
     return Window(window.opens_at, window.closes_at)
 
 
+def streamed(ladder: tuple[str, ...], streams: list[StoredStream | None]) -> Clip:
+    """An unrendered clip as its streams show it (one per profile, best first, None where not begun): its planned
+    length, and the segments stored of the best one that has any (a stream keeps to its profile)."""
+    planned = [(profile, stream) for profile, stream in zip(ladder, streams, strict=True) if stream is not None]
+    if not planned:
+        return Clip(CLIP_ESTIMATE_S)
+    profile, stream = next(((p, s) for p, s in planned if s.segments), planned[0])
+    return Clip(stream.duration, segments=(profile,) * len(stream.segments))
+
+
 def node_of(story: StoryVersion, scene_id: str) -> str:
     """A scene's name in the scheduler: written scene ids are global, authored ones per story version."""
     return scene_id if is_generated(scene_id) else f"{story.digest[:16]}:{scene_id}"
 
 
 class Lookahead:
-    def __init__(self, director: Director, queue: JobQueue, replica: str, render_slots: int) -> None:
+    def __init__(
+        self, director: Director, queue: JobQueue, replica: str, render_slots: int, segment_s: float = 0.0
+    ) -> None:
+        """``segment_s``: the length of the segments clips stream in (0: a clip is one job, played once complete)."""
         self.director = director
         self.store = director.store
         self.queue = queue
@@ -160,7 +208,7 @@ class Lookahead:
             for rank, name in ladder
         )
         self._slots = max(1, render_slots)
-        budget = Budget(render_slots=self._slots, profiles=profiles)
+        budget = Budget(render_slots=self._slots, profiles=profiles, segment_s=segment_s)
         # The workers retry failed jobs themselves: their ``failed:`` notice is final.
         self.scheduler = Scheduler(WallClock(), budget, Tuning(max_attempts=1, render_depth=DEPTH))
         self._targets: OrderedDict[str, Target] = OrderedDict()
@@ -180,6 +228,14 @@ class Lookahead:
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_observe: dict[str, None] = {}
         self._observing: asyncio.Task[None] | None = None
+        self._wishes: dict[str, Wish] = {}
+        """Clip job (a scene's render or upgrade) → this replica's wish for its stream, with segments."""
+        self._segment_of: dict[str, tuple[str, int]] = {}
+        """A segment's scheduler job key → its clip job and index, while told."""
+        self._dirty: dict[str, None] = {}
+        """Clip jobs whose segments changed outside a decision (one stored): looked at again with the next ones."""
+        self._rendering: dict[str, None] = {}
+        """Clip jobs a worker renders now: what it renders may grow before it stops (the viewer chose)."""
 
     # -- observations ------------------------------------------------------------------------
 
@@ -255,13 +311,18 @@ class Lookahead:
                 self.scheduler.count(key, notice.choice)
         elif isinstance(notice, Started):
             self._started(notice)
+        elif isinstance(notice, SegmentReady):
+            self._segment_stored(notice)
         elif isinstance(notice, WorkerAlive):
             for queue in notice.kinds:
                 if queue in ("render", "diffuse"):
                     self._workers[(queue, key)] = time.time()
         elif isinstance(notice, ClipReady):
             job = self._jobs_of.get(key)
-            if job is not None:
+            if job is not None and self._segmented:
+                self._stream_over(job, key, failed=False)
+                self._background(self._settle())
+            elif job is not None:
                 duration = notice.duration or CLIP_ESTIMATE_S
                 seconds = notice.seconds or RENDER_RTF * duration
                 self.scheduler.job_done(job, seconds, profile=notice.profile, duration_s=duration)
@@ -277,6 +338,10 @@ class Lookahead:
                 self._observing = asyncio.get_running_loop().create_task(self._observe_again())
         elif isinstance(notice, Failed):
             job = self._jobs_of.get(key, job_key("write", key))
+            if self._segmented and job.startswith("render:"):
+                self._stream_over(job, key, failed=True)
+                self._background(self._settle())
+                return
             self.scheduler.job_failed(job)
             self._queued_as.pop(job, None)
             self._background(self._settle())
@@ -299,8 +364,140 @@ class Lookahead:
 
     def _started(self, notice: Started) -> None:
         job = self._jobs_of.get(notice.key)
-        if job is not None:
+        if job is None:
+            return
+        target = self._targets.get(job)
+        if not self._segmented or target is None:
             self.scheduler.job_started(job, notice.worker, profile=notice.profile)
+            return
+        wish = self._wishes.get(job)
+        if wish is not None:
+            wish.begun, wish.since = True, time.time()
+        self._rendering[job] = None
+        keys = target.segment_keys(self.scheduler.budget.segment_s)
+        if notice.segment < len(keys):
+            self.scheduler.job_started(keys[notice.segment], notice.worker, profile=notice.profile)
+
+    # -- segments ----------------------------------------------------------------------------
+
+    @property
+    def _segmented(self) -> bool:
+        return self.scheduler.budget.segment_s > 0
+
+    def _segment_stored(self, notice: SegmentReady) -> None:
+        """A worker stored a segment: the scheduler's job for it is done (timed from the one before), and the
+        worker goes on with the next one if this replica asked for it."""
+        job = self._jobs_of.get(notice.key)
+        target = self._targets.get(job) if job is not None else None
+        if job is None or target is None or not self._segmented or notice.key not in target.keys.values():
+            return
+        profile = target.profile_of(notice.key)
+        wish = self._wishes.get(job)
+        now = time.time()
+        seconds = now - wish.since if wish is not None and wish.since else None
+        self._done_segments(target, profile, [notice.index], seconds)
+        following = notice.index + 1
+        keys = target.segment_keys(self.scheduler.budget.segment_s)
+        limit = wish.asked[1] if wish is not None and wish.asked is not None else -1
+        if wish is not None and following < len(keys) and (limit is None or limit >= following):
+            wish.since = now
+            self.scheduler.job_started(keys[following], notice.worker, profile=profile)
+        else:
+            self._rendering.pop(job, None)
+        self._dirty[job] = None
+        self._background(self._settle())
+
+    def _done_segments(self, target: Target, profile: str, indexes: range | list[int], seconds: float | None) -> None:
+        """The clip's segments ``indexes`` are stored in ``profile``: their render jobs (and their upgrades', in
+        the best profile) are done, in ``seconds`` each when measured."""
+        segment_s = self.scheduler.budget.segment_s
+        count = len(segment_lengths(target.duration_s, segment_s))
+        best = self.director.profiles[0]
+        variants = [segment_job_keys(target.node, count)]
+        if profile == best:
+            variants.append(segment_job_keys(target.node, count, best))
+        for index in indexes:
+            for keys in variants:
+                job = self.scheduler.job(keys[index]) if index < count else None
+                if job is None:
+                    continue
+                # Unmeasured (stored while this replica was not listening): the current estimate, learning nothing.
+                work = self.scheduler.budget.work_s(job.duration_s)
+                took = seconds if seconds is not None else self.scheduler.rtf(profile) * work
+                self.scheduler.job_done(keys[index], took, profile=profile, duration_s=job.duration_s)
+
+    def _stream_over(self, job: str, key: str, failed: bool) -> None:
+        """A worker finished clip ``key`` (or gave up on it): every segment of it is done (failed)."""
+        target = self._targets.get(job)
+        self._forget(job)
+        if target is None or key not in target.keys.values():
+            return
+        segments = target.segment_keys(self.scheduler.budget.segment_s)
+        if not failed:
+            self._done_segments(target, target.profile_of(key), range(len(segments)), None)
+            return
+        for segment in segments:
+            if self.scheduler.job(segment) is not None:
+                self.scheduler.job_failed(segment)
+
+    def _told_segment(self, decision: Decision) -> str | None:
+        """Record what the scheduler told of a segment job; the clip job it belongs to (None: unknown)."""
+        if isinstance(decision, Enqueue):
+            plain = job_key("render", decision.node, decision.clip, segment=decision.segment)
+            upgrade = "" if decision.key == plain else self.director.profiles[0]
+            job = job_key("render", decision.node, decision.clip, upgrade)
+            if job not in self._targets:
+                log.warning("scheduler queued %s, of a clip this replica no longer knows", decision.key)
+                return None
+            self._segment_of[decision.key] = (job, decision.segment)
+        found = self._segment_of.get(decision.key)
+        if found is None:
+            return None
+        job, segment = found
+        wish = self._wishes.setdefault(job, Wish())
+        if isinstance(decision, Cancel):
+            wish.told.pop(decision.key, None)
+            del self._segment_of[decision.key]
+        else:
+            wish.told[decision.key] = (segment, decision.score, decision.profile)
+        return job
+
+    async def _reconcile(self, job: str) -> None:
+        """Bring this replica's wish for a clip's stream in line with the scheduler's jobs for its segments."""
+        wish = self._wishes.get(job)
+        if wish is None:
+            return
+        target = self._targets.get(job)
+        keys = target.segment_keys(self.scheduler.budget.segment_s) if target is not None else ()
+        for gone in [key for key in wish.told if self.scheduler.job(key) is None]:
+            del wish.told[gone]
+            self._segment_of.pop(gone, None)
+        wanter = f"{self.replica}/{job}"
+        if target is None or not wanted(self.scheduler, keys, whole=bool(target.upgrade) and not wish.begun):
+            self._forget(job)
+            if wish.queued_as is not None:
+                await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
+            return
+        score = wish.score() if wish.told else (wish.asked[0] if wish.asked is not None else None)
+        profile = wish.queued_as[2] if wish.queued_as is not None and (wish.begun or not wish.told) else wish.profile()
+        if score is None or profile is None:
+            return  # none of its segments can start yet
+        limit = None if target.upgrade else through(self.scheduler, keys)
+        kind, key, payload = target.job(profile, self.director.tiers, limit)
+        if wish.queued_as is not None and wish.queued_as[:2] != (kind, key):
+            await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
+            wish.asked = None
+        wish.queued_as = (kind, key, profile)
+        self._jobs_of[key] = job
+        if wish.asked != (score, limit):
+            wish.asked = (score, limit)
+            await self.queue.want(kind, key, payload, score, wanter)
+
+    def _forget(self, job: str) -> None:
+        wish = self._wishes.pop(job, None)
+        self._rendering.pop(job, None)
+        for key in wish.told if wish is not None else ():
+            self._segment_of.pop(key, None)
 
     def _count_slots(self) -> None:
         """Each pool's slots: its workers alive lately, at least the configured number."""
@@ -427,19 +624,29 @@ class Lookahead:
         ladder = self.director.profiles
         keys = [self.director.clip_keys(story, scene) for scene in scenes]
         stored = await self.store.best_clips(keys) if scenes else []
+        # A clip not rendered in any profile yet may be streaming: its stored segments (one round trip for all).
+        unrendered = [number for number, best in enumerate(stored) if best is None] if self._segmented else []
+        found = await self.store.streams([key for n in unrendered for key in keys[n]]) if unrendered else []
+        streams = {n: found[i * len(ladder) : (i + 1) * len(ladder)] for i, n in enumerate(unrendered)}
         clips: list[Clip] = []
         for number, (scene, scene_keys) in enumerate(zip(scenes, keys, strict=True)):
-            job = job_key("render", node_of(story, scene.id))
-            self._remember(job, Target(dict(zip(ladder, scene_keys, strict=True)), story, scene.id))
-            upgrade = job_key("render", node_of(story, scene.id), upgrade=ladder[0])
-            self._remember(upgrade, Target({ladder[0]: scene_keys[0]}, story, scene.id))
-            for key in scene_keys:
-                self._jobs_of.setdefault(key, job)
             rendered = stored[number]
             if rendered is None:
-                clips.append(Clip(CLIP_ESTIMATE_S))
+                clip = streamed(ladder, streams.get(number, [None] * len(ladder)))
             else:
-                clips.append(Clip(rendered[1].duration, rendered=True, profile=ladder[rendered[0]]))
+                clip = Clip(rendered[1].duration, rendered=True, profile=ladder[rendered[0]])
+            node = node_of(story, scene.id)
+            job = job_key("render", node)
+            target = Target(dict(zip(ladder, scene_keys, strict=True)), story, scene.id, None, node, clip.duration_s)
+            self._remember(job, target)
+            upgrade = job_key("render", node, upgrade=ladder[0])
+            self._remember(upgrade, replace(target, keys={ladder[0]: scene_keys[0]}, upgrade=ladder[0]))
+            for key in scene_keys:
+                self._jobs_of.setdefault(key, job)
+            if clip.segments:  # stored while this replica was not listening, or before it observed the viewer
+                self._done_segments(target, clip.segments[0], range(len(clip.segments)), None)
+                self._dirty[job] = None
+            clips.append(clip)
         return clips
 
     def _remember(self, job: str, target: Target) -> None:
@@ -455,7 +662,13 @@ class Lookahead:
     # -- decisions to the queue --------------------------------------------------------------
 
     async def _apply(self, decisions: list[Decision]) -> None:
+        streams: dict[str, None] = {}
         for decision in decisions:
+            if self._segmented and decision.key.startswith("render:"):
+                job = self._told_segment(decision)
+                if job is not None:
+                    streams[job] = None
+                continue
             target = self._targets.get(decision.key)
             if target is None:
                 log.warning("scheduler decided on %s, which this replica no longer knows", decision.key)
@@ -474,3 +687,10 @@ class Lookahead:
             self._queued_as[decision.key] = (kind, key)
             self._jobs_of[key] = decision.key
             await self.queue.want(kind, key, payload, decision.score, wanter)
+        if self._segmented:
+            # Those a worker renders now too: the viewer may have chosen one, which now wants all of it.
+            streams.update(self._dirty)
+            streams.update(self._rendering)
+            self._dirty.clear()
+            for job in streams:
+                await self._reconcile(job)

@@ -316,19 +316,8 @@ class Scheduler:
             job.profile = planned.get(key, job.profile or self._default_profile(job))
             told = self._told.get(key)
             if told is None:
-                out.append(
-                    Enqueue(
-                        key,
-                        job.kind,
-                        job.node,
-                        job.clip,
-                        job.duration_s,
-                        job.score,
-                        job.profile,
-                        job.deadline,
-                        job.segment,
-                    )
-                )
+                fields = (job.kind, job.node, job.clip, job.duration_s, job.score, job.profile, job.deadline)
+                out.append(Enqueue(key, *fields, job.segment))
             elif told != (job.score, job.profile):
                 out.append(Reprioritise(key, job.score, job.profile, job.deadline))
             self._told[key] = (job.score, job.profile)
@@ -370,6 +359,10 @@ class Scheduler:
                 heapq.heappush(heap, (chosen.score, chosen.version, chosen.key))
                 chosen = urgent
         return self._start(chosen, now)
+
+    def job(self, key: str) -> QueuedJob | None:
+        """The job wanted under ``key`` (queued, waiting for the segment before, or running), if any."""
+        return self._jobs.get(key)
 
     def queued(self, kind: WorkKind = "render") -> int:
         return len(self._queued[kind])

@@ -16,6 +16,13 @@ one replica demoting or dropping a job never delays it for another. :meth:`JobQu
 :meth:`JobQueue.unwant` are the lookahead scheduler's; :meth:`JobQueue.enqueue` records a pinned
 wish (``*``) that nothing withdraws. A job leaves the queue unrun only when its last wish is
 withdrawn while it is still queued: a leased job always finishes.
+
+A render job may ask for only the first segments of its clip's stream (:attr:`RenderJob.through`: the lookahead
+speculating on a choice not made yet). The job hash keeps that bound beside the payload (``through``; a whole clip
+is :data:`WHOLE`); a wish for more of the same clip (a larger bound) rewrites both, never a smaller one, whether
+the job is queued or leased. A leased job whose bound rose while it ran is queued again when its worker is done
+with the part it took (:meth:`JobQueue.done`), so the extension is never lost and the stream goes on from the
+first segment not stored (by one worker at a time: one job per clip).
 """
 
 from __future__ import annotations
@@ -51,8 +58,23 @@ PAYLOADS: dict[JobKind, type[JobPayload]] = {
 Payload = TypeVar("Payload", WriteJob, RenderJob, ProduceJob)
 log = logging.getLogger(__name__)
 
-_ENQUEUE = """
--- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl
+WHOLE = 1_000_000_000
+"""The ``through`` field of a job that renders its whole clip (or is no render): more than any segment index."""
+
+_EXTEND = """
+local function extend(job, through, payload)
+  -- a wish for more segments of a clip raises the job's bound (and its payload with it), never lowers it
+  local was = redis.call('HGET', job, 'through')
+  if was and tonumber(through) > tonumber(was) then
+    redis.call('HSET', job, 'payload', payload, 'through', through)
+  end
+end
+"""
+
+_ENQUEUE = (
+    _EXTEND
+    + """
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, ttl, through
 local pinned = tonumber(redis.call('HGET', KEYS[4], '*') or ARGV[1])
 redis.call('HSET', KEYS[4], '*', math.min(pinned, tonumber(ARGV[1])))
 redis.call('EXPIRE', KEYS[4], ARGV[5])
@@ -60,14 +82,16 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   -- already queued or running: only ever move it earlier
   redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[1], ARGV[4])
   redis.call('HSET', KEYS[2], 'score', math.min(tonumber(redis.call('HGET', KEYS[2], 'score')), tonumber(ARGV[1])))
+  extend(KEYS[2], ARGV[6], ARGV[3])
   return 0
 end
-redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', ARGV[1])
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', ARGV[1], 'through', ARGV[6])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 redis.call('LPUSH', KEYS[3], 1)
 redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
+)
 
 _LOWEST = """
 local function lowest(wants)
@@ -81,8 +105,9 @@ end
 
 _WANT = (
     _LOWEST
+    + _EXTEND
     + """
--- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, wanter, ttl
+-- KEYS: queue, job, wake, wants   ARGV: score, kind, payload, key, wanter, ttl, through
 local exists = redis.call('EXISTS', KEYS[2]) == 1
 if exists and redis.call('EXISTS', KEYS[4]) == 0 then
   -- queued before wishes were recorded: keep its score as a pinned wish
@@ -94,9 +119,10 @@ local best = lowest(KEYS[4])
 if exists then
   redis.call('HSET', KEYS[2], 'score', best)
   redis.call('ZADD', KEYS[1], 'XX', best, ARGV[4])
+  extend(KEYS[2], ARGV[7], ARGV[3])
   return 0
 end
-redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', best)
+redis.call('HSET', KEYS[2], 'kind', ARGV[2], 'payload', ARGV[3], 'attempt', 1, 'score', best, 'through', ARGV[7])
 redis.call('ZADD', KEYS[1], best, ARGV[4])
 redis.call('LPUSH', KEYS[3], 1)
 redis.call('LTRIM', KEYS[3], 0, 0)
@@ -125,6 +151,21 @@ end
 return 0
 """
 )
+
+_DONE = """
+-- KEYS: leases, job, wants, queue, wake   ARGV: key, the bound the worker took it with, requeue (1/0)
+local now = redis.call('HGET', KEYS[2], 'through')
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[3] == '1' and now and tonumber(now) > tonumber(ARGV[2]) then
+  -- more of the clip was asked for while it ran: on it goes, from the first segment not stored
+  redis.call('ZADD', KEYS[4], redis.call('HGET', KEYS[2], 'score'), ARGV[1])
+  redis.call('LPUSH', KEYS[5], 1)
+  redis.call('LTRIM', KEYS[5], 0, 0)
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+"""
 
 WANT_TTL_S = 3600
 """How long a job's wishes outlive their last update: a replica that died never withdraws its own."""
@@ -182,6 +223,13 @@ def _payload_json(kind: JobKind, payload: JobPayload) -> str:
     return payload.model_dump_json()
 
 
+def _through(payload: JobPayload) -> int:
+    """The job hash's ``through``: the last segment a render job asks for, :data:`WHOLE` for anything else."""
+    if isinstance(payload, RenderJob) and payload.through is not None:
+        return payload.through
+    return WHOLE
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -195,17 +243,19 @@ class JobQueue:
         self._unwant = redis.register_script(_UNWANT)
         self._claim = redis.register_script(_CLAIM)
         self._reap = redis.register_script(_REAP)
+        self._done = redis.register_script(_DONE)
 
     async def enqueue(self, kind: JobKind, key: str, payload: JobPayload, score: float) -> bool:
-        """Queue a job, or move an already queued one earlier. Returns whether it is new."""
+        """Queue a job, or move an already queued one earlier (and raise its ``through``). Returns whether it is new."""
         names = [keys.queued(kind), keys.job(key), keys.wake(kind), keys.wants(key)]
-        return bool(await self._enqueue(keys=names, args=[score, kind, _payload_json(kind, payload), key, WANT_TTL_S]))
+        args = [score, kind, _payload_json(kind, payload), key, WANT_TTL_S, _through(payload)]
+        return bool(await self._enqueue(keys=names, args=args))
 
     async def want(self, kind: JobKind, key: str, payload: JobPayload, score: float, wanter: str) -> bool:
         """Set ``wanter``'s score for a job, queueing it if new; it runs at the lowest score anyone wants.
-        Returns whether it is new."""
+        A render job already there whose ``through`` is lower takes this payload's. Returns whether it is new."""
         names = [keys.queued(kind), keys.job(key), keys.wake(kind), keys.wants(key)]
-        args = [score, kind, _payload_json(kind, payload), key, wanter, WANT_TTL_S]
+        args = [score, kind, _payload_json(kind, payload), key, wanter, WANT_TTL_S, _through(payload)]
         return bool(await self._want(keys=names, args=args))
 
     async def unwant(self, kind: JobKind, key: str, wanter: str) -> bool:
@@ -245,11 +295,12 @@ class JobQueue:
     async def renew(self, job: ClaimedJob) -> None:
         await self.redis.zadd(keys.leases(job.kind), {job.key: self._expiry()}, xx=True)
 
-    async def done(self, job: ClaimedJob) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.leases(job.kind), job.key)
-            pipe.delete(keys.job(job.key), keys.wants(job.key))
-            await pipe.execute()
+    async def done(self, job: ClaimedJob, requeue: bool = True) -> bool:
+        """The job is finished: it leaves the queue, unless (with ``requeue``) a wish raised its ``through`` while
+        it ran; then it is queued again for the rest. Returns whether it left."""
+        kind, key = job.kind, job.key
+        names = [keys.leases(kind), keys.job(key), keys.wants(key), keys.queued(kind), keys.wake(kind)]
+        return bool(await self._done(keys=names, args=[job.key, _through(job.payload), 1 if requeue else 0]))
 
     async def retry(self, job: ClaimedJob, delay_s: float) -> None:
         """Back off, then queue the job again with its priority."""

@@ -44,6 +44,10 @@ class RenderJob(BaseModel):
     """The persona's look the picture draws; None: the default (or a story without looks)."""
     locale: str | None = None
     """The locale the picture's lips move to; None: the story's language."""
+    through: int | None = None
+    """The last segment of the clip's stream to render (the lookahead speculating on a choice not made yet):
+    the job stores the segments up to it and stops, without finishing the clip; None: the whole clip. A later
+    wish for more raises it (:meth:`reelfork.server.queue.jobs.JobQueue.want`)."""
 
 
 class ProduceJob(BaseModel):
@@ -70,9 +74,23 @@ def write_job(story: StoryVersion, state: ViewerState, choice: str, scene: str) 
 
 
 def render_job(
-    story: StoryVersion, scene: str, clip: str, profile: str, look: str | None = None, locale: str | None = None
+    story: StoryVersion,
+    scene: str,
+    clip: str,
+    profile: str,
+    look: str | None = None,
+    locale: str | None = None,
+    through: int | None = None,
 ) -> RenderJob:
-    """The job rendering ``scene``'s shared picture (content key ``clip``) in ``profile``, ``look`` and ``locale``."""
+    """The job rendering ``scene``'s shared picture (content key ``clip``) in ``profile``, ``look`` and ``locale``,
+    up to segment ``through`` (None: all of it)."""
     return RenderJob(
-        story=story.story.id, version=story.version, scene=scene, clip=clip, profile=profile, look=look, locale=locale
+        story=story.story.id,
+        version=story.version,
+        scene=scene,
+        clip=clip,
+        profile=profile,
+        look=look,
+        locale=locale,
+        through=through,
     )

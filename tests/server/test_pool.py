@@ -24,7 +24,7 @@ from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect
 from reelfork.server.settings import Settings
 from reelfork.server.store import Store
-from reelfork.server.worker import Worker
+from reelfork.server.worker import Outcome, Worker
 
 from tests.helpers.processes import ServerProcess
 
@@ -131,9 +131,9 @@ class PoisonedWorker(Worker):
 
     tally = ""
 
-    async def _render(self, job: ClaimedJob) -> bool:
+    async def _render(self, job: ClaimedJob) -> Outcome:
         await asyncio.get_running_loop().run_in_executor(self.executor, kill_own_process, self.tally)
-        return True
+        return "done"
 
 
 async def test_a_job_that_kills_its_process_every_time_is_given_up_as_a_poison_pill(

@@ -49,9 +49,11 @@ def render(story: Story, media: Path, name: str, options: RendererOptions) -> tu
     story_json, scene_json = story.model_dump_json(), SCENE.model_dump_json()
     plan = worker.picture_plan(story_json, scene_json, "fast", str(media), 2.0)
     segments = SegmentPlan(folder=media / "streams" / name, frames=plan.segment_frames)
-    return worker.render_picture(
+    rendered = worker.render_picture(
         story_json, scene_json, "storm", None, "fast", str(media), f"clips/{name}.mp4", options, plan.slots, segments
     )
+    assert rendered is not None  # the whole clip: no ``through``
+    return rendered
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,24 @@ from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import RENDER_RTF, Lookahead, node_of, window_of
-from reelfork.server.lookahead.scheduler import Clip, Window
+from reelfork.server.lookahead.engine import CLIP_ESTIMATE_S, RENDER_RTF, Lookahead, node_of, window_of
+from reelfork.server.lookahead.scheduler import Clip, Tuning, Window, job_key
+from reelfork.server.lookahead.segments import lead, segment_lengths, segment_offsets
+from reelfork.server.pool import WorkerPool
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
-from reelfork.server.queue.jobs import JobQueue
+from reelfork.server.queue.jobs import WHOLE, JobQueue
 from reelfork.server.queue.notices import Chose, ClipReady, WorkerAlive
 from reelfork.server.queue.payloads import RenderJob
 from reelfork.server.runtime import connect as connect_async
 from reelfork.server.runtime import seed_story_files
+from reelfork.server.settings import Settings
 from reelfork.server.store import Store, StoredClip, StoredScene, StoryVersion, clip_key
+from reelfork.server.worker import Worker
 
 from tests.helpers.media import probe
 from tests.helpers.processes import ServerProcess, WorkerProcess
+from tests.helpers.stories import FERRY_LINES, ferry_story
 from tests.helpers.viewer import STORY, Viewer, ws_url
 
 
@@ -217,7 +222,7 @@ async def test_the_server_degrades_a_clip_that_would_be_late(redis_server: str, 
                 await asyncio.sleep(0.1)
             assert payload_of(client, cheap[scene]) == {
                 "story": STORY, "version": 1, "scene": scene, "clip": cheap[scene], "profile": "preview",
-                "look": None, "locale": None,
+                "look": None, "locale": None, "through": None,
             }
             assert payload_of(client, best[scene]) is None
 
@@ -590,8 +595,9 @@ async def test_two_server_processes_on_one_redis_share_their_choice_tallies(redi
         while True:
             scores = wish_scores(client, server_b.process.pid, children)
             # A child's wish is due when the choices are offered, later the less likely it is: on B, the cargo
-            # hold is as likely as A's viewers made it (7 of 9 with the prior), the wheelhouse 1 of 9.
-            if len(scores) == 2 and scores["wheelhouse"] - scores["cargo-hold"] > 5.0:
+            # hold is as likely as A's viewers made it (7 of 9 with the prior), the wheelhouse 1 of 9. Clips stream
+            # in segments (the servers' default), whose scores weigh that by ``segment_weight_s``: 6/9 of it apart.
+            if len(scores) == 2 and scores["wheelhouse"] - scores["cargo-hold"] > 0.5 * Tuning().segment_weight_s:
                 break
             assert time.monotonic() < deadline, f"replica B never weighed replica A's choices: {scores}"
             await asyncio.sleep(0.2)
@@ -624,3 +630,123 @@ async def test_each_profiles_real_time_factor_is_learned_from_the_workers_timing
         await told("boarding", 2.0, 0.25)  # the first timing replaces the guess at once
         await told("heiress", 4.0, 0.25 + 0.2 * (0.5 - 0.25))  # then a running average
         assert rtf("preview") == RENDER_RTF / 2  # a profile nobody timed keeps its guess
+
+
+FORK = """
+id: the-fork
+title: The Fork
+bible:
+  logline: A walker at a fork in the road.
+  setting: A country road at dusk.
+  tone: Quiet
+  characters:
+    - {id: ines, name: Ines, look: "Fifty, a long coat, a walking stick."}
+start: fork
+scenes:
+  - id: fork
+    title: The Fork
+    place: A fork in a country road
+    lines: [{speaker: ines, text: "Left to the river, right to the hill."}]
+    choices:
+      - {id: left, label: Go left, target: river}
+      - {id: right, label: Go right, target: hill}
+  - id: river
+    title: The River
+    place: A slow river under willows
+    ending: true
+    lines: [{speaker: ines, text: "The water is higher than last year."}]
+  - id: hill
+    title: The Hill
+    place: A bare hilltop
+    ending: true
+    lines: [{speaker: ines, text: "From up here the village looks small."}]
+"""
+
+
+def job_through(client: redis.Redis, key: str) -> int | str | None:
+    """The ``through`` of the queued render job of clip ``key`` (``"gone"`` when it is not queued), checked against
+    the job hash's own field."""
+    payload = payload_of(client, key)
+    if payload is None:
+        return "gone"
+    field: str | None = client.hget(keys.job(key), "through")  # type: ignore[assignment]
+    through = payload["through"]
+    assert field == str(WHOLE if through is None else through)
+    assert through is None or isinstance(through, int)
+    return through
+
+
+async def test_an_unchosen_child_is_queued_for_its_lead_and_the_chosen_one_extended_to_the_whole_clip(
+    redis_server: str,
+) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1, segment_s=2.0)
+        director.events.listen(lookahead.on_event)
+        story = await published(director, FORK.encode())
+        state = begin(story.story, story.version)
+        fork, river, hill = (story.story.scene(scene) for scene in ("fork", "river", "hill"))
+        key = {scene.id: director.clip_key(story, scene) for scene in (fork, river, hill)}
+
+        await lookahead.viewer_at("ann", story, state, fork, 0.0)
+        # Each clip counts as 8 s (4 segments) until rendered. The one she watches is wanted whole; each child
+        # only as far as its lead: at the guessed real-time speed, the segments that keep its stream ahead of
+        # playback if it is chosen when it is due (a segment's render takes as long as it plays).
+        count = len(segment_lengths(CLIP_ESTIMATE_S, 2.0))
+        costs = [RENDER_RTF * length for length in segment_lengths(CLIP_ESTIMATE_S, 2.0)]
+        ahead = lead(costs, segment_offsets(segment_lengths(CLIP_ESTIMATE_S, 2.0)), -Tuning().segment_margin_s)
+        assert 0 < ahead < count
+        assert job_through(sync, key["fork"]) is None
+        assert job_through(sync, key["river"]) == ahead - 1
+        assert job_through(sync, key["hill"]) == ahead - 1
+
+        await lookahead.viewer_chose("ann", story, "fork", "left")
+        # The river is certain now: the same job, extended to the whole clip. The hill is nobody's wish.
+        assert job_through(sync, key["river"]) is None
+        assert job_through(sync, key["hill"]) == "gone"
+        assert job_through(sync, key["fork"]) is None
+        await lookahead.viewer_left("ann")
+        assert all(job_through(sync, clip) == "gone" for clip in key.values())
+    sync.close()
+
+
+async def test_the_segments_a_worker_stores_move_the_lookaheads_streams_on(redis_server: str, tmp_path: Path) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server)
+    pool = WorkerPool(1)
+    async with director_on(redis_server, {"animatic": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1, segment_s=settings.segment_seconds)
+        director.events.listen(lookahead.on_event)
+        worker = Worker(settings, director.store, director.queue, director, pool, ("render",))
+        choices = [
+            {"id": "left", "label": "Left", "target": "river"},
+            {"id": "right", "label": "Right", "target": "hill"},
+        ]
+        text = ferry_story("forked", "Forked", ("fork", FERRY_LINES[:1], choices), ("river", FERRY_LINES, []),
+                           ("hill", FERRY_LINES, []))
+        story = await published(director, json.dumps(text).encode())
+        fork, river = story.story.scene("fork"), story.story.scene("river")
+        river_key = director.clip_key(story, river)
+        await lookahead.viewer_at("ann", story, begin(story.story, story.version), fork, 0.0)
+        ahead = job_through(sync, river_key)
+        assert isinstance(ahead, int)
+
+        # A worker takes the jobs in turn: the clip she watches, then each child's lead.
+        for _ in range(3):
+            job = await director.queue.claim("render", wait_s=0, worker=worker.name)
+            assert job is not None
+            await worker.handle(job)
+        stream = await director.store.stream(river_key)
+        assert stream is not None and len(stream.segments) == ahead + 1 < stream.plan.count
+        # Told of each segment stored, the scheduler's chain went on past the lead: the rest of the river waits
+        # for the choice (deferred far behind any due work, for a slot that would idle), the same job for all of it.
+        node = node_of(story, "river")
+        deadline = time.monotonic() + 10
+        while job_through(sync, river_key) is not None:
+            assert time.monotonic() < deadline, "the river's stream never went on past its lead"
+            await asyncio.sleep(0.05)
+        assert all(lookahead.scheduler.job(job_key("render", node, 0, segment=n)) is None for n in range(ahead + 1))
+        score = sync.zscore(keys.queued("render"), river_key)
+        assert score is not None and score > time.time() + Tuning().defer_s / 2
+    pool.close()
+    sync.close()

@@ -46,3 +46,47 @@ async def test_a_job_whose_payload_this_version_cannot_read_is_given_up_on(redis
         assert "invalid payload" in (await client.hget(keys.FAILED, "old") or "")
     finally:
         await client.aclose()
+
+
+async def test_a_wish_for_more_segments_raises_a_render_jobs_through_and_a_running_job_goes_on_for_them(
+    redis_server: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_server, decode_responses=True)
+    queue = JobQueue(client)
+
+    def part(through: int | None) -> RenderJob:
+        return RenderJob(story="s", version=1, scene="n", clip="k", profile="animatic", through=through)
+
+    async def payload() -> RenderJob:
+        return RenderJob.model_validate_json(await client.hget(keys.job("k"), "payload") or "")
+
+    try:
+        assert await queue.want("render", "k", part(1), 10.0, "a")
+        assert not await queue.want("render", "k", part(0), 5.0, "b")  # less asked: the bound stays
+        assert (await payload()).through == 1
+        assert await client.zscore(keys.queued("render"), "k") == 5.0
+        assert not await queue.want("render", "k", part(3), 5.0, "b")
+        assert (await payload()).through == 3
+
+        job = await queue.claim("render", wait_s=0)
+        assert job is not None and job.payload == part(3)
+        # While it runs, a viewer chooses: the whole clip is wanted. The worker's part done, it is queued again.
+        assert not await queue.want("render", "k", part(None), 1.0, "a")
+        assert (await payload()).through is None
+        assert not await queue.done(job)
+        assert await client.zscore(keys.queued("render"), "k") == 1.0
+        again = await queue.claim("render", wait_s=0)
+        assert again is not None and again.payload == part(None)
+        assert await queue.done(again)
+        assert not await client.exists(keys.job("k"), keys.wants("k"))
+
+        # A pinned enqueue of the whole clip (a viewer waiting for it) raises it too; a job given up stays gone.
+        assert await queue.want("render", "k", part(0), 10.0, "a")
+        job = await queue.claim("render", wait_s=0)
+        assert job is not None and job.payload == part(0)
+        assert not await queue.enqueue("render", "k", part(None), 20.0)
+        assert (await payload()).through is None
+        assert await queue.done(job, requeue=False)
+        assert not await client.exists(keys.job("k"))
+    finally:
+        await client.aclose()
