@@ -64,7 +64,6 @@ from reelfork.server.lookahead.scheduler import (
     Child,
     Clip,
     Decision,
-    Enqueue,
     Profile,
     Scheduler,
     Tuning,
@@ -72,7 +71,7 @@ from reelfork.server.lookahead.scheduler import (
     job_key,
 )
 from reelfork.server.lookahead.segments import segment_lengths
-from reelfork.server.lookahead.streams import Wish, segment_job_keys, through, wanted
+from reelfork.server.lookahead.streams import Streams, segment_job_keys
 from reelfork.server.queue.jobs import JobKind, JobQueue, render_kind
 from reelfork.server.queue.notices import (
     AnyNotice,
@@ -228,14 +227,8 @@ class Lookahead:
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_observe: dict[str, None] = {}
         self._observing: asyncio.Task[None] | None = None
-        self._wishes: dict[str, Wish] = {}
-        """Clip job (a scene's render or upgrade) → this replica's wish for its stream, with segments."""
-        self._segment_of: dict[str, tuple[str, int]] = {}
-        """A segment's scheduler job key → its clip job and index, while told."""
-        self._dirty: dict[str, None] = {}
-        """Clip jobs whose segments changed outside a decision (one stored): looked at again with the next ones."""
-        self._rendering: dict[str, None] = {}
-        """Clip jobs a worker renders now: what it renders may grow before it stops (the viewer chose)."""
+        self.streams = Streams(director, self.scheduler, queue, replica, self._targets, self._jobs_of)
+        """This replica's wishes for the clips streamed in segments."""
 
     # -- observations ------------------------------------------------------------------------
 
@@ -312,15 +305,16 @@ class Lookahead:
         elif isinstance(notice, Started):
             self._started(notice)
         elif isinstance(notice, SegmentReady):
-            self._segment_stored(notice)
+            if self.streams.stored(notice):
+                self._background(self._settle())
         elif isinstance(notice, WorkerAlive):
             for queue in notice.kinds:
                 if queue in ("render", "diffuse"):
                     self._workers[(queue, key)] = time.time()
         elif isinstance(notice, ClipReady):
             job = self._jobs_of.get(key)
-            if job is not None and self._segmented:
-                self._stream_over(job, key, failed=False)
+            if job is not None and self.streams.segmented:
+                self.streams.over(job, key, failed=False)
                 self._background(self._settle())
             elif job is not None:
                 duration = notice.duration or CLIP_ESTIMATE_S
@@ -338,8 +332,8 @@ class Lookahead:
                 self._observing = asyncio.get_running_loop().create_task(self._observe_again())
         elif isinstance(notice, Failed):
             job = self._jobs_of.get(key, job_key("write", key))
-            if self._segmented and job.startswith("render:"):
-                self._stream_over(job, key, failed=True)
+            if self.streams.segmented and job.startswith("render:"):
+                self.streams.over(job, key, failed=True)
                 self._background(self._settle())
                 return
             self.scheduler.job_failed(job)
@@ -367,137 +361,10 @@ class Lookahead:
         if job is None:
             return
         target = self._targets.get(job)
-        if not self._segmented or target is None:
+        if not self.streams.segmented or target is None:
             self.scheduler.job_started(job, notice.worker, profile=notice.profile)
             return
-        wish = self._wishes.get(job)
-        if wish is not None:
-            wish.begun, wish.since = True, time.time()
-        self._rendering[job] = None
-        keys = target.segment_keys(self.scheduler.budget.segment_s)
-        if notice.segment < len(keys):
-            self.scheduler.job_started(keys[notice.segment], notice.worker, profile=notice.profile)
-
-    # -- segments ----------------------------------------------------------------------------
-
-    @property
-    def _segmented(self) -> bool:
-        return self.scheduler.budget.segment_s > 0
-
-    def _segment_stored(self, notice: SegmentReady) -> None:
-        """A worker stored a segment: the scheduler's job for it is done (timed from the one before), and the
-        worker goes on with the next one if this replica asked for it."""
-        job = self._jobs_of.get(notice.key)
-        target = self._targets.get(job) if job is not None else None
-        if job is None or target is None or not self._segmented or notice.key not in target.keys.values():
-            return
-        profile = target.profile_of(notice.key)
-        wish = self._wishes.get(job)
-        now = time.time()
-        seconds = now - wish.since if wish is not None and wish.since else None
-        self._done_segments(target, profile, [notice.index], seconds)
-        following = notice.index + 1
-        keys = target.segment_keys(self.scheduler.budget.segment_s)
-        limit = wish.asked[1] if wish is not None and wish.asked is not None else -1
-        if wish is not None and following < len(keys) and (limit is None or limit >= following):
-            wish.since = now
-            self.scheduler.job_started(keys[following], notice.worker, profile=profile)
-        else:
-            self._rendering.pop(job, None)
-        self._dirty[job] = None
-        self._background(self._settle())
-
-    def _done_segments(self, target: Target, profile: str, indexes: range | list[int], seconds: float | None) -> None:
-        """The clip's segments ``indexes`` are stored in ``profile``: their render jobs (and their upgrades', in
-        the best profile) are done, in ``seconds`` each when measured."""
-        segment_s = self.scheduler.budget.segment_s
-        count = len(segment_lengths(target.duration_s, segment_s))
-        best = self.director.profiles[0]
-        variants = [segment_job_keys(target.node, count)]
-        if profile == best:
-            variants.append(segment_job_keys(target.node, count, best))
-        for index in indexes:
-            for keys in variants:
-                job = self.scheduler.job(keys[index]) if index < count else None
-                if job is None:
-                    continue
-                # Unmeasured (stored while this replica was not listening): the current estimate, learning nothing.
-                work = self.scheduler.budget.work_s(job.duration_s)
-                took = seconds if seconds is not None else self.scheduler.rtf(profile) * work
-                self.scheduler.job_done(keys[index], took, profile=profile, duration_s=job.duration_s)
-
-    def _stream_over(self, job: str, key: str, failed: bool) -> None:
-        """A worker finished clip ``key`` (or gave up on it): every segment of it is done (failed)."""
-        target = self._targets.get(job)
-        self._forget(job)
-        if target is None or key not in target.keys.values():
-            return
-        segments = target.segment_keys(self.scheduler.budget.segment_s)
-        if not failed:
-            self._done_segments(target, target.profile_of(key), range(len(segments)), None)
-            return
-        for segment in segments:
-            if self.scheduler.job(segment) is not None:
-                self.scheduler.job_failed(segment)
-
-    def _told_segment(self, decision: Decision) -> str | None:
-        """Record what the scheduler told of a segment job; the clip job it belongs to (None: unknown)."""
-        if isinstance(decision, Enqueue):
-            plain = job_key("render", decision.node, decision.clip, segment=decision.segment)
-            upgrade = "" if decision.key == plain else self.director.profiles[0]
-            job = job_key("render", decision.node, decision.clip, upgrade)
-            if job not in self._targets:
-                log.warning("scheduler queued %s, of a clip this replica no longer knows", decision.key)
-                return None
-            self._segment_of[decision.key] = (job, decision.segment)
-        found = self._segment_of.get(decision.key)
-        if found is None:
-            return None
-        job, segment = found
-        wish = self._wishes.setdefault(job, Wish())
-        if isinstance(decision, Cancel):
-            wish.told.pop(decision.key, None)
-            del self._segment_of[decision.key]
-        else:
-            wish.told[decision.key] = (segment, decision.score, decision.profile)
-        return job
-
-    async def _reconcile(self, job: str) -> None:
-        """Bring this replica's wish for a clip's stream in line with the scheduler's jobs for its segments."""
-        wish = self._wishes.get(job)
-        if wish is None:
-            return
-        target = self._targets.get(job)
-        keys = target.segment_keys(self.scheduler.budget.segment_s) if target is not None else ()
-        for gone in [key for key in wish.told if self.scheduler.job(key) is None]:
-            del wish.told[gone]
-            self._segment_of.pop(gone, None)
-        wanter = f"{self.replica}/{job}"
-        if target is None or not wanted(self.scheduler, keys, whole=bool(target.upgrade) and not wish.begun):
-            self._forget(job)
-            if wish.queued_as is not None:
-                await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
-            return
-        score = wish.score() if wish.told else (wish.asked[0] if wish.asked is not None else None)
-        profile = wish.queued_as[2] if wish.queued_as is not None and (wish.begun or not wish.told) else wish.profile()
-        if score is None or profile is None:
-            return  # none of its segments can start yet
-        limit = None if target.upgrade else through(self.scheduler, keys)
-        kind, key, payload = target.job(profile, self.director.tiers, limit)
-        if wish.queued_as is not None and wish.queued_as[:2] != (kind, key):
-            await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
-            wish.asked = None
-        wish.queued_as = (kind, key, profile)
-        self._jobs_of[key] = job
-        if wish.asked != (score, limit):
-            wish.asked = (score, limit)
-            await self.queue.want(kind, key, payload, score, wanter)
-
-    def _forget(self, job: str) -> None:
-        wish = self._wishes.pop(job, None)
-        self._rendering.pop(job, None)
-        for key in wish.told if wish is not None else ():
-            self._segment_of.pop(key, None)
+        self.streams.started(job, target, notice)
 
     def _count_slots(self) -> None:
         """Each pool's slots: its workers alive lately, at least the configured number."""
@@ -625,7 +492,7 @@ class Lookahead:
         keys = [self.director.clip_keys(story, scene) for scene in scenes]
         stored = await self.store.best_clips(keys) if scenes else []
         # A clip not rendered in any profile yet may be streaming: its stored segments (one round trip for all).
-        unrendered = [number for number, best in enumerate(stored) if best is None] if self._segmented else []
+        unrendered = [number for number, best in enumerate(stored) if best is None] if self.streams.segmented else []
         found = await self.store.streams([key for n in unrendered for key in keys[n]]) if unrendered else []
         streams = {n: found[i * len(ladder) : (i + 1) * len(ladder)] for i, n in enumerate(unrendered)}
         clips: list[Clip] = []
@@ -644,8 +511,7 @@ class Lookahead:
             for key in scene_keys:
                 self._jobs_of.setdefault(key, job)
             if clip.segments:  # stored while this replica was not listening, or before it observed the viewer
-                self._done_segments(target, clip.segments[0], range(len(clip.segments)), None)
-                self._dirty[job] = None
+                self.streams.found(job, target, clip.segments[0], len(clip.segments))
             clips.append(clip)
         return clips
 
@@ -664,8 +530,8 @@ class Lookahead:
     async def _apply(self, decisions: list[Decision]) -> None:
         streams: dict[str, None] = {}
         for decision in decisions:
-            if self._segmented and decision.key.startswith("render:"):
-                job = self._told_segment(decision)
+            if self.streams.segmented and decision.key.startswith("render:"):
+                job = self.streams.told(decision)
                 if job is not None:
                     streams[job] = None
                 continue
@@ -687,10 +553,5 @@ class Lookahead:
             self._queued_as[decision.key] = (kind, key)
             self._jobs_of[key] = decision.key
             await self.queue.want(kind, key, payload, decision.score, wanter)
-        if self._segmented:
-            # Those a worker renders now too: the viewer may have chosen one, which now wants all of it.
-            streams.update(self._dirty)
-            streams.update(self._rendering)
-            self._dirty.clear()
-            for job in streams:
-                await self._reconcile(job)
+        if self.streams.segmented:
+            await self.streams.ask(streams)

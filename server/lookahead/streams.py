@@ -18,15 +18,30 @@ that one job, wanted by this replica:
 An upgrade (a degraded clip rendered again in the best profile) is a whole clip: that profile's stream starts at
 its first segment, so it is wished for only while the scheduler wants that segment's upgrade (there is time to
 render it all before a later viewer reaches it), not for the later segments of a clip being played now.
+
+:class:`Streams` keeps this replica's wishes: the engine hands it the scheduler's segment decisions and the workers'
+notices of a stream begun, a segment stored, a clip finished or given up, and it asks the queue for what follows.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from reelfork.server.lookahead.decisions import job_key
+from reelfork.server.director import Director
+from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, job_key
 from reelfork.server.lookahead.scheduler import Scheduler
-from reelfork.server.queue.jobs import JobKind
+from reelfork.server.lookahead.segments import segment_lengths
+from reelfork.server.queue.jobs import JobKind, JobQueue
+from reelfork.server.queue.notices import SegmentReady, Started
+
+if TYPE_CHECKING:
+    from reelfork.server.lookahead.engine import Target
+
+log = logging.getLogger(__name__)
 
 
 def segment_job_keys(node: str, count: int, upgrade: str = "") -> tuple[str, ...]:
@@ -81,3 +96,181 @@ class Wish:
     def profile(self) -> str | None:
         """The profile the scheduler gave the first segment told."""
         return min(self.told.values())[2] if self.told else None
+
+
+class Streams:
+    """This replica's wishes for the clips it streams in segments: what the scheduler tells of their segment jobs
+    and what the workers say of their segments in, one queue job per clip out."""
+
+    def __init__(
+        self,
+        director: Director,
+        scheduler: Scheduler,
+        queue: JobQueue,
+        replica: str,
+        targets: Mapping[str, Target],
+        jobs_of: dict[str, str],
+    ) -> None:
+        """``targets`` and ``jobs_of``: the engine's own (scheduler job key → where it goes in the queue; queue key →
+        scheduler job key, which a clip key joins once a wish asks for it)."""
+        self.director = director
+        self.scheduler = scheduler
+        self.queue = queue
+        self.replica = replica
+        self._targets = targets
+        self._jobs_of = jobs_of
+        self._wishes: dict[str, Wish] = {}
+        """Clip job (a scene's render or upgrade) → this replica's wish for its stream, with segments."""
+        self._segment_of: dict[str, tuple[str, int]] = {}
+        """A segment's scheduler job key → its clip job and index, while told."""
+        self._dirty: dict[str, None] = {}
+        """Clip jobs whose segments changed outside a decision (one stored): looked at again with the next ones."""
+        self._rendering: dict[str, None] = {}
+        """Clip jobs a worker renders now: what it renders may grow before it stops (the viewer chose)."""
+
+    @property
+    def segmented(self) -> bool:
+        """Whether clips stream in segments (``segment_s`` set); else a clip is one job and no stream is kept."""
+        return self.scheduler.budget.segment_s > 0
+
+    def started(self, job: str, target: Target, notice: Started) -> None:
+        """A worker began rendering clip job ``job``'s stream, at segment ``notice.segment``."""
+        wish = self._wishes.get(job)
+        if wish is not None:
+            wish.begun, wish.since = True, time.time()
+        self._rendering[job] = None
+        keys = target.segment_keys(self.scheduler.budget.segment_s)
+        if notice.segment < len(keys):
+            self.scheduler.job_started(keys[notice.segment], notice.worker, profile=notice.profile)
+
+    def stored(self, notice: SegmentReady) -> bool:
+        """A worker stored a segment: the scheduler's job for it is done (timed from the one before), and the
+        worker goes on with the next one if this replica asked for it. Whether the segment was one this replica
+        knows (the queue is then laid out again)."""
+        job = self._jobs_of.get(notice.key)
+        target = self._targets.get(job) if job is not None else None
+        if job is None or target is None or not self.segmented or notice.key not in target.keys.values():
+            return False
+        profile = target.profile_of(notice.key)
+        wish = self._wishes.get(job)
+        now = time.time()
+        seconds = now - wish.since if wish is not None and wish.since else None
+        self._done_segments(target, profile, [notice.index], seconds)
+        following = notice.index + 1
+        keys = target.segment_keys(self.scheduler.budget.segment_s)
+        limit = wish.asked[1] if wish is not None and wish.asked is not None else -1
+        if wish is not None and following < len(keys) and (limit is None or limit >= following):
+            wish.since = now
+            self.scheduler.job_started(keys[following], notice.worker, profile=profile)
+        else:
+            self._rendering.pop(job, None)
+        self._dirty[job] = None
+        return True
+
+    def found(self, job: str, target: Target, profile: str, count: int) -> None:
+        """Clip job ``job``'s first ``count`` segments were found stored in ``profile`` (while this replica was not
+        listening, or before it observed the viewer): done, and the wish is looked at again."""
+        self._done_segments(target, profile, range(count), None)
+        self._dirty[job] = None
+
+    def _done_segments(self, target: Target, profile: str, indexes: range | list[int], seconds: float | None) -> None:
+        """The clip's segments ``indexes`` are stored in ``profile``: their render jobs (and their upgrades', in
+        the best profile) are done, in ``seconds`` each when measured."""
+        segment_s = self.scheduler.budget.segment_s
+        count = len(segment_lengths(target.duration_s, segment_s))
+        best = self.director.profiles[0]
+        variants = [segment_job_keys(target.node, count)]
+        if profile == best:
+            variants.append(segment_job_keys(target.node, count, best))
+        for index in indexes:
+            for keys in variants:
+                job = self.scheduler.job(keys[index]) if index < count else None
+                if job is None:
+                    continue
+                # Unmeasured (stored while this replica was not listening): the current estimate, learning nothing.
+                work = self.scheduler.budget.work_s(job.duration_s)
+                took = seconds if seconds is not None else self.scheduler.rtf(profile) * work
+                self.scheduler.job_done(keys[index], took, profile=profile, duration_s=job.duration_s)
+
+    def over(self, job: str, key: str, failed: bool) -> None:
+        """A worker finished clip ``key`` (or gave up on it): every segment of it is done (failed)."""
+        target = self._targets.get(job)
+        self._forget(job)
+        if target is None or key not in target.keys.values():
+            return
+        segments = target.segment_keys(self.scheduler.budget.segment_s)
+        if not failed:
+            self._done_segments(target, target.profile_of(key), range(len(segments)), None)
+            return
+        for segment in segments:
+            if self.scheduler.job(segment) is not None:
+                self.scheduler.job_failed(segment)
+
+    def told(self, decision: Decision) -> str | None:
+        """Record what the scheduler told of a segment job; the clip job it belongs to (None: unknown)."""
+        if isinstance(decision, Enqueue):
+            plain = job_key("render", decision.node, decision.clip, segment=decision.segment)
+            upgrade = "" if decision.key == plain else self.director.profiles[0]
+            job = job_key("render", decision.node, decision.clip, upgrade)
+            if job not in self._targets:
+                log.warning("scheduler queued %s, of a clip this replica no longer knows", decision.key)
+                return None
+            self._segment_of[decision.key] = (job, decision.segment)
+        found = self._segment_of.get(decision.key)
+        if found is None:
+            return None
+        job, segment = found
+        wish = self._wishes.setdefault(job, Wish())
+        if isinstance(decision, Cancel):
+            wish.told.pop(decision.key, None)
+            del self._segment_of[decision.key]
+        else:
+            wish.told[decision.key] = (segment, decision.score, decision.profile)
+        return job
+
+    async def ask(self, jobs: dict[str, None]) -> None:
+        """Bring the wishes for clip jobs ``jobs`` (those the decisions told of) in line with the scheduler, and
+        those whose segments changed since, and those a worker renders now too: the viewer may have chosen one,
+        which now wants all of it."""
+        jobs.update(self._dirty)
+        jobs.update(self._rendering)
+        self._dirty.clear()
+        for job in jobs:
+            await self._reconcile(job)
+
+    async def _reconcile(self, job: str) -> None:
+        """Bring this replica's wish for a clip's stream in line with the scheduler's jobs for its segments."""
+        wish = self._wishes.get(job)
+        if wish is None:
+            return
+        target = self._targets.get(job)
+        keys = target.segment_keys(self.scheduler.budget.segment_s) if target is not None else ()
+        for gone in [key for key in wish.told if self.scheduler.job(key) is None]:
+            del wish.told[gone]
+            self._segment_of.pop(gone, None)
+        wanter = f"{self.replica}/{job}"
+        if target is None or not wanted(self.scheduler, keys, whole=bool(target.upgrade) and not wish.begun):
+            self._forget(job)
+            if wish.queued_as is not None:
+                await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
+            return
+        score = wish.score() if wish.told else (wish.asked[0] if wish.asked is not None else None)
+        profile = wish.queued_as[2] if wish.queued_as is not None and (wish.begun or not wish.told) else wish.profile()
+        if score is None or profile is None:
+            return  # none of its segments can start yet
+        limit = None if target.upgrade else through(self.scheduler, keys)
+        kind, key, payload = target.job(profile, self.director.tiers, limit)
+        if wish.queued_as is not None and wish.queued_as[:2] != (kind, key):
+            await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
+            wish.asked = None
+        wish.queued_as = (kind, key, profile)
+        self._jobs_of[key] = job
+        if wish.asked != (score, limit):
+            wish.asked = (score, limit)
+            await self.queue.want(kind, key, payload, score, wanter)
+
+    def _forget(self, job: str) -> None:
+        wish = self._wishes.pop(job, None)
+        self._rendering.pop(job, None)
+        for key in wish.told if wish is not None else ():
+            self._segment_of.pop(key, None)
