@@ -49,5 +49,8 @@ def from_validation(exc: ValidationError) -> list[Problem]:
 
 
 def _located(error: Any) -> Problem:
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-    return Problem("error", where or "story", error["msg"])
+    loc, message = list(error["loc"]), error["msg"]
+    if error["type"] == "invalid_key" and loc:  # the last part is the offending key itself, not a place
+        message = f"{message}, not {loc.pop()}"
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    return Problem("error", where or "story", message)

@@ -66,6 +66,6 @@ def job_key(kind: WorkKind, node: str, clip: int = 0, upgrade: str = "", segment
 
 
 @lru_cache(maxsize=65536)
-def segment_keys(node: str, clip: int, count: int) -> tuple[str, ...]:
-    """The keys of a clip's ``count`` segments."""
-    return tuple(job_key("render", node, clip, segment=segment) for segment in range(count))
+def segment_keys(node: str, clip: int, count: int, upgrade: str = "") -> tuple[str, ...]:
+    """The keys of a clip's ``count`` segments (of its upgrade to the ``upgrade`` profile, if given)."""
+    return tuple(job_key("render", node, clip, upgrade, segment) for segment in range(count))

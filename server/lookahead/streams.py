@@ -29,24 +29,16 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from reelfork.server.director import Director
-from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, job_key
+from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, job_key, segment_keys
 from reelfork.server.lookahead.scheduler import Scheduler
 from reelfork.server.lookahead.segments import segment_lengths
+from reelfork.server.lookahead.targets import Target
 from reelfork.server.queue.jobs import JobKind, JobQueue
 from reelfork.server.queue.notices import SegmentReady, Started
 
-if TYPE_CHECKING:
-    from reelfork.server.lookahead.engine import Target
-
 log = logging.getLogger(__name__)
-
-
-def segment_job_keys(node: str, count: int, upgrade: str = "") -> tuple[str, ...]:
-    """The scheduler's keys of a scene's clip's ``count`` segments (of its upgrade to ``upgrade``, if given)."""
-    return tuple(job_key("render", node, 0, upgrade, segment) for segment in range(count))
 
 
 def through(scheduler: Scheduler, keys: tuple[str, ...]) -> int | None:
@@ -179,9 +171,9 @@ class Streams:
         segment_s = self.scheduler.budget.segment_s
         count = len(segment_lengths(target.duration_s, segment_s))
         best = self.director.profiles[0]
-        variants = [segment_job_keys(target.node, count)]
+        variants = [segment_keys(target.node, 0, count)]
         if profile == best:
-            variants.append(segment_job_keys(target.node, count, best))
+            variants.append(segment_keys(target.node, 0, count, best))
         for index in indexes:
             for keys in variants:
                 job = self.scheduler.job(keys[index]) if index < count else None

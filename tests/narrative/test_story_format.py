@@ -259,6 +259,13 @@ def test_a_hundred_thousand_scenes_validate() -> None:
     assert [p for p in validate(parsed) if p.severity == "error"] == []
 
 
+@pytest.mark.parametrize(("text", "key"), [("null: 1", "None"), ("7: x", "7")])
+def test_a_key_that_is_not_a_string_is_named_where_it_is(text: str, key: str) -> None:
+    with pytest.raises(StoryError) as raised:
+        parse_story(text)
+    assert ("story", f"Keys should be strings, not {key}") in [(p.where, p.message) for p in raised.value.problems]
+
+
 def test_an_excerpt_keeps_the_story_but_other_scenes_and_their_translations() -> None:
     data = story(scene("a", choice("go", "b")), scene("b", choice("on", "c")), scene("c"))
     data["locales"] = ["en", "es"]

@@ -19,9 +19,10 @@ from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import CLIP_ESTIMATE_S, RENDER_RTF, Lookahead, node_of, window_of
+from reelfork.server.lookahead.engine import RENDER_RTF, Lookahead, node_of, window_of
 from reelfork.server.lookahead.scheduler import Clip, Tuning, Window, job_key
 from reelfork.server.lookahead.segments import lead, segment_lengths, segment_offsets
+from reelfork.server.lookahead.targets import CLIP_ESTIMATE_S
 from reelfork.server.pool import WorkerPool
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
