@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
-import uuid
 from pathlib import Path
 
-from reelfork.generation.render.encoding import FileSigner
+from reelfork.generation.render.encoding import FileSigner, partial_path, put_in_place
 from reelfork.generation.render.figure import portrait
 from reelfork.generation.render.labels import likeness_releases
 from reelfork.narrative.story import Character
@@ -51,16 +49,11 @@ def make_portrait(character: Character, media: Path, signer: FileSigner | None) 
         if path.exists():
             return relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.png")
-        signed = temporary.with_suffix(".signed.png")
+        temporary = partial_path(path)
         try:
             portrait(character.drawn(), *SIZE).save(temporary, format="PNG")
-            if signer is None:
-                os.replace(temporary, path)
-            else:
-                signer.sign(temporary, signed, title=path.name, likenesses=likeness_releases([character]))
-                os.replace(signed, path)
-        finally:
+        except BaseException:
             temporary.unlink(missing_ok=True)
-            signed.unlink(missing_ok=True)
+            raise
+        put_in_place(temporary, path, signer, likenesses=likeness_releases([character]))
     return relative

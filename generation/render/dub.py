@@ -34,7 +34,15 @@ from av.container import InputContainer, OutputContainer
 from numpy.typing import NDArray
 from pydantic import BaseModel
 from reelfork.generation.production.delivery import replace_text, webvtt_text
-from reelfork.generation.render.encoding import SAMPLE_RATE, FileSigner
+from reelfork.generation.render.encoding import (
+    FAST_START,
+    SAMPLE_RATE,
+    FileSigner,
+    copy_video,
+    partial_path,
+    put_in_place,
+    video_like,
+)
 from reelfork.generation.render.labels import AIGC_KEY, PRODUCER, LikenessRelease, aigc_label, likeness_releases
 from reelfork.generation.render.lipsync import line_track
 from reelfork.generation.render.profiles import RenderProfile
@@ -304,21 +312,14 @@ def write_clip(
 ) -> None:
     """Mux the picture's video packets (copied, never re-encoded) with the voice's AAC packets (``(pts, bytes)``
     at :data:`SAMPLE_RATE`), the audio tagged with ``locale``'s language."""
-    temporary = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
-    signed = temporary.with_suffix(".signed.mp4")
+    temporary = partial_path(output)
     try:
-        with av.open(str(picture)) as source, av.open(
-            str(temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
-        ) as container:
-            remux(source, container, metadata, audio, locale)
-        if signer is None:
-            os.replace(temporary, output)
-        else:
-            signer.sign(temporary, signed, title=output.name, likenesses=likenesses)
-            os.replace(signed, output)
-    finally:
+        with av.open(str(picture)) as source, av.open(str(temporary), "w", format="mp4", options=FAST_START) as sink:
+            remux(source, sink, metadata, audio, locale)
+    except BaseException:
         temporary.unlink(missing_ok=True)
-        signed.unlink(missing_ok=True)
+        raise
+    put_in_place(temporary, output, signer, likenesses=likenesses)
 
 
 AAC_FRAME = 1024
@@ -331,18 +332,11 @@ def remux(
 ) -> None:
     """``source``'s video packets, copied (never re-encoded), and the voice's AAC packets (``(pts, bytes)`` at
     :data:`SAMPLE_RATE`, tagged with ``locale``'s language) into ``container``, with ``metadata``."""
-    for key, value in metadata.items():
-        container.metadata[key] = value
-    video_in = source.streams.video[0]
-    video_out = container.add_stream_from_template(video_in)
+    video = video_like(source, container, metadata)
     audio_out = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
     audio_out.codec_context.extradata = aac_config()
     audio_out.metadata["language"] = iso_639_2(locale)
-    for packet in source.demux(video_in):
-        if packet.dts is None:
-            continue
-        packet.stream = video_out
-        container.mux(packet)
+    copy_video(source, container, video)
     for pts, data in audio:
         audio_packet = av.Packet(data)
         audio_packet.pts = audio_packet.dts = pts

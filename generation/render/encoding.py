@@ -19,7 +19,7 @@ from typing import Protocol
 import av
 import numpy as np
 from av.audio.stream import AudioStream
-from av.container import OutputContainer
+from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 from reelfork.generation.render.drawing import Frame, Picture
@@ -36,6 +36,57 @@ class FileSigner(Protocol):
         """Write ``source`` with a signed manifest embedded to ``destination``; ``title`` is the published name,
         ``likenesses`` the releases of the licensed likenesses it shows."""
         ...
+
+
+FAST_START = {"movflags": "+faststart+use_metadata_tags"}
+"""MP4 options: the index first (plays while downloading); custom keys (AIGC) kept as ``moov/udta/meta`` items."""
+
+
+def partial_path(path: Path) -> Path:
+    """A unique temporary name for ``path`` in its folder (the final rename is atomic, concurrent makers never
+    collide), keeping its suffix (a signer tells the media type by it)."""
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+
+
+def put_in_place(
+    temporary: Path,
+    path: Path,
+    signer: FileSigner | None,
+    title: str | None = None,
+    likenesses: Sequence[LikenessRelease] = (),
+) -> float:
+    """Move the finished file at ``temporary`` (a :func:`partial_path`) to ``path``, signed by ``signer`` on the way
+    (``title``: the published name, default the file's); the seconds signing took. Neither the temporary file nor
+    the signed copy is left behind, whatever happens."""
+    signed = temporary.with_name(temporary.name.replace(".partial", ".signed", 1))
+    try:
+        if signer is None:
+            os.replace(temporary, path)
+            return 0.0
+        started = time.perf_counter()
+        signer.sign(temporary, signed, title=title or path.name, likenesses=likenesses)
+        os.replace(signed, path)
+        return time.perf_counter() - started
+    finally:
+        temporary.unlink(missing_ok=True)
+        signed.unlink(missing_ok=True)
+
+
+def video_like(source: InputContainer, container: OutputContainer, metadata: dict[str, str]) -> VideoStream:
+    """``metadata`` onto ``container`` and a video stream like ``source``'s, for :func:`copy_video` (add any other
+    stream before that: no stream can be added once packets are written)."""
+    for key, value in metadata.items():
+        container.metadata[key] = value
+    return container.add_stream_from_template(source.streams.video[0])
+
+
+def copy_video(source: InputContainer, container: OutputContainer, video: VideoStream) -> None:
+    """``source``'s video packets into ``container``'s ``video`` stream (:func:`video_like`), never re-encoded."""
+    for packet in source.demux(source.streams.video[0]):
+        if packet.dts is None:
+            continue
+        packet.stream = video
+        container.mux(packet)
 
 
 class Encoder:
@@ -70,9 +121,7 @@ class Encoder:
         self.signer = signer
         self.signing_seconds = 0.0
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder, so the final rename is atomic; a unique name, so concurrent renders never collide.
-        self.temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
-        self.signed = self.temporary.with_suffix(".signed.mp4")
+        self.temporary = partial_path(path)
         try:
             self._open(width, height, metadata or {}, preset, threads, audio)
         except BaseException:
@@ -86,10 +135,7 @@ class Encoder:
         self.closed = False
 
     def _open(self, width: int, height: int, metadata: dict[str, str], preset: str, threads: int, audio: bool) -> None:
-        # use_metadata_tags: custom keys (AIGC) go to moov/udta/meta as mdta items instead of being dropped.
-        self.container: OutputContainer = av.open(
-            str(self.temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
-        )
+        self.container: OutputContainer = av.open(str(self.temporary), "w", format="mp4", options=FAST_START)
         for key, value in metadata.items():
             self.container.metadata[key] = value
         self.video: VideoStream = self.container.add_stream(
@@ -152,17 +198,7 @@ class Encoder:
             self.container.mux(packet)
         self.container.close()
         self.closed = True
-        if self.signer is None:
-            os.replace(self.temporary, self.path)
-            return self.path
-        start = time.perf_counter()
-        try:
-            self.signer.sign(self.temporary, self.signed, title=self.path.name, likenesses=self.likenesses)
-            os.replace(self.signed, self.path)
-        finally:
-            self.temporary.unlink(missing_ok=True)
-            self.signed.unlink(missing_ok=True)
-            self.signing_seconds = time.perf_counter() - start
+        self.signing_seconds = put_in_place(self.temporary, self.path, self.signer, likenesses=self.likenesses)
         return self.path
 
     def abort(self) -> None:
@@ -171,7 +207,6 @@ class Encoder:
             self.container.close()
         finally:
             self.temporary.unlink(missing_ok=True)
-            self.signed.unlink(missing_ok=True)
 
     def _flush_audio(self, until: int) -> None:
         count = until - self.samples_written

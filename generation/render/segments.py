@@ -25,9 +25,7 @@ init + fragment reports the flat hash as wrong for a fragmented asset). The fini
 from __future__ import annotations
 
 import io
-import os
 import struct
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +36,15 @@ from av.video.stream import VideoStream
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from reelfork.generation.render.drawing import Frame, Picture
-from reelfork.generation.render.encoding import PRESET, FileSigner
+from reelfork.generation.render.encoding import (
+    FAST_START,
+    PRESET,
+    FileSigner,
+    copy_video,
+    partial_path,
+    put_in_place,
+    video_like,
+)
 from reelfork.generation.render.labels import LikenessRelease
 
 INIT = "init.mp4"
@@ -201,19 +207,13 @@ class Fragments(io.RawIOBase):
 def write_atomic(path: Path, data: bytes, signer: FileSigner | None = None) -> None:
     """Write ``data`` to ``path`` under a temporary name, renamed into place; signed (C2PA) on the way when a signer
     is given (an init segment: see :func:`signed_init`)."""
-    # The temporary names keep the file's suffix: the signer tells the media type by it.
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
-    signed = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.signed{path.suffix}")
+    temporary = partial_path(path)
     try:
         temporary.write_bytes(data)
-        if signer is None:
-            os.replace(temporary, path)
-        else:
-            signer.sign(temporary, signed, title=path.name)
-            os.replace(signed, path)
-    finally:
+    except BaseException:
         temporary.unlink(missing_ok=True)
-        signed.unlink(missing_ok=True)
+        raise
+    put_in_place(temporary, path, signer)
 
 
 class SegmentedEncoder:
@@ -352,34 +352,16 @@ def join(
 ) -> float:
     """The init segment and every segment in ``folder`` as one MP4 at ``output`` (fast start, the container
     metadata kept, packets copied), signed by ``signer``; the seconds signing took."""
-    import time
-
     count = stored_segments(folder)
     stream = io.BytesIO((folder / INIT).read_bytes() + b"".join(
         (folder / segment_name(index)).read_bytes() for index in range(count)))
-    temporary = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
-    signed = temporary.with_suffix(".signed.mp4")
-    started = time.perf_counter()
+    temporary = partial_path(output)
     try:
         with av.open(stream, "r", format="mp4") as source, av.open(
-            str(temporary), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}
-        ) as container:
-            for key, value in metadata.items():
-                container.metadata[key] = value
-            video_in = source.streams.video[0]
-            video_out = container.add_stream_from_template(video_in)
-            for packet in source.demux(video_in):
-                if packet.dts is None:
-                    continue
-                packet.stream = video_out
-                container.mux(packet)
-        started = time.perf_counter()
-        if signer is None:
-            os.replace(temporary, output)
-        else:
-            signer.sign(temporary, signed, title=output.name, likenesses=likenesses)
-            os.replace(signed, output)
-    finally:
+            str(temporary), "w", format="mp4", options=FAST_START
+        ) as sink:
+            copy_video(source, sink, video_like(source, sink, metadata))
+    except BaseException:
         temporary.unlink(missing_ok=True)
-        signed.unlink(missing_ok=True)
-    return time.perf_counter() - started if signer is not None else 0.0
+        raise
+    return put_in_place(temporary, output, signer, likenesses=likenesses)

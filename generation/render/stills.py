@@ -17,14 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image, ImageOps
 from reelfork.generation.render.diffusion import check_pipeline_folder, resolve_device
-from reelfork.generation.render.encoding import FileSigner
+from reelfork.generation.render.encoding import FileSigner, partial_path, put_in_place
 from reelfork.generation.render.finishing import speaking_characters
 from reelfork.generation.render.request import References, RenderError
 from reelfork.narrative.appearance import Appearance
@@ -207,17 +205,14 @@ class ReferenceShelf:
         if image.size != self.size:
             image = ImageOps.fit(image.convert("RGB"), self.size, Image.Resampling.LANCZOS)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.png")
-        signed = temporary.with_suffix(".signed.png")
+        temporary = partial_path(path)
         try:
             image.convert("RGB").save(temporary, format="PNG")
-            if self.signer is not None:
-                self.signer.sign(temporary, signed, title=f"{title} ({path.stem.split('-')[0]})")
-                os.replace(signed, temporary)
-            os.replace(temporary, path)  # two makers of one key write the same content: last one wins, harmlessly
-        finally:
+        except BaseException:
             temporary.unlink(missing_ok=True)
-            signed.unlink(missing_ok=True)
+            raise
+        # Two makers of one key write the same content: the last one in place wins, harmlessly.
+        put_in_place(temporary, path, self.signer, title=f"{title} ({path.stem.split('-')[0]})")
         self.made += 1
         return path
 
