@@ -66,6 +66,13 @@ def wanted(scheduler: Scheduler, keys: tuple[str, ...], whole: bool = False) -> 
     return any(scheduler.job(key) is not None for key in keys)
 
 
+def scheduled(scheduler: Scheduler, keys: tuple[str, ...]) -> float | None:
+    """The lowest score the scheduler gives a segment of the clip that it has not told of (the one a worker renders,
+    and those waiting for it): what the rest of a stream being rendered is asked for at, deferred when it can wait
+    for the viewer's choice."""
+    return min((job.score for key in keys if (job := scheduler.job(key)) is not None), default=None)
+
+
 @dataclass
 class Wish:
     """This replica's wish for one clip's stream: the one queue job its segment jobs map onto."""
@@ -246,7 +253,7 @@ class Streams:
             if wish.queued_as is not None:
                 await self.queue.unwant(wish.queued_as[0], wish.queued_as[1], wanter)
             return
-        score = wish.score() if wish.told else (wish.asked[0] if wish.asked is not None else None)
+        score = wish.score() if wish.told else scheduled(self.scheduler, keys)
         profile = wish.queued_as[2] if wish.queued_as is not None and (wish.begun or not wish.told) else wish.profile()
         if score is None or profile is None:
             return  # none of its segments can start yet
