@@ -156,7 +156,9 @@ def test_the_writer_writes_variants_that_keep_the_scene_s_ids_and_choices(server
     auth = {"Authorization": f"Bearer {server.creator_token}"}
     base = httpx.get(f"{server.url}/v1/stories/{STORY}").json()
     authored = next(s for s in base["story"]["scenes"] if s["id"] == "heiress")
-    body = {"id": "written", "scene": "heiress", "variants": [{"id": "control"}],
+    # The experiment's id seeds the writer: with this one SmolLM2's first try of each variant passes the checks
+    # (with "written", the first variant took three tries, 44 s in all against 20 s).
+    body = {"id": "sharper", "scene": "heiress", "variants": [{"id": "control"}],
             "write": {"count": 2, "brief": "a sharper cliffhanger: someone on the ferry is watching Mara"}}
     accepted = httpx.post(url, json=body, headers=auth, timeout=60)
     assert accepted.status_code == 202, accepted.text
@@ -166,7 +168,7 @@ def test_the_writer_writes_variants_that_keep_the_scene_s_ids_and_choices(server
         ("control", None, False), ("written-1", None, True), ("written-2", None, True)]
     deadline = time.monotonic() + 840
     while True:
-        result = httpx.get(f"{url}/written", headers=auth, timeout=30).json()
+        result = httpx.get(f"{url}/sharper", headers=auth, timeout=30).json()
         if result["experiment"]["status"] != "writing":
             break
         assert time.monotonic() < deadline, "the variants were never written"
