@@ -18,9 +18,11 @@ reaches it (``bench/simulation/world.py`` states the assumptions). Five ways of 
 viewers are compared (``bench/simulation/policies.py``) on the same seeded stories and the same
 viewers making the same choices at the same times: ``on-demand``, ``prefetch-all`` (every clip of
 every child, whole, first come first served), ``reelfork`` (the real scheduler, at segment
-granularity), ``segment-oracle`` (knows every choice, renders exactly the watched segments) and
-``oracle``, the clip-granular oracle of the earlier simulation, unchanged: whole clips, played once
-complete. It is the anchor of the summary line.
+granularity), ``segment-oracle`` (knows every choice, renders exactly the watched segments),
+``lead-oracle`` (the segment oracle that also renders what no policy without foresight can skip: every
+unchosen continuation's lead, due at the choice; the most any such policy can reach) and ``oracle``, the
+clip-granular oracle of the earlier simulation, unchanged: whole clips, played once complete. It is the
+anchor of the summary line.
 
 For the LTX-class and the slow model, with 10 s choice windows (the story format's default: the last
 10 s of a scene) and 0 s windows (choices offered once a scene ends, the default taken 10 s later),
@@ -31,7 +33,8 @@ the share of watched clips in a degraded profile, viewers per GPU at <= 1% stall
 those GPUs (``--gpu-hour`` dollars per H100 hour, GPUs x the run's span over the seconds watched).
 Then reelfork's render work (GPU seconds) over the segment-granular speculation floor (the work any
 policy without foresight does to show every segment in full and on time: ``floor_work`` in
-``bench/simulation/policies.py``), and the sharing factor: viewers per GPU with a 10,000-viewer
+``bench/simulation/policies.py``; it knows when each viewer will choose, and ``online_floor_work`` adds what
+must be begun before a choice whose time is not known), and the sharing factor: viewers per GPU with a 10,000-viewer
 audience on one story over viewers per GPU when every viewer is alone on their own story.
 Figures go to ``bench/results/simulate*.json``.
 """
@@ -50,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.simulation.engine import MAX_DEGRADED, MAX_STALL_RATE, Outcome, simulate  # noqa: E402
-from bench.simulation.policies import CLIP_POLICIES, POLICIES, floor_work  # noqa: E402
+from bench.simulation.policies import CLIP_POLICIES, POLICIES, floor_work, online_floor_work  # noqa: E402
 from bench.simulation.world import CLIPS, LTX, WAN, Model, Scenario, Streaming, World, make_world  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -132,9 +135,10 @@ def compare(
     """Every policy's fewest GPUs for this audience, and all of them at reelfork's count."""
     world = make_world(scenario)
     seen_s, floor_s = floor_work(world, model, streaming)
+    online_s = online_floor_work(world, model, streaming)
     clip_seen_s, clip_floor_s = floor_work(world, model, CLIPS)
     searches: dict[str, tuple[int | None, Outcome]] = {}
-    for policy in ("oracle", "segment-oracle", "on-demand", "prefetch-all", "reelfork"):
+    for policy in ("oracle", "segment-oracle", "lead-oracle", "on-demand", "prefetch-all", "reelfork"):
         # Each search starts near the oracles' count (the oracles from one GPU): fewer of the slow runs.
         anchor = searches["segment-oracle"][0] if "segment-oracle" in searches else None
         searches[policy] = fewest_gpus(runner(world, policy, model, streaming), anchor or 1)
@@ -173,6 +177,23 @@ def compare(
         + (f"{over_prefetch:.1f}x prefetch-all's" if over_prefetch else "prefetch-all never meets the bar")
         + " (target >= 2x)"
     )
+    bound = per_gpu["lead-oracle"]
+    bound_share = bound / oracle if bound and oracle else None
+    lead_share = reelfork / bound if bound and reelfork else 0.0
+    if bound is None:
+        log("  the lead oracle never meets the bar either (like the oracles, it never re-renders a degraded clip)")
+    elif lead_share > 1.0:
+        log(
+            f"  the lead oracle needs more GPUs than reelfork ({bound:.1f} viewers per GPU): it degrades what it"
+            " cannot render in time and never re-renders it, so it bounds nothing here"
+        )
+    else:
+        log(
+            f"  no policy without foresight beats the lead oracle's {bound:.1f} viewers per GPU: "
+            + (f"{bound_share:.0%} of the oracle's" if bound_share else "no clip oracle to compare")
+            + (f", {bound / prefetch:.1f}x prefetch-all's" if prefetch else "")
+            + f"; reelfork reaches {lead_share:.0%} of it"
+        )
     ours = searches["reelfork"][1]
     work = ours.gpu_busy_s / max(1e-9, floor_s)
     upgrades = ours.upgrade_busy_s / max(1e-9, ours.gpu_busy_s)
@@ -183,7 +204,8 @@ def compare(
     )
     log(
         f"  the floor: {floor_s / max(1e-9, seen_s):.2f}x the work of rendering what is watched, in segments"
-        f" ({clip_floor_s / max(1e-9, clip_seen_s):.2f}x in whole clips)"
+        f" ({clip_floor_s / max(1e-9, clip_seen_s):.2f}x in whole clips); {online_s / max(1e-9, floor_s):.2f}x the"
+        f" floor without knowing when a viewer chooses (reelfork: {ours.gpu_busy_s / max(1e-9, online_s):.2f}x that)"
     )
     return {
         "scenario": asdict(scenario),
@@ -197,6 +219,8 @@ def compare(
         "fewest_gpus_runs": {p: o.summary() for p, (_, o) in searches.items()},
         "reelfork_share_of_oracle": round(share, 4),
         "reelfork_share_of_segment_oracle": round(seg_share, 4),
+        "lead_oracle_share_of_oracle": round(bound_share, 4) if bound_share else None,
+        "reelfork_share_of_lead_oracle": round(lead_share, 4),
         "reelfork_over_prefetch_all": round(over_prefetch, 3) if over_prefetch else None,
         "reelfork_work_over_segment_floor": round(work, 4),
         "reelfork_work_upgrades": round(upgrades, 4),
@@ -204,6 +228,8 @@ def compare(
         "segment_floor_over_watched": round(floor_s / max(1e-9, seen_s), 4),
         "clip_floor_over_watched": round(clip_floor_s / max(1e-9, clip_seen_s), 4),
         "segment_floor_gpu_s": round(floor_s, 1),
+        "online_floor_over_segment_floor": round(online_s / max(1e-9, floor_s), 4),
+        "reelfork_work_over_online_floor": round(ours.gpu_busy_s / max(1e-9, online_s), 4),
     }
 
 

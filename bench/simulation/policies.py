@@ -12,7 +12,11 @@
   is worth, not everything: it never re-renders a clip it degraded, so later viewers of that clip
   watch it degraded too (reelfork upgrades such clips when a full render fits). It renders whole
   clips, always (the anchor: the earlier simulation's oracle, unchanged);
-* ``segment-oracle``: the same foresight, rendering exactly the segments that will be watched.
+* ``segment-oracle``: the same foresight, rendering exactly the segments that will be watched;
+* ``lead-oracle``: the segment oracle held to what no policy without foresight can skip: it also renders every
+  unchosen continuation's lead (:func:`speculative_leads`), due when the choice that rules it out is made. No
+  policy that learns a choice only when it is made can do with fewer GPUs than this schedule of its own
+  necessary work with the rest of the future known: it bounds reelfork from above.
 
 The others render what the run's ``Streaming`` says: segments, or whole clips.
 
@@ -33,7 +37,6 @@ from reelfork.server.lookahead.scheduler import (
     Clip,
     Decision,
     Job,
-    Profile,
     Scheduler,
     Window,
     job_key,
@@ -43,7 +46,7 @@ from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_of
 
 from bench.simulation.world import CLIPS, Model, Streaming, Viewer, World, choice_at, watched_segments
 
-POLICIES = ("on-demand", "prefetch-all", "reelfork", "segment-oracle", "oracle")
+POLICIES = ("on-demand", "prefetch-all", "reelfork", "segment-oracle", "lead-oracle", "oracle")
 CLIP_POLICIES = ("oracle",)
 """Those that render whole clips whatever the run streams."""
 
@@ -132,13 +135,23 @@ class Fifo:
 
 
 class Oracle:
-    """Knows each viewer's path on arrival: queues exactly the clips they will watch, earliest deadline first."""
+    """Knows each viewer's path on arrival: queues exactly the clips they will watch, earliest deadline first;
+    with ``speculate``, also the leads of the continuations they will not take, each due at the choice."""
 
-    def __init__(self, clock: Clock, profiles: tuple[Profile, ...], world: World, streaming: Streaming = CLIPS) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        model: Model,
+        world: World,
+        streaming: Streaming = CLIPS,
+        speculate: bool = False,
+    ) -> None:
         self.clock = clock
-        self.profiles = profiles
+        self.model = model
+        self.profiles = model.profiles()
         self.world = world
         self.streaming = streaming
+        self.speculate = speculate
         self.viewers = {viewer.name: viewer for viewer in world.viewers}
         self.deadlines: dict[str, float] = {}
         self.heap: list[tuple[float, str, str, int, float, int]] = []
@@ -178,14 +191,20 @@ class Oracle:
                 for start, clip in zip(starts, lengths, strict=True)
             ]
             for index, segment in watched_segments(self.world, scene, delay, self.streaming):
-                key = job_key("render", scene_id, index, segment=segment if segmented else None)
-                length = lengths[index][segment]
-                due = chains[index][segment]
-                if due < self.deadlines.get(key, float("inf")) and key not in self.taken:
-                    self.deadlines[key] = due
-                    heapq.heappush(self.heap, (due, key, scene_id, index, length, segment))
+                self._push(scene_id, index, segment, chains[index][segment])
             at += sum(scene.clips) if delay is None else choice_at(self.world, scene, delay)
             at += plan.unlock_s if step + 1 == plan.paywall else 0.0
+        if self.speculate:
+            shift = self.clock.now() - plan.arrival
+            for scene_id, index, segment, needed_by in speculative_leads(self.world, self.model, plan, self.streaming):
+                self._push(scene_id, index, segment, needed_by + shift)
+
+    def _push(self, node: str, index: int, segment: int, due: float) -> None:
+        key = job_key("render", node, index, segment=segment if self.streaming.segment_s > 0 else None)
+        if due < self.deadlines.get(key, float("inf")) and key not in self.taken:
+            self.deadlines[key] = due
+            length = self.streaming.lengths(self.world.scenes[node].clips[index])[segment]
+            heapq.heappush(self.heap, (due, key, node, index, length, segment))
 
     def viewer_chose(self, viewer: str, node: str, choice: str) -> None:
         pass
@@ -216,8 +235,8 @@ def make_policy(name: str, clock: Clock, world: World, model: Model, gpus: int, 
     if name == "reelfork":
         budget = Budget(gpus, profiles, segment_s=streaming.segment_s, overlap_s=streaming.overlap_s)
         return Scheduler(clock, budget)
-    if name in ("oracle", "segment-oracle"):
-        return Oracle(clock, profiles, world, streaming)
+    if name in ("oracle", "segment-oracle", "lead-oracle"):
+        return Oracle(clock, model, world, streaming, speculate=name == "lead-oracle")
     return Fifo(profiles[0].name, prefetch=name == "prefetch-all", streaming=streaming)
 
 
@@ -230,7 +249,76 @@ def speculation_floor(world: World, model: Model, streaming: Streaming = CLIPS) 
 
 def floor_work(world: World, model: Model, streaming: Streaming = CLIPS) -> tuple[float, float]:
     """GPU seconds (full profile, nominal) to render what is watched, and what no policy without foresight
-    renders less than: that and the speculation.
+    renders less than: that and the speculation (:func:`speculative_leads`, every viewer's). Degrading a few
+    clips (which the report allows, up to ``MAX_DEGRADED``) can go below it."""
+    seen, needed, _ = _floor_units(world, model, streaming)
+    return _seconds(world, model, streaming, seen), _seconds(world, model, streaming, seen | needed)
+
+
+def online_floor_work(world: World, model: Model, streaming: Streaming = CLIPS) -> float:
+    """:func:`floor_work`'s floor and the segments a viewer skips by choosing early that a policy without
+    foresight must have begun before that choice (:func:`committed_tails`): the floor without knowing when a
+    viewer will choose."""
+    seen, needed, tails = _floor_units(world, model, streaming)
+    return _seconds(world, model, streaming, seen | needed | tails)
+
+
+Units = set[tuple[str, int, int]]
+
+
+def _floor_units(world: World, model: Model, streaming: Streaming) -> tuple[Units, Units, Units]:
+    roots = set(world.roots)
+    seen: Units = set()
+    needed: Units = set()
+    tails: Units = set()
+    for viewer in world.viewers:
+        for step, n in enumerate(viewer.path):
+            delay = viewer.decisions_s[step] if step < len(viewer.decisions_s) else None
+            if n not in roots:
+                seen.update((n, c, k) for c, k in watched_segments(world, world.scenes[n], delay, streaming))
+        needed.update((node, clip, k) for node, clip, k, _ in speculative_leads(world, model, viewer, streaming))
+        tails.update(unit for unit in committed_tails(world, model, viewer, streaming) if unit[0] not in roots)
+    return seen, needed, tails
+
+
+def _seconds(world: World, model: Model, streaming: Streaming, units: Units) -> float:
+    lengths = {node: [streaming.lengths(duration) for duration in scene.clips] for node, scene in world.scenes.items()}
+    return sum(model.rtf * streaming.work_s(lengths[node][clip][k]) for node, clip, k in units)
+
+
+def committed_tails(
+    world: World, model: Model, viewer: Viewer, streaming: Streaming = CLIPS
+) -> list[tuple[str, int, int]]:
+    """The segments of the scenes on ``viewer``'s path that they skip by choosing early, but that had to be begun
+    before they chose: not knowing when a viewer will choose, a policy that shows every segment on time must start
+    each one by its latest start (each rendered after the one before it), chosen or not by then."""
+    out: list[tuple[str, int, int]] = []
+    for step, node in enumerate(viewer.path):
+        delay = viewer.decisions_s[step] if step < len(viewer.decisions_s) else None
+        if delay is None:
+            continue
+        scene = world.scenes[node]
+        leaves = choice_at(world, scene, delay)
+        watched = set(watched_segments(world, scene, delay, streaming))
+        clip_start = 0.0
+        for index, duration in enumerate(scene.clips):
+            clip = streaming.lengths(duration)
+            costs = [model.rtf * streaming.work_s(length) for length in clip]
+            chain = chain_deadlines([clip_start + offset for offset in segment_offsets(clip)], costs)
+            out.extend(
+                (node, index, k)
+                for k in range(len(clip))
+                if (index, k) not in watched and chain[k] - costs[k] < leaves
+            )
+            clip_start += duration
+    return out
+
+
+def speculative_leads(
+    world: World, model: Model, viewer: Viewer, streaming: Streaming = CLIPS
+) -> list[tuple[str, int, int, float]]:
+    """What a policy without foresight must render for ``viewer`` before each of their choices, whichever way they
+    go: (scene, clip, segment, when it is needed at the latest: the choice's time, from their arrival on).
 
     After a viewer's choice out of a scene is known, until their next one, the policy knows where
     they are but not where they go. Whatever of a continuation from there must be rendered before that
@@ -241,47 +329,33 @@ def floor_work(world: World, model: Model, streaming: Streaming = CLIPS) -> tupl
     the segments that keep its stream ahead of playback when the rest is rendered one after another
     from the choice on. Due times take the viewer's own decision times (the ones the simulation uses,
     in each scene's choice window; what a viewer skips by choosing early counts neither as watched nor
-    as needed) down every continuation, and nominal render times, so the floor is generous to the
-    policy. Degrading a few clips (which the report allows, up to ``MAX_DEGRADED``) can go below it.
+    as needed) down every continuation, and nominal render times, so this is generous to the policy.
+    The chosen continuation's lead is among them: it is watched too.
     """
-    roots = set(world.roots)
     longest = max((duration for scene in world.scenes.values() for duration in scene.clips), default=0.0)
-    seen: set[tuple[str, int, int]] = set()
-    needed: set[tuple[str, int, int]] = set()
-    lengths = {
-        node: [streaming.lengths(duration) for duration in scene.clips] for node, scene in world.scenes.items()
-    }
-    for viewer in world.viewers:
-        for step, n in enumerate(viewer.path):
-            delay = viewer.decisions_s[step] if step < len(viewer.decisions_s) else None
-            if n not in roots:
-                seen.update((n, c, k) for c, k in watched_segments(world, world.scenes[n], delay, streaming))
-        chosen = choice_times(world, viewer)
-        for step, node in enumerate(viewer.path[:-1]):
-            known_until = chosen[step + 1]
-            # (scene, when the viewer would enter it, its step on their path)
-            ahead = [(child, known_until, step + 1) for child in world.scenes[node].children]
-            while ahead:
-                scene_id, entered, scene_step = ahead.pop()
-                scene = world.scenes[scene_id]
-                delay = viewer.decisions_s[scene_step] if scene_step < len(viewer.decisions_s) else None
-                watched = set(watched_segments(world, scene, delay, streaming))
-                clip_start = entered
-                for index, duration in enumerate(scene.clips):
-                    clip = lengths[scene_id][index]
-                    costs = [model.rtf * streaming.work_s(length) for length in clip]
-                    count = lead(costs, segment_offsets(clip), clip_start - known_until)
-                    needed.update((scene_id, index, k) for k in range(count) if (index, k) in watched)
-                    clip_start += duration
-                if delay is not None and scene.children:
-                    after = entered + choice_at(world, scene, delay)
-                    if after - model.rtf * streaming.work_s(longest) < known_until:
-                        ahead.extend((child, after, scene_step + 1) for child in scene.children)
-
-    def seconds(units: set[tuple[str, int, int]]) -> float:
-        return sum(model.rtf * streaming.work_s(lengths[node][clip][k]) for node, clip, k in units)
-
-    return seconds(seen), seconds(seen | needed)
+    chosen = choice_times(world, viewer)
+    out: list[tuple[str, int, int, float]] = []
+    for step, node in enumerate(viewer.path[:-1]):
+        known_until = chosen[step + 1]
+        # (scene, when the viewer would enter it, its step on their path)
+        ahead = [(child, known_until, step + 1) for child in world.scenes[node].children]
+        while ahead:
+            scene_id, entered, scene_step = ahead.pop()
+            scene = world.scenes[scene_id]
+            delay = viewer.decisions_s[scene_step] if scene_step < len(viewer.decisions_s) else None
+            watched = set(watched_segments(world, scene, delay, streaming))
+            clip_start = entered
+            for index, duration in enumerate(scene.clips):
+                clip = streaming.lengths(duration)
+                costs = [model.rtf * streaming.work_s(length) for length in clip]
+                count = lead(costs, segment_offsets(clip), clip_start - known_until)
+                out.extend((scene_id, index, k, known_until) for k in range(count) if (index, k) in watched)
+                clip_start += duration
+            if delay is not None and scene.children:
+                after = entered + choice_at(world, scene, delay)
+                if after - model.rtf * streaming.work_s(longest) < known_until:
+                    ahead.extend((child, after, scene_step + 1) for child in scene.children)
+    return out
 
 
 def choice_times(world: World, viewer: Viewer) -> list[float]:

@@ -313,6 +313,10 @@ class Scheduler:
                 continue
             if self._blocked(job):  # told once the segment before it is stored
                 continue
+            if self.held(job):  # told once the choice (or its chance) makes it worth a slot
+                if self._told.pop(key, None) is not None:
+                    out.append(Cancel(key))
+                continue
             job.profile = planned.get(key, job.profile or self._default_profile(job))
             told = self._told.get(key)
             if told is None:
@@ -343,7 +347,7 @@ class Scheduler:
             if not self._current(entry):
                 continue
             job = self._jobs[entry[2]]
-            if self._blocked(job) or (not job.eager and not job.upgrade and not self.tuning.speculate_idle):
+            if self._blocked(job) or self.held(job):
                 held.append(entry)
                 continue
             chosen = job
@@ -363,6 +367,11 @@ class Scheduler:
     def job(self, key: str) -> QueuedJob | None:
         """The job wanted under ``key`` (queued, waiting for the segment before, or running), if any."""
         return self._jobs.get(key)
+
+    def held(self, job: QueuedJob) -> bool:
+        """Whether ``job`` waits for the viewer's choice unqueued: speculative work that could wait for it, too
+        unlikely (``Tuning.idle_probability``) to be worth a slot that would otherwise idle."""
+        return not (job.running or job.eager or job.upgrade) and job.probability < self.tuning.idle_probability
 
     def queued(self, kind: WorkKind = "render") -> int:
         return len(self._queued[kind])

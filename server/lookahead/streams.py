@@ -35,23 +35,31 @@ from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, job_k
 from reelfork.server.lookahead.scheduler import Scheduler
 from reelfork.server.lookahead.segments import segment_lengths
 from reelfork.server.lookahead.targets import Target
+from reelfork.server.lookahead.wants import QueuedJob
 from reelfork.server.queue.jobs import JobKind, JobQueue
 from reelfork.server.queue.notices import SegmentReady, Started
 
 log = logging.getLogger(__name__)
 
 
+def _wanted(scheduler: Scheduler, key: str) -> QueuedJob | None:
+    """The scheduler's job for a segment, unless it has none or holds it back (unlikely work that waits for the
+    choice: :meth:`Scheduler.held`)."""
+    job = scheduler.job(key)
+    return None if job is None or scheduler.held(job) else job
+
+
 def through(scheduler: Scheduler, keys: tuple[str, ...]) -> int | None:
     """The last segment of a clip (its segments' scheduler ``keys``) that its job should render now; None for
     the whole clip (or when the scheduler wants none of it)."""
-    first = next((index for index, key in enumerate(keys) if scheduler.job(key) is not None), None)
+    first = next((index for index, key in enumerate(keys) if _wanted(scheduler, key) is not None), None)
     if first is None:
         return None
-    head = scheduler.job(keys[first])
+    head = _wanted(scheduler, keys[first])
     eager_only = head is not None and head.eager > 0
     last = first
     for key in keys[first + 1 :]:
-        job = scheduler.job(key)
+        job = _wanted(scheduler, key)
         if job is None or (eager_only and not job.eager):
             break
         last += 1
@@ -62,15 +70,15 @@ def wanted(scheduler: Scheduler, keys: tuple[str, ...], whole: bool = False) -> 
     """Whether the scheduler wants any segment of the clip (queued, waiting for the one before, or running); with
     ``whole``, its first (an upgrade: a stream in the best profile is rendered from its first segment on)."""
     if whole:
-        return bool(keys) and scheduler.job(keys[0]) is not None
-    return any(scheduler.job(key) is not None for key in keys)
+        return bool(keys) and _wanted(scheduler, keys[0]) is not None
+    return any(_wanted(scheduler, key) is not None for key in keys)
 
 
 def scheduled(scheduler: Scheduler, keys: tuple[str, ...]) -> float | None:
     """The lowest score the scheduler gives a segment of the clip that it has not told of (the one a worker renders,
     and those waiting for it): what the rest of a stream being rendered is asked for at, deferred when it can wait
     for the viewer's choice."""
-    return min((job.score for key in keys if (job := scheduler.job(key)) is not None), default=None)
+    return min((job.score for key in keys if (job := _wanted(scheduler, key)) is not None), default=None)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from reelfork.server.lookahead.scheduler import (
 )
 
 from bench.simulation.engine import simulate
-from bench.simulation.policies import floor_work, speculation_floor
+from bench.simulation.policies import committed_tails, floor_work, online_floor_work, speculation_floor
 from bench.simulation.world import LTX, Model, Scenario, Scene, Streaming, Viewer, World, make_world
 
 PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
@@ -261,6 +261,38 @@ def test_simulated_streams_play_segment_by_segment() -> None:
     assert outcomes["segment-oracle"].renders > clips.renders  # more, shorter units of work
     seen, floor = floor_work(world, LTX, streaming)
     assert seen <= floor <= outcomes["reelfork"].gpu_busy_s * 1.2
+
+
+@pytest.mark.parametrize("model", [LTX, Model("slow", 1.5)], ids=["ltx", "slow"])
+def test_the_lead_oracle_renders_the_watched_segments_and_the_speculation_floor(model: Model) -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    streaming = Streaming(4.0, 0.5)
+    watched, lead = (simulate(world, policy, model, 400, streaming) for policy in ("segment-oracle", "lead-oracle"))
+    seen, floor = floor_work(world, model, streaming)
+    assert lead.stall_rate == 0.0 and lead.degraded_share == 0.0 and lead.rendered_twice == 0
+    assert lead.watched_s == watched.watched_s and lead.transitions == watched.transitions
+    # What it renders beyond the segment oracle is the floor's speculation, and none of it is watched.
+    assert lead.gpu_busy_s - watched.gpu_busy_s == pytest.approx(lead.unwatched_busy_s)
+    assert lead.unwatched_busy_s == pytest.approx(floor - seen, rel=0.1) and floor > seen
+
+
+def test_segments_skipped_by_an_early_choice_count_when_they_had_to_start_before_it() -> None:
+    scenes = {
+        "R": Scene("R", (5.0,), ("A", "B"), (0.5, 0.5)),
+        "A": Scene("A", (20.0,), ("X", "Y"), (0.5, 0.5)),
+        **{leaf: Scene(leaf, (8.0,), (), ()) for leaf in ("B", "X", "Y")},
+    }
+    viewer = Viewer("v", 0.0, ("R", "A", "X"), (0, 0), (1.0, 1.0))
+    world = World(scenes, ("R",), (viewer,), choice_window_s=10.0)
+    streaming = Streaming(4.0, 0.5)
+    # A's choices appear at 10 s; she leaves at 11 s, having started its segments at 0, 4 and 8 s. At rtf 0.4 a
+    # segment takes 1.8 s: the one at 12 s had to start by 10.2 s, before she chose; the one at 16 s did not.
+    # At rtf 1.5 (6.75 s each, one after another) both had to.
+    assert [u for u in committed_tails(world, LTX, viewer, streaming) if u[0] == "A"] == [("A", 0, 3)]
+    assert [u for u in committed_tails(world, Model("slow", 1.5), viewer, streaming) if u[0] == "A"] == [
+        ("A", 0, 3), ("A", 0, 4)]
+    _, floor = floor_work(world, LTX, streaming)
+    assert online_floor_work(world, LTX, streaming) == pytest.approx(floor + 1.8)
 
 
 def test_speculation_floor_reaches_grandchildren_when_a_scene_is_shorter_than_their_renders() -> None:
@@ -535,6 +567,38 @@ def test_an_unchosen_child_is_speculated_only_as_far_as_its_lead_and_the_rest_wa
     second = promoted[segment("A", 0, 1)]
     assert isinstance(second, Reprioritise) and second.score < 1000.0
     assert isinstance(promoted[segment("B", 0, 0)], Cancel)
+
+
+def test_unlikely_work_that_can_wait_for_the_choice_is_not_queued_until_the_viewer_chooses_it() -> None:
+    s, _ = streaming(defer_s=1000.0, idle_probability=0.25)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])  # a half each, by the prior
+    s.viewer_at("w", "other", 0.0, PLAYING, [child(name.lower(), name, 8.0) for name in "DEFGH"])  # a fifth each
+    s.decisions()
+    s.job_done(segment("A", 0, 0), 1.0)
+    s.job_done(segment("D", 0, 0), 1.0)
+    told = {d.key: d for d in s.decisions()}
+    # Past their leads, the rest of A waits behind everything else for a slot that would idle; the rest of D is
+    # too unlikely for that: neither queued nor ever handed to a worker, until the viewer chooses it.
+    assert told[segment("A", 0, 1)].score > 1000.0
+    assert segment("D", 0, 1) not in told and s.job(segment("D", 0, 1)) is not None
+    while (job := s.next_job("gpu")) is not None:
+        assert job.key != segment("D", 0, 1)
+        s.job_done(job.key, 1.0)
+    s.viewer_chose("w", "other", "d")
+    promoted = {d.key: d for d in s.decisions()}
+    assert isinstance(promoted[segment("D", 0, 1)], Enqueue) and promoted[segment("D", 0, 1)].score < 1000.0
+    assert s.next_job("gpu") is not None
+
+
+def test_a_job_that_becomes_too_unlikely_to_wait_for_an_idle_slot_is_withdrawn() -> None:
+    s, _ = streaming(defer_s=1000.0, idle_probability=0.25)
+    s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
+    s.decisions()
+    s.job_done(segment("A", 0, 0), 1.0)
+    assert segment("A", 0, 1) in enqueued(s.decisions())
+    s.count("root", "b", 9)  # others chose B: A is 1/12 likely now
+    s.viewer_at("v", "root", 1.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
+    assert isinstance({d.key: d for d in s.decisions()}[segment("A", 0, 1)], Cancel)
 
 
 def test_a_slow_models_child_is_speculated_as_far_as_its_real_time_factor_requires() -> None:
