@@ -570,13 +570,13 @@ def test_an_unchosen_child_is_speculated_only_as_far_as_its_lead_and_the_rest_wa
 
 
 def test_unlikely_work_that_can_wait_for_the_choice_is_not_queued_until_the_viewer_chooses_it() -> None:
-    s, _ = streaming(defer_s=1000.0, idle_probability=0.25)
+    s, _ = streaming(defer_s=1000.0)  # idle_probability 0.2
     s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])  # a half each, by the prior
-    s.viewer_at("w", "other", 0.0, PLAYING, [child(name.lower(), name, 8.0) for name in "DEFGH"])  # a fifth each
+    s.viewer_at("w", "other", 0.0, PLAYING, [child(name.lower(), name, 8.0) for name in "DEFGHI"])  # a sixth each
     s.decisions()
     s.job_done(segment("A", 0, 0), 1.0)
     s.job_done(segment("D", 0, 0), 1.0)
-    told = {d.key: d for d in s.decisions()}
+    told = enqueued(s.decisions())
     # Past their leads, the rest of A waits behind everything else for a slot that would idle; the rest of D is
     # too unlikely for that: neither queued nor ever handed to a worker, until the viewer chooses it.
     assert told[segment("A", 0, 1)].score > 1000.0
@@ -585,13 +585,12 @@ def test_unlikely_work_that_can_wait_for_the_choice_is_not_queued_until_the_view
         assert job.key != segment("D", 0, 1)
         s.job_done(job.key, 1.0)
     s.viewer_chose("w", "other", "d")
-    promoted = {d.key: d for d in s.decisions()}
-    assert isinstance(promoted[segment("D", 0, 1)], Enqueue) and promoted[segment("D", 0, 1)].score < 1000.0
+    assert enqueued(s.decisions())[segment("D", 0, 1)].score < 1000.0
     assert s.next_job("gpu") is not None
 
 
 def test_a_job_that_becomes_too_unlikely_to_wait_for_an_idle_slot_is_withdrawn() -> None:
-    s, _ = streaming(defer_s=1000.0, idle_probability=0.25)
+    s, _ = streaming(defer_s=1000.0)
     s.viewer_at("v", "root", 0.0, PLAYING, [child("a", "A", 8.0), child("b", "B", 8.0)])
     s.decisions()
     s.job_done(segment("A", 0, 0), 1.0)
