@@ -184,8 +184,9 @@ def compare(
         log("  the lead oracle never meets the bar either (like the oracles, it never re-renders a degraded clip)")
     elif lead_share > 1.0:
         log(
-            f"  the lead oracle needs more GPUs than reelfork ({bound:.1f} viewers per GPU): it degrades what it"
-            " cannot render in time and never re-renders it, so it bounds nothing here"
+            f"  reelfork needs fewer GPUs than the lead oracle ({bound:.1f} viewers per GPU"
+            + (f", {bound_share:.0%} of the oracle's" if bound_share else "")
+            + "): the oracles never re-render a clip they degraded, so here it is no bound"
         )
     else:
         log(
