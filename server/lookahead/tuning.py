@@ -57,9 +57,9 @@ class Tuning:
     render it (0: all of it; above 1: none); until then it is not queued at all. The simulation's quick runs
     (seeds 7 and 8) against rendering all of it: the same GPUs within one (LTX-class 14 and 13 instead of 14 and
     14 with 0 s windows, 19 and 17 instead of 19 and 18 with 10 s; the slow model 61 and 56 instead of 61 and 57,
-    130 and 111 instead of 129 and 110), and 1.08-1.09x the speculation floor's work with 0 s windows instead of 1.12-1.15x,
-    1.29-1.31x with 10 s windows instead of 1.34-1.41x. Held to likelier work still (0.34, 0.5) or none, LTX-class
-    with 0 s windows needs 15, 15 and 16 GPUs."""
+    130 and 111 instead of 129 and 110), and 1.08-1.09x the speculation floor's work with 0 s windows instead of
+    1.12-1.15x, 1.29-1.31x with 10 s windows instead of 1.34-1.41x. Held to likelier work still (0.34, 0.5) or
+    none, LTX-class with 0 s windows needs 15, 15 and 16 GPUs."""
     segment_weight_s: float = 1.0
     """``probability_weight_s`` when clips stream in segments: a segment is due seconds after the one before,
     so a long shot gives up less deadline (a later segment of a sure stream is not worth a stall at a choice)."""
