@@ -20,7 +20,7 @@ viewers making the same choices at the same times: ``on-demand``, ``prefetch-all
 every child, whole, first come first served), ``reelfork`` (the real scheduler, at segment
 granularity), ``segment-oracle`` (knows every choice, renders exactly the watched segments),
 ``lead-oracle`` (the segment oracle that also renders what no policy without foresight can skip: every
-unchosen continuation's lead, due at the choice; the most any such policy can reach) and ``oracle``, the
+unchosen continuation's lead, due at the choice; an estimate of the most any such policy can reach) and ``oracle``, the
 clip-granular oracle of the earlier simulation, unchanged: whole clips, played once complete. It is the
 anchor of the summary line.
 
@@ -190,7 +190,7 @@ def compare(
         )
     else:
         log(
-            f"  no policy without foresight beats the lead oracle's {bound:.1f} viewers per GPU: "
+            f"  at most about the lead oracle's {bound:.1f} viewers per GPU for a policy without foresight: "
             + (f"{bound_share:.0%} of the oracle's" if bound_share else "no clip oracle to compare")
             + (f", {bound / prefetch:.1f}x prefetch-all's" if prefetch else "")
             + f"; reelfork reaches {lead_share:.0%} of it"

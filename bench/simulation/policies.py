@@ -14,9 +14,10 @@
   clips, always (the anchor: the earlier simulation's oracle, unchanged);
 * ``segment-oracle``: the same foresight, rendering exactly the segments that will be watched;
 * ``lead-oracle``: the segment oracle held to what no policy without foresight can skip: it also renders every
-  unchosen continuation's lead (:func:`speculative_leads`), due when the choice that rules it out is made. No
-  policy that learns a choice only when it is made can do with fewer GPUs than this schedule of its own
-  necessary work with the rest of the future known: it bounds reelfork from above.
+  unchosen continuation's lead (:func:`speculative_leads`), due when the choice that rules it out is made. A
+  policy that learns a choice only when it is made has at least this work, with less known of it: this schedule
+  estimates the most such a policy can reach (an estimate: earliest deadline first is not optimal on several
+  GPUs, and like the other oracles it never re-renders a clip it degraded).
 
 The others render what the run's ``Streaming`` says: segments, or whole clips.
 
@@ -282,8 +283,8 @@ def _floor_units(world: World, model: Model, streaming: Streaming) -> tuple[Unit
 
 
 def _seconds(world: World, model: Model, streaming: Streaming, units: Units) -> float:
-    lengths = {node: [streaming.lengths(duration) for duration in scene.clips] for node, scene in world.scenes.items()}
-    return sum(model.rtf * streaming.work_s(lengths[node][clip][k]) for node, clip, k in units)
+    lengths = (streaming.lengths(world.scenes[node].clips[clip])[k] for node, clip, k in units)
+    return sum(model.rtf * streaming.work_s(length) for length in lengths)
 
 
 def committed_tails(
