@@ -53,9 +53,8 @@ The policy
   ``render_slots`` (the budget: GPUs); a job that would finish after its deadline in its best
   profile gets the best one that does not, or the cheapest if none does: a worse clip rather
   than a stall. A degraded clip is re-rendered in the best profile (an upgrade, keyed with that
-  profile, queued ``probability_weight_s`` behind fresh work) when a later viewer needs it, is at
-  least ``upgrade_probability`` likely to watch it, and a full render fits before then, so one bad
-  minute does not stay shared by every later viewer.
+  profile, queued ``probability_weight_s`` behind fresh work) when a later viewer needs it and a
+  full render fits before then, so one bad minute does not stay shared by every later viewer.
   Real-time factors are learned from ``job_done`` timings (a guessed one, ``measured=False``, is
   replaced by the first timing; then a running average), and the profile a worker reports it used
   wins over the planned one.
@@ -370,14 +369,9 @@ class Scheduler:
         return self._jobs.get(key)
 
     def held(self, job: QueuedJob) -> bool:
-        """Whether ``job`` waits unqueued, for the viewer's choice or for its chance to rise: speculative work that
-        could wait for the choice, too unlikely (``Tuning.idle_probability``) to be worth a slot that would
-        otherwise idle; or an upgrade less likely to be watched than ``Tuning.upgrade_probability``."""
-        if job.running:
-            return False
-        if job.upgrade:
-            return job.probability < self.tuning.upgrade_probability
-        return not job.eager and job.probability < self.tuning.idle_probability
+        """Whether ``job`` waits for the viewer's choice unqueued: speculative work that could wait for it, too
+        unlikely (``Tuning.idle_probability``) to be worth a slot that would otherwise idle."""
+        return not (job.running or job.eager or job.upgrade) and job.probability < self.tuning.idle_probability
 
     def queued(self, kind: WorkKind = "render") -> int:
         return len(self._queued[kind])

@@ -60,11 +60,6 @@ class Tuning:
     130 and 111 instead of 129 and 110), and 1.08-1.09x the speculation floor's work with 0 s windows instead of
     1.12-1.15x, 1.29-1.31x with 10 s windows instead of 1.34-1.41x. Held to likelier work still (0.34, 0.5) or
     none, LTX-class with 0 s windows needs 15, 15 and 16 GPUs."""
-    upgrade_probability: float = 0.5
-    """How likely the viewers who want a degraded segment (or clip) must be to watch it for its upgrade to be
-    queued; until then it is not. An upgrade only betters a picture, on a slot that would otherwise idle: one
-    nobody watches is pure waste (2.4-4.1% of the speculation floor's work in the simulation's LTX-class runs,
-    when every upgrade was queued)."""
     segment_weight_s: float = 1.0
     """``probability_weight_s`` when clips stream in segments: a segment is due seconds after the one before,
     so a long shot gives up less deadline (a later segment of a sure stream is not worth a stall at a choice)."""

@@ -212,21 +212,6 @@ def test_an_upgrade_the_guessed_speed_ruled_out_is_wanted_once_a_timing_shows_it
     assert job_key("render", "A", 0, "full") in enqueued(s.decisions())
 
 
-def test_a_degraded_clip_is_upgraded_only_for_viewers_likely_to_watch_it() -> None:
-    s, _ = scheduler(decision_grace_s=0.0)  # upgrade_probability 0.5
-    degraded = Child("a", "A", (Clip(8.0, rendered=True, profile="fast"),))
-    children = [degraded, child("b", "B", 8.0), child("c", "C", 8.0)]
-    s.viewer_at("v", "root", 0.0, PLAYING, children)  # A is a third likely, and its upgrade would fit
-    upgrade = job_key("render", "A", 0, "full")
-    assert upgrade not in enqueued(s.decisions()) and s.job(upgrade) is not None
-    while (job := s.next_job("gpu")) is not None:
-        assert job.key != upgrade
-        s.job_done(job.key, 1.0)
-    s.count("root", "a", 20)  # the audience goes to A: 21 in 23
-    s.viewer_at("v", "root", 0.5, PLAYING, children)
-    assert enqueued(s.decisions())[upgrade].profile == "full"
-
-
 def test_failed_job_is_retried_then_given_up() -> None:
     s, _ = scheduler(max_attempts=2)
     s.viewer_at("v", "root", 0.0, PLAYING, [child("only", "A")])
