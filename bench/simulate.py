@@ -34,8 +34,9 @@ those GPUs (``--gpu-hour`` dollars per H100 hour, GPUs x the run's span over the
 Then reelfork's render work (GPU seconds) over the segment-granular speculation floor (the work any
 policy without foresight does to show every segment in full and on time: ``floor_work`` in
 ``bench/simulation/policies.py``; it knows when each viewer will choose, and ``online_floor_work`` adds what
-must be begun before a choice whose time is not known), and the sharing factor: viewers per GPU with a 10,000-viewer
-audience on one story over viewers per GPU when every viewer is alone on their own story.
+must be begun before a choice whose time is not known; ``split_work`` says what reelfork's work went to), and the
+sharing factor: viewers per GPU with a 10,000-viewer audience on one story over viewers per GPU when every viewer is
+alone on their own story.
 Figures go to ``bench/results/simulate*.json``.
 """
 
@@ -53,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.simulation.engine import MAX_DEGRADED, MAX_STALL_RATE, Outcome, simulate  # noqa: E402
-from bench.simulation.policies import CLIP_POLICIES, POLICIES, floor_work, online_floor_work  # noqa: E402
+from bench.simulation.policies import CLIP_POLICIES, POLICIES, floor_work, online_floor_work, split_work  # noqa: E402
 from bench.simulation.world import CLIPS, LTX, WAN, Model, Scenario, Streaming, World, make_world  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -203,6 +204,14 @@ def compare(
         f"reelfork renders {work:.2f}x the segment-granular speculation floor's GPU seconds (target <= 1.1x;"
         f" {upgrades:.0%} of them upgrading degraded clips, {unwatched:.0%} on segments nobody watched)"
     )
+    split = split_work(world, model, streaming, ours.rendered_s, ours.upgrade_busy_s)
+    log(
+        "  its GPU seconds as shares of the floor's: "
+        + ", ".join(f"{name} {seconds / max(1e-9, floor_s):.3f}" for name, seconds in asdict(split).items())
+        + " (watched and leads: the floor's own units, a degraded one costing less; tails: skipped by early"
+        " choosers but due to begin before the choice; other: speculation past the leads, and segments begun"
+        " before they had to be)"
+    )
     log(
         f"  the floor: {floor_s / max(1e-9, seen_s):.2f}x the work of rendering what is watched, in segments"
         f" ({clip_floor_s / max(1e-9, clip_seen_s):.2f}x in whole clips); {online_s / max(1e-9, floor_s):.2f}x the"
@@ -231,6 +240,9 @@ def compare(
         "segment_floor_gpu_s": round(floor_s, 1),
         "online_floor_over_segment_floor": round(online_s / max(1e-9, floor_s), 4),
         "reelfork_work_over_online_floor": round(ours.gpu_busy_s / max(1e-9, online_s), 4),
+        "reelfork_work_split_over_segment_floor": {
+            name: round(seconds / max(1e-9, floor_s), 4) for name, seconds in asdict(split).items()
+        },
     }
 
 

@@ -58,6 +58,8 @@ class Outcome:
     watched_s: float = 0.0
     """Seconds of video the viewers played."""
     segment_s: float = 0.0
+    rendered_s: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    """GPU seconds of each unit's first render (scene, clip, segment: 0 in whole clips), upgrades apart."""
 
     @property
     def stall_rate(self) -> float:
@@ -149,8 +151,8 @@ class Simulation:
         self.unparked: list[Job] = []
         self.last_played: dict[str, float] = {}
         """When each unit watched was last played."""
-        self.work: list[tuple[str, float, float, bool]] = []
-        """Each render: its unit's key, when it started, its GPU seconds, whether it was an upgrade."""
+        self.work: list[tuple[Job, float, float]] = []
+        """Each render: its job, when it started, its GPU seconds."""
         self.waiting: dict[str, list[tuple[str, float]]] = {}
         self.idle = [f"gpu{i}" for i in range(gpus)]
         self.step: dict[str, int] = {}
@@ -192,14 +194,19 @@ class Simulation:
             self.dispatch()
         self.outcome.span_s = self.clock.time - first
         self.outcome.stalls = self.waits
-        for key, started, seconds, upgrade in self.work:
+        for job, started, seconds in self.work:
+            key = self.unit_key(job)
+            upgrade = job.key != key
             watched = self.last_played.get(key, -math.inf) >= started
             self.outcome.gpu_busy_s += seconds
             if upgrade:
                 self.outcome.upgrade_busy_s += seconds
                 if not watched:
                     self.outcome.unwatched_upgrade_busy_s += seconds
-            elif not watched:
+                continue
+            unit = (job.node, job.clip, (job.segment or 0) if self.segmented else 0)
+            self.outcome.rendered_s[unit] = self.outcome.rendered_s.get(unit, 0.0) + seconds
+            if not watched:
                 self.outcome.renders_unwatched += 1
                 self.outcome.unwatched_busy_s += seconds
         return self.outcome
@@ -435,8 +442,7 @@ class Simulation:
             self.taken.add(job.key)
             self.running[worker] = job
             seconds = self.seconds(job)
-            unit = self.unit_key(job)
-            self.work.append((unit, self.clock.time, seconds, job.key != unit))
+            self.work.append((job, self.clock.time, seconds))
             self.at(self.clock.time + seconds, "done", worker)
 
     def seconds(self, job: Job) -> float:

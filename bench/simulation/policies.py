@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from reelfork.server.lookahead.scheduler import (
@@ -264,7 +265,38 @@ def online_floor_work(world: World, model: Model, streaming: Streaming = CLIPS) 
     return _seconds(world, model, streaming, seen | needed | tails)
 
 
-Units = set[tuple[str, int, int]]
+Unit = tuple[str, int, int]
+"""A scene, one of its clips, and one of that clip's segments (0 in whole clips)."""
+Units = set[Unit]
+
+
+@dataclass(frozen=True)
+class WorkSplit:
+    """A policy's render work (GPU seconds, as rendered: degraded segments cost less) by what it was for, against
+    the floor's units (:func:`floor_work`, :func:`online_floor_work`)."""
+
+    watched: float
+    """First renders of segments somebody watched."""
+    leads: float
+    """Unwatched speculation the floor counts: every unchosen continuation's lead."""
+    tails: float
+    """Segments skipped by early choosers that had to be begun before the choice (:func:`committed_tails`)."""
+    other: float
+    """Every other first render: speculation past the leads, and segments begun before they had to be."""
+    upgrades: float
+    """Re-renders of degraded segments in the best profile."""
+
+
+def split_work(
+    world: World, model: Model, streaming: Streaming, rendered_s: dict[Unit, float], upgrades_s: float
+) -> WorkSplit:
+    """:class:`WorkSplit` of the first renders' GPU seconds by unit (``Outcome.rendered_s``) and the upgrades'."""
+    seen, needed, tails = _floor_units(world, model, streaming)
+    shares = dict.fromkeys(("watched", "leads", "tails", "other"), 0.0)
+    for unit, seconds in rendered_s.items():
+        kind = "watched" if unit in seen else "leads" if unit in needed else "tails" if unit in tails else "other"
+        shares[kind] += seconds
+    return WorkSplit(**shares, upgrades=upgrades_s)
 
 
 def _floor_units(world: World, model: Model, streaming: Streaming) -> tuple[Units, Units, Units]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
@@ -22,7 +22,13 @@ from reelfork.server.lookahead.scheduler import (
 )
 
 from bench.simulation.engine import simulate
-from bench.simulation.policies import committed_tails, floor_work, online_floor_work, speculation_floor
+from bench.simulation.policies import (
+    committed_tails,
+    floor_work,
+    online_floor_work,
+    speculation_floor,
+    split_work,
+)
 from bench.simulation.world import LTX, Model, Scenario, Scene, Streaming, Viewer, World, make_world
 
 PROFILES = (Profile("full", 0.4), Profile("fast", 0.14), Profile("animatic", 0.02))
@@ -261,6 +267,10 @@ def test_simulated_streams_play_segment_by_segment() -> None:
     assert outcomes["segment-oracle"].renders > clips.renders  # more, shorter units of work
     seen, floor = floor_work(world, LTX, streaming)
     assert seen <= floor <= outcomes["reelfork"].gpu_busy_s * 1.2
+    ours = outcomes["reelfork"]
+    split = split_work(world, LTX, streaming, ours.rendered_s, ours.upgrade_busy_s)
+    assert sum(asdict(split).values()) == pytest.approx(ours.gpu_busy_s)
+    assert split.watched > 0 and split.other > 0  # it speculates past the leads on slots that would idle
 
 
 @pytest.mark.parametrize("model", [LTX, Model("slow", 1.5)], ids=["ltx", "slow"])
@@ -274,6 +284,9 @@ def test_the_lead_oracle_renders_the_watched_segments_and_the_speculation_floor(
     # What it renders beyond the segment oracle is the floor's speculation, and none of it is watched.
     assert lead.gpu_busy_s - watched.gpu_busy_s == pytest.approx(lead.unwatched_busy_s)
     assert lead.unwatched_busy_s == pytest.approx(floor - seen, rel=0.1) and floor > seen
+    split = split_work(world, model, streaming, lead.rendered_s, lead.upgrade_busy_s)
+    assert split.watched == pytest.approx(watched.gpu_busy_s) and split.leads == pytest.approx(lead.unwatched_busy_s)
+    assert split.tails == split.other == split.upgrades == 0.0
 
 
 def test_segments_skipped_by_an_early_choice_count_when_they_had_to_start_before_it() -> None:
