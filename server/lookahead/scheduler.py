@@ -6,7 +6,8 @@ class. The shell feeds observations in (``viewer_at``, ``viewer_chose``, ``viewe
 ``decisions()`` hands back to its queue (a Redis sorted set: ``Enqueue``/``Reprioritise`` are a
 ZADD of ``score``, ``Cancel`` a ZREM). For an in-process queue, ``next_job`` pops by score itself.
 Time passing is ``tick()``; workers coming and going is ``resize()``. Who wants which job, and how
-badly, is kept in :mod:`reelfork.server.lookahead.wants`.
+badly, is kept in :mod:`reelfork.server.lookahead.wants`; when viewers choose is learned in
+:mod:`reelfork.server.lookahead.timing`, and how many unlock a paywall in :mod:`reelfork.server.lookahead.unlocks`.
 
 The policy
 ----------
@@ -78,10 +79,8 @@ The policy
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
@@ -89,7 +88,9 @@ from typing import Protocol
 from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
 from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, Job, Reprioritise, job_key, segment_keys
 from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_lengths, segment_offsets
+from reelfork.server.lookahead.timing import ChoiceTiming
 from reelfork.server.lookahead.tuning import Tuning
+from reelfork.server.lookahead.unlocks import Unlocks
 from reelfork.server.lookahead.wants import Child, Clip, Interest, QueuedJob, View, Want, Window, WorkKind
 
 __all__ = [
@@ -139,13 +140,8 @@ class Scheduler:
         self._replan = False
         """Whether the queue or the running jobs changed since the last plan."""
         self._versions = 0
-        self._delays: deque[float] = deque(maxlen=self.tuning.choice_memory)
-        """Seconds after their window opened that viewers chose (the default: when it closed)."""
-        self._delay_quantiles: tuple[float, float] | None = None
-        self._sorted_delays: list[float] = []
-        self._delays_seen = 0
-        self._paywalls: dict[str, tuple[int, int]] = {}
-        """Paywall tally (the story) → viewers who chose into it, and of them those who went on."""
+        self._timing = ChoiceTiming(self.tuning)
+        self._unlocks = Unlocks(self.tuning)
         self._successor: dict[str, str] = {}
         """A segment's job → the job of the segment after it, waiting for it."""
 
@@ -182,7 +178,7 @@ class Scheduler:
         if view is not None and view.node == node and view.chosen is None:
             window = self._window(view)
             elapsed = view.position_s + self.clock.now() - view.seen_at
-            self._observe_delay(min(max(0.0, elapsed - window.opens_at), window.closes_at - window.opens_at))
+            self._timing.observe(min(max(0.0, elapsed - window.opens_at), window.closes_at - window.opens_at))
             child = next((c for c in view.children if c.choice == choice), None)
             if child is not None and child.paywall:
                 self.count_unlocks(child.paywall, 1, 0)
@@ -191,28 +187,16 @@ class Scheduler:
 
     def count_unlocks(self, paywall: str, reached: int, unlocked: int) -> None:
         """``reached`` more viewers chose into ``paywall`` without an entitlement; ``unlocked`` more went on."""
-        seen, went_on = self._paywalls.get(paywall, (0, 0))
-        self._paywalls[paywall] = (seen + reached, went_on + unlocked)
+        self._unlocks.count(paywall, reached, unlocked)
 
     def unlock_rate(self, paywall: str) -> float:
         """How likely a viewer who reaches ``paywall`` unlocks it: the observed rate, with the prior."""
-        reached, unlocked = self._paywalls.get(paywall, (0, 0))
-        prior = self.tuning.unlock_prior
-        rate = (unlocked + prior * self.tuning.unlock_rate) / (reached + prior) if reached + prior > 0 else 0.0
-        return min(1.0, max(0.0, rate))
+        return self._unlocks.rate(paywall)
 
     def choice_delays(self) -> tuple[float, float]:
         """Seconds after a window opens that the earliest (``early_quantile``) and a typical
         (``typical_quantile``) viewer choose: learned, or the priors until ``choice_samples`` are seen."""
-        if len(self._delays) < max(1, self.tuning.choice_samples):
-            return self.tuning.choice_s, self.tuning.choice_s + self.tuning.decision_grace_s
-        if self._delay_quantiles is None:
-            ordered = self._sorted_delays = sorted(self._delays)
-            last = len(ordered) - 1
-            early = ordered[round(self.tuning.early_quantile * last)]
-            typical = ordered[round(self.tuning.typical_quantile * last)]
-            self._delay_quantiles = (early, max(early, typical))
-        return self._delay_quantiles
+        return self._timing.delays()
 
     def count(self, node: str, choice: str, times: int = 1) -> None:
         """Earlier viewers took ``choice`` at ``node`` ``times`` more times."""
@@ -489,13 +473,6 @@ class Scheduler:
     def _write_backlog_s(self) -> float:
         return len(self._queued["write"]) * self._write_s / max(1, self.budget.write_slots)
 
-    def _observe_delay(self, seconds: float) -> None:
-        self._delays.append(seconds)
-        self._delays_seen += 1
-        # Sorting a thousand delays for every choice would cost more than it tells: every 16th will do.
-        if self._delays_seen % 16 == 0 or len(self._delays) <= self.tuning.choice_samples:
-            self._delay_quantiles = None
-
     def _window(self, view: View | Child, total: float | None = None) -> Window:
         """The choice window of a scene, or the end of it when none is given."""
         if view.window is not None:
@@ -624,7 +601,7 @@ class Scheduler:
         for segment, (length, offset, cost) in enumerate(zip(lengths, offsets, costs, strict=True)):
             key = keys[segment]
             stored_as = self._stored(clip, key, segment)
-            chance = p if window is None else p * self._still_watching(window, at_s + offset)
+            chance = p if window is None else p * self._timing.still_watching(window, at_s + offset)
             if start + offset + length <= now:  # played already
                 stored_before = stored_as is not None
                 continue
@@ -648,18 +625,6 @@ class Scheduler:
             elif stored_as != best and deadline - now >= cost:
                 self._want(wants, "render", node, index, length, deadline, chance, upgrade=True, segment=segment)
             stored_before = stored_as is not None
-
-    def _still_watching(self, window: Window, at_s: float) -> float:
-        """How likely a viewer still watches a scene ``at_s`` seconds into it, choosing in ``window``: all do
-        until the earliest choose; then those who have not chosen yet (learned; half, until choices tell)."""
-        early, _ = self.choice_delays()
-        after = at_s - window.opens_at
-        if after <= early:
-            return 1.0
-        if not self._sorted_delays or len(self._delays) < max(1, self.tuning.choice_samples):
-            return 0.5
-        later = len(self._sorted_delays) - bisect.bisect_right(self._sorted_delays, after)
-        return max(later / len(self._sorted_delays), 0.01)
 
     def _stored(self, clip: Clip, key: str, segment: int) -> str | None:
         """The profile a segment of ``clip`` was stored in, or None if it is not (yet)."""
