@@ -52,11 +52,11 @@ def _wanted(scheduler: Scheduler, key: str) -> QueuedJob | None:
 def through(scheduler: Scheduler, keys: tuple[str, ...]) -> int | None:
     """The last segment of a clip (its segments' scheduler ``keys``) that its job should render now; None for
     the whole clip (or when the scheduler wants none of it)."""
-    first = next((index for index, key in enumerate(keys) if _wanted(scheduler, key) is not None), None)
-    if first is None:
+    found = next(((index, job) for index, key in enumerate(keys) if (job := _wanted(scheduler, key)) is not None), None)
+    if found is None:
         return None
-    head = _wanted(scheduler, keys[first])
-    eager_only = head is not None and head.eager > 0
+    first, head = found
+    eager_only = head.eager > 0
     last = first
     for key in keys[first + 1 :]:
         job = _wanted(scheduler, key)
