@@ -14,11 +14,13 @@ Run from the repository root:
 A clip is rendered as an ordered stream of ``--segment`` second segments, each conditioned on the one
 before and re-reading ``--overlap`` seconds of conditioning frames (its fixed cost, so short segments
 are not free); playback starts when the first segment exists, and a segment is due when playback
-reaches it (``bench/simulation/world.py`` states the assumptions). Five ways of spending G GPUs on V
+reaches it (``bench/simulation/world.py`` states the assumptions). The ways of spending G GPUs on V
 viewers are compared (``bench/simulation/policies.py``) on the same seeded stories and the same
 viewers making the same choices at the same times: ``on-demand``, ``prefetch-all`` (every clip of
 every child, whole, first come first served), ``reelfork`` (the real scheduler, at segment
-granularity), ``segment-oracle`` (knows every choice, renders exactly the watched segments),
+granularity; ``reelfork-metered`` is the same scheduler tuned for GPUs paid by the second, the
+``REELFORK_GPU_BILLING=metered`` setting: nothing rendered ahead on idle slots), ``segment-oracle``
+(knows every choice, renders exactly the watched segments),
 ``lead-oracle`` (the segment oracle that also renders what no policy without foresight can skip: every
 unchosen continuation's lead, due at the choice; an estimate of the most any such policy can reach) and ``oracle``, the
 clip-granular oracle of the earlier simulation, unchanged: whole clips, played once complete. It is the
@@ -66,6 +68,9 @@ WINDOWS = {"10 s window": (10.0, 0.0), "0 s window": (0.0, 10.0)}
 
 
 # -- the search ------------------------------------------------------------------------------
+
+SEARCH_ORDER = ("oracle", "segment-oracle", "lead-oracle", "on-demand", "prefetch-all", "reelfork", "reelfork-metered")
+"""Each policy's search starts from a count found before it (see ``compare``)."""
 
 
 def runner(world: World, policy: str, model: Model, streaming: Streaming) -> Callable[[int], Outcome]:
@@ -119,13 +124,13 @@ def row(outcome: Outcome, per_gpu: float | None, dollars: float | None) -> str:
     capacity = f"{per_gpu:9.1f}" if per_gpu is not None else "    never"
     price = f"{dollars:9.3f}" if dollars is not None else "        -"
     return (
-        f"{outcome.policy:<15}{outcome.stall_rate:>8.2%}{outcome.p99_stall_s:>9.2f}{outcome.utilisation:>8.1%}"
+        f"{outcome.policy:<17}{outcome.stall_rate:>8.2%}{outcome.p99_stall_s:>9.2f}{outcome.utilisation:>8.1%}"
         f"{outcome.unwatched_share:>11.1%}{outcome.degraded_share:>10.1%}{capacity}{price}"
     )
 
 
 HEADER = (
-    f"{'policy':<15}{'stalls':>8}{'p99 s':>9}{'GPU':>8}{'unwatched':>11}{'degraded':>10}{'viewers/GPU':>12}"
+    f"{'policy':<17}{'stalls':>8}{'p99 s':>9}{'GPU':>8}{'unwatched':>11}{'degraded':>10}{'viewers/GPU':>12}"
     f"{'$/view-h':>9}"
 )
 
@@ -139,9 +144,11 @@ def compare(
     online_s = online_floor_work(world, model, streaming)
     clip_seen_s, clip_floor_s = floor_work(world, model, CLIPS)
     searches: dict[str, tuple[int | None, Outcome]] = {}
-    for policy in ("oracle", "segment-oracle", "lead-oracle", "on-demand", "prefetch-all", "reelfork"):
-        # Each search starts near the oracles' count (the oracles from one GPU): fewer of the slow runs.
+    for policy in SEARCH_ORDER:
+        # Each search starts near the oracles' count (the oracles from one GPU), the metered one at reelfork's:
+        # fewer of the slow runs.
         anchor = searches["segment-oracle"][0] if "segment-oracle" in searches else None
+        anchor = searches["reelfork"][0] or anchor if policy == "reelfork-metered" else anchor
         searches[policy] = fewest_gpus(runner(world, policy, model, streaming), anchor or 1)
         log(f"  {policy}: fewest GPUs at <= 1% stall: {searches[policy][0]}")
     gpus = searches["reelfork"][0] or searches["reelfork"][1].gpus  # never: where the search gave up
@@ -217,6 +224,18 @@ def compare(
         f" ({clip_floor_s / max(1e-9, clip_seen_s):.2f}x in whole clips); {online_s / max(1e-9, floor_s):.2f}x the"
         f" floor without knowing when a viewer chooses (reelfork: {ours.gpu_busy_s / max(1e-9, online_s):.2f}x that)"
     )
+    metered_gpus, metered = searches["reelfork-metered"]
+    metered_work = metered.gpu_busy_s / max(1e-9, floor_s)
+    metered_split = split_work(world, model, streaming, metered.rendered_s, metered.upgrade_busy_s)
+    metered_share = scenario.viewers / metered_gpus / oracle if metered_gpus and oracle else None
+    log(
+        "reelfork metered (REELFORK_GPU_BILLING=metered: nothing speculated on idle slots): "
+        + (f"{metered_gpus} GPUs" if metered_gpus else "never meets the bar")
+        + (f", {metered_share:.0%} of the oracle's viewers per GPU" if metered_share else "")
+        + f"; renders {metered_work:.2f}x the floor's GPU seconds (target <= 1.1x),"
+        f" {metered.gpu_busy_s / max(1e-9, online_s):.2f}x the online floor's; as shares of the floor: "
+        + ", ".join(f"{name} {seconds / max(1e-9, floor_s):.3f}" for name, seconds in asdict(metered_split).items())
+    )
     return {
         "scenario": asdict(scenario),
         "model": asdict(model),
@@ -242,6 +261,12 @@ def compare(
         "reelfork_work_over_online_floor": round(ours.gpu_busy_s / max(1e-9, online_s), 4),
         "reelfork_work_split_over_segment_floor": {
             name: round(seconds / max(1e-9, floor_s), 4) for name, seconds in asdict(split).items()
+        },
+        "metered_share_of_oracle": round(metered_share, 4) if metered_share else None,
+        "metered_work_over_segment_floor": round(metered_work, 4),
+        "metered_work_over_online_floor": round(metered.gpu_busy_s / max(1e-9, online_s), 4),
+        "metered_work_split_over_segment_floor": {
+            name: round(seconds / max(1e-9, floor_s), 4) for name, seconds in asdict(metered_split).items()
         },
     }
 

@@ -27,6 +27,7 @@ from reelfork.server.director import Director
 from reelfork.server.dubbing import Dubbing
 from reelfork.server.embedded import EmbeddedRedis
 from reelfork.server.lookahead.engine import Lookahead
+from reelfork.server.lookahead.tuning import METERED
 from reelfork.server.pool import WorkerPool
 from reelfork.server.queue.events import Events
 from reelfork.server.queue.jobs import JobKind, JobQueue
@@ -141,7 +142,12 @@ class Runtime:
         self.streaming = Streaming(self.store, self.dubbing)
         replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lookahead = Lookahead(
-            self.director, self.queue, replica, self.settings.render_workers, segment_s=self.settings.segment_seconds
+            self.director,
+            self.queue,
+            replica,
+            self.settings.render_workers,
+            segment_s=self.settings.segment_seconds,
+            tuning=METERED if self.settings.gpu_billing == "metered" else None,
         )
         self.events.listen(self.lookahead.on_event)
         self._tasks.append(asyncio.create_task(self.lookahead.run(), name="lookahead"))

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
     """Length of a stream segment: a clip is rendered, stored and announced in segments this long (the last one
     shorter), and a viewer can start playing when the first is stored."""
+    gpu_billing: Literal["reserved", "metered"] = "reserved"
+    """How the render fleet is paid for, which sets what the lookahead renders ahead. ``reserved`` (by the hour,
+    busy or not): slots that would otherwise idle render likely branches further ahead, so fewer GPUs keep playback
+    from stalling. ``metered`` (by the second: serverless, autoscaled): only what must be ready is rendered, a
+    segment that viewers may skip as late as it safely can be, and only likely upgrades; less render work for a
+    GPU or two more (``bench/simulate.py`` compares both)."""
     render_threads: int = Field(default=1, ge=1, le=64)
     render_model_dir: Path | None = None
     """A local diffusers pipeline folder (LTX or Wan) for the ``full`` and ``fast`` profiles. Never downloaded."""

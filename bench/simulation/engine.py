@@ -130,7 +130,7 @@ class Simulation:
         self.segmented = streaming.segment_s > 0
         self.clock = Clock()
         self.policy = make_policy(policy_name, self.clock, world, model, gpus, streaming)
-        self.depth = Tuning().render_depth if policy_name == "reelfork" else 1
+        self.depth = Tuning().render_depth if policy_name.startswith("reelfork") else 1
         self.cost = {p.name: p.rtf for p in model.profiles()}
         self.full = model.profiles()[0].name
         self.outcome = Outcome(policy_name, gpus, len(world.viewers), segment_s=streaming.segment_s)
@@ -155,6 +155,8 @@ class Simulation:
         """Each render: its job, when it started, its GPU seconds."""
         self.waiting: dict[str, list[tuple[str, float]]] = {}
         self.idle = [f"gpu{i}" for i in range(gpus)]
+        self.wakes: set[float] = set()
+        """When a wake event is due (the policy held work until then)."""
         self.step: dict[str, int] = {}
         self.clip: dict[str, int] = {}
         self.segment: dict[str, int] = {}
@@ -192,6 +194,7 @@ class Simulation:
             getattr(self, f"on_{event}")(subject)
             self.outcome.cancels += sum(1 for d in self.policy.decisions() if isinstance(d, Cancel))
             self.dispatch()
+            self.wake()
         self.outcome.span_s = self.clock.time - first
         self.outcome.stalls = self.waits
         for job, started, seconds in self.work:
@@ -444,6 +447,16 @@ class Simulation:
             seconds = self.seconds(job)
             self.work.append((job, self.clock.time, seconds))
             self.at(self.clock.time + seconds, "done", worker)
+
+    def wake(self) -> None:
+        """Ask the policy for work again when it says held work may start, while a GPU is idle."""
+        wake = self.policy.wake_at() if self.idle else None
+        if wake is not None and wake > self.clock.time and wake not in self.wakes:
+            self.wakes.add(wake)
+            self.at(wake, "wake", "")
+
+    def on_wake(self, subject: str) -> None:
+        self.wakes.discard(self.clock.time)
 
     def seconds(self, job: Job) -> float:
         return self.cost[job.profile] * self.streaming.work_s(job.duration_s) * jitter(job.key)

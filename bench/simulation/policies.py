@@ -7,6 +7,9 @@
   server sends it (``viewer_at`` at each clip start and at the end of a scene, with the choices
   below the current scene down to its ``render_depth``, ``viewer_chose``, ``viewer_left``,
   ``job_done``), its ``next_job`` as the queue, its ``decisions()`` drained;
+* ``reelfork-metered``: the same scheduler tuned for GPUs paid by the second (``METERED`` in
+  ``server/lookahead/tuning.py``, the ``gpu_billing = "metered"`` setting): no speculation on idle slots, a segment
+  viewers may skip started as late as it safely can be, and only likely upgrades;
 * ``oracle``: knows every viewer's path on arrival and renders exactly what will be watched,
   earliest deadline first, with the same degrade rule (``pick_profile``). It bounds what foresight
   is worth, not everything: it never re-renders a clip it degraded, so later viewers of that clip
@@ -45,10 +48,11 @@ from reelfork.server.lookahead.scheduler import (
     pick_profile,
 )
 from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_offsets
+from reelfork.server.lookahead.tuning import METERED
 
 from bench.simulation.world import CLIPS, Model, Streaming, Viewer, World, choice_at, watched_segments
 
-POLICIES = ("on-demand", "prefetch-all", "reelfork", "segment-oracle", "lead-oracle", "oracle")
+POLICIES = ("on-demand", "prefetch-all", "reelfork", "reelfork-metered", "segment-oracle", "lead-oracle", "oracle")
 CLIP_POLICIES = ("oracle",)
 """Those that render whole clips whatever the run streams."""
 
@@ -83,6 +87,10 @@ class Policy(Protocol):
     def job_done(self, key: str, seconds: float) -> None: ...
 
     def decisions(self) -> list[Decision]: ...
+
+    def wake_at(self) -> float | None:
+        """When a slot left idle should ask for work again though nothing happened (None: at the next event)."""
+        ...
 
 
 class Fifo:
@@ -134,6 +142,9 @@ class Fifo:
 
     def decisions(self) -> list[Decision]:
         return []
+
+    def wake_at(self) -> float | None:
+        return None
 
 
 class Oracle:
@@ -231,12 +242,15 @@ class Oracle:
     def decisions(self) -> list[Decision]:
         return []
 
+    def wake_at(self) -> float | None:
+        return None
+
 
 def make_policy(name: str, clock: Clock, world: World, model: Model, gpus: int, streaming: Streaming = CLIPS) -> Policy:
     profiles = model.profiles()
-    if name == "reelfork":
+    if name in ("reelfork", "reelfork-metered"):
         budget = Budget(gpus, profiles, segment_s=streaming.segment_s, overlap_s=streaming.overlap_s)
-        return Scheduler(clock, budget)
+        return Scheduler(clock, budget, METERED if name == "reelfork-metered" else None)
     if name in ("oracle", "segment-oracle", "lead-oracle"):
         return Oracle(clock, model, world, streaming, speculate=name == "lead-oracle")
     return Fifo(profiles[0].name, prefetch=name == "prefetch-all", streaming=streaming)

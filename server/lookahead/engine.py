@@ -155,11 +155,26 @@ def node_of(story: StoryVersion, scene_id: str) -> str:
     return scene_id if is_generated(scene_id) else f"{story.digest[:16]}:{scene_id}"
 
 
+def shell_tuning(tuning: Tuning) -> Tuning:
+    """``tuning`` as this shell runs it: the workers retry failed jobs themselves (their ``failed:`` notice is
+    final), the scenes it describes reach ``DEPTH`` levels down, and a held segment is told on the first tick
+    after its release, so it is released a tick sooner."""
+    hold_s = None if tuning.hold_s is None else tuning.hold_s + TICK_S
+    return replace(tuning, max_attempts=1, render_depth=DEPTH, hold_s=hold_s)
+
+
 class Lookahead:
     def __init__(
-        self, director: Director, queue: JobQueue, replica: str, render_slots: int, segment_s: float = 0.0
+        self,
+        director: Director,
+        queue: JobQueue,
+        replica: str,
+        render_slots: int,
+        segment_s: float = 0.0,
+        tuning: Tuning | None = None,
     ) -> None:
-        """``segment_s``: the length of the segments clips stream in (0: a clip is one job, played once complete)."""
+        """``segment_s``: the length of the segments clips stream in (0: a clip is one job, played once complete).
+        ``tuning``: the policy's (default ``Tuning()``; ``METERED`` for GPUs paid by the second)."""
         self.director = director
         self.store = director.store
         self.queue = queue
@@ -171,8 +186,7 @@ class Lookahead:
         )
         self._slots = max(1, render_slots)
         budget = Budget(render_slots=self._slots, profiles=profiles, segment_s=segment_s)
-        # The workers retry failed jobs themselves: their ``failed:`` notice is final.
-        self.scheduler = Scheduler(WallClock(), budget, Tuning(max_attempts=1, render_depth=DEPTH))
+        self.scheduler = Scheduler(WallClock(), budget, shell_tuning(tuning or Tuning()))
         self._targets: OrderedDict[str, Target] = OrderedDict()
         """Scheduler job key → where it goes in the queue."""
         self._queued_as: dict[str, tuple[JobKind, str]] = {}
@@ -312,7 +326,7 @@ class Lookahead:
                 if time.monotonic() - self._recounted > RECOUNT_S:
                     await self.recount()
                 async with self._lock:
-                    self.scheduler.tick()
+                    self.streams.released(self.scheduler.tick())
                     await self._apply(self.scheduler.decisions())
             except RedisError:
                 log.warning("lookahead could not reach Redis; trying again", exc_info=True)

@@ -69,6 +69,13 @@ The policy
   ``next_job`` takes its next segment first when waiting for the speculative render would make it late.
   Profiles are chosen per segment (a stream changes profile between segments), upgrades of degraded segments
   run on slots that would otherwise idle, and probability weighs ``segment_weight_s`` instead.
+* **Holding back.** Speculative work that can wait for the choice is not queued at all while it is less likely
+  than ``idle_probability``; an upgrade that can wait for it, while less likely to be watched than
+  ``upgrade_probability``. With
+  ``hold_s`` set, a segment of the scene being watched that viewers skip by choosing early starts no sooner than
+  ``hold_s`` before its latest start: :meth:`Scheduler.wake_at` says when the next may start, and ``tick()``
+  releases it. ``METERED`` in :mod:`reelfork.server.lookahead.tuning` holds all three back, for GPUs paid by the
+  second.
 * **Retries.** A failed job is queued again up to ``max_attempts``, then never asked for again.
 * **The paywall.** A child that opens an episode the viewer has no entitlement for (``Child.paywall``)
   is reached only by those who unlock it: its probability is weighted by the story's observed unlock
@@ -87,6 +94,7 @@ from typing import Protocol
 
 from reelfork.server.lookahead.budget import Budget, Profile, Slots, pick_profile
 from reelfork.server.lookahead.decisions import Cancel, Decision, Enqueue, Job, Reprioritise, job_key, segment_keys
+from reelfork.server.lookahead.holds import Holds
 from reelfork.server.lookahead.segments import chain_deadlines, lead, segment_lengths, segment_offsets
 from reelfork.server.lookahead.timing import ChoiceTiming
 from reelfork.server.lookahead.tuning import Tuning
@@ -132,6 +140,8 @@ class Scheduler:
         self._jobs: dict[str, QueuedJob] = {}
         self._queued: dict[WorkKind, set[str]] = {"write": set(), "render": set()}
         self._heaps: dict[WorkKind, list[tuple[float, int, str]]] = {"write": [], "render": []}
+        self._holds = Holds()
+        """The segments held back by ``Tuning.hold_s``."""
         self._running: dict[str, QueuedJob] = {}
         self._done: dict[str, str] = {}
         self._failed: set[str] = set()
@@ -295,11 +305,11 @@ class Scheduler:
                 if job is None and self._told.pop(key, None) is not None:
                     out.append(Cancel(key))
                 continue
-            if self._blocked(job):  # told once the segment before it is stored
-                continue
-            if self.held(job):  # told once the choice (or its chance) makes it worth a slot
+            if self.held(job):  # told once the choice (or its chance, or its hold's end) makes it worth a slot
                 if self._told.pop(key, None) is not None:
                     out.append(Cancel(key))
+                continue
+            if self._blocked(job):  # told once the segment before it is stored
                 continue
             job.profile = planned.get(key, job.profile or self._default_profile(job))
             told = self._told.get(key)
@@ -353,9 +363,26 @@ class Scheduler:
         return self._jobs.get(key)
 
     def held(self, job: QueuedJob) -> bool:
-        """Whether ``job`` waits for the viewer's choice unqueued: speculative work that could wait for it, too
-        unlikely (``Tuning.idle_probability``) to be worth a slot that would otherwise idle."""
-        return not (job.running or job.eager or job.upgrade) and job.probability < self.tuning.idle_probability
+        """Whether ``job`` waits unqueued: speculative work that could wait for the viewer's choice, too unlikely
+        (``Tuning.idle_probability``) to be worth a slot that would otherwise idle; an upgrade too unlikely to be
+        watched (``Tuning.upgrade_probability``); or a segment viewers may skip, until its release
+        (``Tuning.hold_s``)."""
+        if job.running:
+            return False
+        if job.upgrade:
+            unlikely = job.probability < self.tuning.upgrade_probability
+            return unlikely and (job.segment == 0 or not job.eager) and self._rtf[self.budget.profiles[0].name] <= 1.0
+        release = self._release(job)
+        if release is not None and release > self.clock.now():
+            self._holds.hold(job.key, release)
+            return True
+        return not job.eager and job.probability < self.tuning.idle_probability
+
+    def wake_at(self) -> float | None:
+        """When the next segment held back by ``Tuning.hold_s`` may start (None: none is): a slot left idle should
+        ask again (:meth:`next_job`) then."""
+        self._release_due()
+        return self._holds.next()
 
     def queued(self, kind: WorkKind = "render") -> int:
         return len(self._queued[kind])
@@ -364,10 +391,13 @@ class Scheduler:
         """The current estimate of ``profile``'s real-time factor (render seconds per clip second)."""
         return self._rtf[profile]
 
-    def tick(self) -> None:
+    def tick(self) -> list[str]:
         """Time has passed: lay the queue out over the slots again at the next ``decisions()``, so a job
-        whose viewer came closer is degraded (or no longer is) though nothing else changed."""
+        whose viewer came closer is degraded (or no longer is) though nothing else changed, and a segment
+        whose hold is over (``Tuning.hold_s``) is told. Returns those segments' keys: one still waiting for the
+        segment before it is told later, but a stream's job may render it now."""
         self._replan = True
+        return self._release_due()
 
     def resize(self, render_slots: int, pool: str | None = None) -> None:
         """The number of render slots (of ``pool``, else of every pool not counted apart) changed."""
@@ -380,6 +410,24 @@ class Scheduler:
             self._replan = True
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _release(self, job: QueuedJob) -> float | None:
+        """When a segment that viewers skip by choosing early may start (``Tuning.hold_s`` before its latest start);
+        None for any other job, or when segments are not held."""
+        hold = self.tuning.hold_s
+        if hold is None or job.upgrade or not job.playing or job.probability >= 1.0:
+            return None
+        return job.deadline - self._cost(job) - hold
+
+    def _release_due(self) -> list[str]:
+        """The held segments whose hold is over: changed (told at the next ``decisions()``), and their keys."""
+        released = self._holds.over(self.clock.now(), self._release_of)
+        self._changed.update(dict.fromkeys(released))
+        return released
+
+    def _release_of(self, key: str) -> float | None:
+        job = self._jobs.get(key)
+        return None if job is None or job.running else self._release(job)
 
     def _cost(self, job: QueuedJob) -> float:
         """Seconds ``job`` takes in the best profile."""
@@ -606,8 +654,8 @@ class Scheduler:
                 stored_before = stored_as is not None
                 continue
             deadline = max(now, chain[segment])
-            if stored_as is None:
-                after = "" if stored_before else keys[segment - 1]
+            fresh = stored_as is None  # else an upgrade, if it is degraded and a full render fits before it is due
+            if fresh or (stored_as != best and deadline - now >= cost):
                 self._want(
                     wants,
                     "render",
@@ -616,14 +664,13 @@ class Scheduler:
                     length,
                     deadline,
                     chance,
-                    grace_s=grace_s,
+                    upgrade=not fresh,
+                    grace_s=grace_s if fresh else 0.0,
                     deferrable=segment >= eager,
                     segment=segment,
-                    after=after,
-                    playing=window is not None or (p >= 1.0 and not math.isfinite(decided)),
+                    after="" if stored_before or not fresh else keys[segment - 1],
+                    playing=fresh and (window is not None or (p >= 1.0 and not math.isfinite(decided))),
                 )
-            elif stored_as != best and deadline - now >= cost:
-                self._want(wants, "render", node, index, length, deadline, chance, upgrade=True, segment=segment)
             stored_before = stored_as is not None
 
     def _stored(self, clip: Clip, key: str, segment: int) -> str | None:

@@ -174,6 +174,16 @@ class Streams:
         self._dirty[job] = None
         return True
 
+    def released(self, segments: list[str]) -> None:
+        """The scheduler stopped holding these segment jobs back (:meth:`Scheduler.tick`): their clips' wishes are
+        looked at again with the next decisions, so a stream's job renders them though they wait for the segment
+        before them (and are told only once it is stored)."""
+        for key in segments:
+            job = self.scheduler.job(key)
+            clip = job_key("render", job.node, job.clip) if job is not None else None
+            if clip is not None and clip in self._wishes:
+                self._dirty[clip] = None
+
     def found(self, job: str, target: Target, profile: str, count: int) -> None:
         """Clip job ``job``'s first ``count`` segments were found stored in ``profile`` (while this replica was not
         listening, or before it observed the viewer): done, and the wish is looked at again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -60,8 +61,26 @@ class Tuning:
     130 and 111 instead of 129 and 110), and 1.08-1.09x the speculation floor's work with 0 s windows instead of
     1.12-1.15x, 1.29-1.31x with 10 s windows instead of 1.34-1.41x. Held to likelier work still (0.34, 0.5) or
     none, LTX-class with 0 s windows needs 15, 15 and 16 GPUs."""
+    upgrade_probability: float = 0.0
+    """How likely a degraded segment's upgrade must be to be watched for it to be queued before the viewer's choice
+    (0: every upgrade that fits before it is due), if it is the first segment of its clip or could wait for the
+    choice (past the clip's lead): a viewer who chooses its clip watches at most its first segment degraded. Only
+    while the best profile renders faster than real time: with a slower one more chosen clips start degraded (in
+    the simulation, the slow model held so degrades 7% of the segments watched, over the 5% bar)."""
+    hold_s: float | None = None
+    """Segments of a scene being watched that its viewers skip by choosing early (past the choice window's
+    opening) start no sooner than this many seconds before their latest start; None: as soon as a slot is free.
+    A shell that lays the queue out on ticks (:meth:`Scheduler.tick`) adds a tick to it."""
     segment_weight_s: float = 1.0
     """``probability_weight_s`` when clips stream in segments: a segment is due seconds after the one before,
     so a long shot gives up less deadline (a later segment of a sure stream is not worth a stall at a choice)."""
     segment_margin_s: float = 0.5
     """``defer_margin_s`` when clips stream in segments: the first segments past the choice wait less."""
+
+
+METERED = Tuning(idle_probability=math.inf, upgrade_probability=0.75, hold_s=0.5)
+"""For GPUs paid by the second (serverless, autoscaled): render only what must be ready, each segment a viewer may
+skip as late as it safely can be, and upgrade only what is likely to be watched. The simulation's quick runs
+(LTX-class, seeds 7 and 8): 1.06-1.08x the speculation floor's work with 10 s windows and 18-21 GPUs, against
+1.29-1.31x and 17-19 GPUs for the default tuning, which lets slots that would otherwise idle render likely
+branches (``bench/simulate.py`` prints both)."""

@@ -41,3 +41,13 @@ def test_reelfork_prints_each_configuration_error_and_starts_nothing(command: li
     assert result.exit_code == 2
     assert "configuration error: REELFORK_WORKER_KINDS is not a setting" in result.output
     assert not list(tmp_path.iterdir()), "nothing may be started or written before the settings are valid"
+
+
+def test_gpu_billing_names_how_the_fleet_is_paid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).gpu_billing == "reserved"
+    monkeypatch.setenv("REELFORK_GPU_BILLING", "metered")
+    assert Settings(data_dir=tmp_path).gpu_billing == "metered"
+    monkeypatch.setenv("REELFORK_GPU_BILLING", "hourly")
+    with pytest.raises(ValidationError) as raised:
+        Settings(data_dir=tmp_path)
+    assert "gpu_billing" in str(raised.value) and "'reserved' or 'metered'" in str(raised.value)

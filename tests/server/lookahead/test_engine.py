@@ -19,10 +19,11 @@ from reelfork.generation.render.dub import clip_key as dub_clip_key
 from reelfork.narrative.formats import load_story
 from reelfork.narrative.state import begin, choose
 from reelfork.server.director import Director
-from reelfork.server.lookahead.engine import RENDER_RTF, Lookahead, node_of, window_of
+from reelfork.server.lookahead.engine import RENDER_RTF, TICK_S, Lookahead, node_of, shell_tuning, window_of
 from reelfork.server.lookahead.scheduler import Clip, Tuning, Window, job_key
 from reelfork.server.lookahead.segments import lead, segment_lengths, segment_offsets
 from reelfork.server.lookahead.targets import CLIP_ESTIMATE_S
+from reelfork.server.lookahead.tuning import METERED
 from reelfork.server.pool import WorkerPool
 from reelfork.server.queue import keys
 from reelfork.server.queue.events import Events
@@ -751,3 +752,43 @@ async def test_the_segments_a_worker_stores_move_the_lookaheads_streams_on(redis
         assert score is not None and score > time.time() + Tuning().defer_s / 2
     pool.close()
     sync.close()
+
+
+async def test_metered_the_segments_a_viewer_may_skip_are_queued_as_playback_nears_them(redis_server: str) -> None:
+    sync = redis.Redis.from_url(redis_server, decode_responses=True)
+    async with director_on(redis_server, {"preview": "animatic"}) as director:
+        lookahead = Lookahead(director, director.queue, "a", 1, segment_s=2.0, tuning=METERED)
+        director.events.listen(lookahead.on_event)
+        ticks = asyncio.create_task(lookahead.run())
+        try:
+            story = await published(director, FORK.encode())
+            fork = story.story.scene("fork")
+            key = director.clip_key(story, fork)
+            await lookahead.viewer_at("ann", story, begin(story.story, story.version), fork, 0.0)
+            # The choices are offered from the start of the 8 s fork (its window is the story default, 10 s): each
+            # segment after the first is watched only if she has not chosen by then, so it is queued (the job's
+            # ``through`` raised) on the first tick after it must start, less the hold, not all at once.
+            seen = [job_through(sync, key)]
+            assert isinstance(seen[0], int) and seen[0] < len(segment_lengths(CLIP_ESTIMATE_S, 2.0)) - 1
+            deadline = time.monotonic() + 15
+            while seen[-1] is not None:
+                assert time.monotonic() < deadline, f"the fork's stream was never extended past {seen}"
+                await asyncio.sleep(0.05)
+                through = job_through(sync, key)
+                assert through != "gone"
+                if through != seen[-1]:
+                    seen.append(through)
+            steps = [n for n in seen if isinstance(n, int)]
+            assert len(steps) == len(seen) - 1 >= 1 and steps == sorted(steps)
+        finally:
+            ticks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticks
+    sync.close()
+
+
+def test_the_shell_holds_a_tick_longer_and_leaves_retries_to_the_workers() -> None:
+    assert shell_tuning(METERED).hold_s == METERED.hold_s + TICK_S  # type: ignore[operator]
+    assert shell_tuning(Tuning()).hold_s is None
+    assert shell_tuning(METERED).max_attempts == shell_tuning(Tuning()).max_attempts == 1
+    assert shell_tuning(METERED).idle_probability == METERED.idle_probability

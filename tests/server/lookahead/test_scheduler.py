@@ -673,3 +673,91 @@ def test_segments_past_the_choices_are_needed_only_by_viewers_who_have_not_chose
     chances = {key: job.probability for key, job in s._jobs.items() if job.node == "root"}
     assert chances[segment("root", 0, 0)] == 1.0 and chances[segment("root", 0, 1)] == 1.0
     assert chances[segment("root", 0, 3)] == 0.5  # 6 s into it, 4 s after the choices: as likely chosen as not
+
+
+def test_a_held_segment_that_viewers_may_skip_starts_shortly_before_its_latest_start() -> None:
+    held, clock = streaming(slots=2, hold_s=0.5)
+    eager, _ = streaming(slots=2)
+    for s in (held, eager):
+        s.viewer_at("v", "root", 0.0, (Clip(10.0),), [child("a", "A", 8.0)], Window(2.0, 10.0))
+        for index in range(3):  # stored, one after another
+            s.decisions()
+            s.job_done(segment("root", 0, index), 1.0)
+    # The fourth segment (6-8 s) is watched only if the viewer has not chosen by then; it takes 1 s and is due
+    # when playback reaches it: without a hold it starts now, with one 0.5 s before it must.
+    assert enqueued(eager.decisions()).keys() >= {segment("root", 0, 3)}
+    assert segment("root", 0, 3) not in enqueued(held.decisions())
+    job = held.next_job("gpu")
+    assert job is None or job.node != "root"
+    assert held.wake_at() == pytest.approx(clock.time + 6.0 - 1.0 - 0.5)
+    clock.time += 4.4
+    held.tick()
+    assert segment("root", 0, 3) not in enqueued(held.decisions())
+    clock.time += 0.1
+    held.tick()  # the hold is over: told at the next decisions, and handed out
+    assert segment("root", 0, 3) in enqueued(held.decisions())
+    job = held.next_job("gpu")
+    assert job is not None and job.key == segment("root", 0, 3)
+    assert held.wake_at() == pytest.approx(clock.time + 2.0)  # the fifth, 2 s later, though it waits for the fourth
+
+
+def test_a_viewer_who_stays_in_the_scene_gets_its_held_segments_on_time() -> None:
+    s, clock = streaming(slots=1, hold_s=0.5)
+    playing = (Clip(10.0, segments=("full",)),)  # its first segment stored
+    s.viewer_at("v", "root", 0.0, playing, [child("a", "A", 8.0)], Window(2.0, 10.0))
+    woken = []
+    for index in range(1, 5):
+        s.decisions()
+        job = s.next_job("gpu")
+        while job is not None and job.node != "root":  # the child's segments, on another slot
+            s.job_done(job.key, 1.0)
+            job = s.next_job("gpu")
+        if job is None:  # nothing to do until the next segment's hold is over
+            wake = s.wake_at()
+            assert wake is not None and wake > clock.time
+            clock.time = wake
+            s.tick()
+            woken.append(index)
+            job = s.next_job("gpu")
+        assert job is not None and job.key == segment("root", 0, index)
+        assert clock.time + 1.0 <= job.deadline  # started in time to be stored when playback reaches it
+        clock.time += 1.0
+        s.job_done(job.key, 1.0)
+    assert woken == [2, 3, 4]  # those past the window's opening (2 s), each as late as it safely can be
+
+
+def test_an_unlikely_upgrade_waits_for_the_choice_unless_a_chosen_clip_would_play_more_than_its_start_degraded() -> None:
+    stored = (Clip(8.0, segments=("fast",) * 4),)  # all of A degraded
+    children = [Child("a", "A", stored), child("b", "B", 8.0)]
+    upgrades = [segment("A", 0, index, "full") for index in range(4)]
+    told = {}
+    for rtf, need in ((0.9, 0.0), (0.9, 0.75), (1.5, 0.75)):
+        s, _ = streaming(slots=4, rtf=rtf, upgrade_probability=need)
+        s.viewer_at("v", "root", 0.0, PLAYING, children)
+        queued = enqueued(s.decisions())
+        told[rtf, need] = [key for key in upgrades if key in queued]
+    # A is as likely as B. At rtf 0.9 its lead is two segments: held, the second's upgrade would leave a viewer who
+    # chooses A two degraded segments, so it is queued; the first's (one degraded segment at most) and those that
+    # can be rendered after she chooses A wait for it, unless every upgrade is wanted.
+    assert told[0.9, 0.0] == upgrades
+    assert told[0.9, 0.75] == [upgrades[1]]
+    # Slower than real time, more chosen clips would start degraded: every upgrade is wanted.
+    assert told[1.5, 0.75] == upgrades
+    s, _ = streaming(slots=4, rtf=0.9, upgrade_probability=0.75)
+    s.viewer_at("v", "root", 0.0, PLAYING, children)
+    s.decisions()
+    s.viewer_chose("v", "root", "a")
+    chosen = enqueued(s.decisions())
+    assert upgrades[2] in chosen and upgrades[3] in chosen  # in time once she chose A; its start plays degraded
+
+
+def test_the_metered_tuning_in_the_simulation_plays_every_clip_and_holds_segments_until_needed() -> None:
+    world = make_world(Scenario(viewers=40, stories=2, window_s=60.0, depth=(4, 5), width=6, seed=3))
+    streaming = Streaming(4.0, 0.5)
+    reserved, metered = (simulate(world, policy, LTX, 3, streaming) for policy in ("reelfork", "reelfork-metered"))
+    assert metered.transitions == reserved.transitions and len(metered.stalls) == metered.transitions
+    assert metered.rendered_twice == 0 and metered.watched_unrendered == 0
+    split = split_work(world, LTX, streaming, metered.rendered_s, metered.upgrade_busy_s)
+    speculated = split_work(world, LTX, streaming, reserved.rendered_s, reserved.upgrade_busy_s)
+    assert split.other < speculated.other  # nothing rendered ahead on idle slots, nor begun before it had to be
+    assert metered.gpu_busy_s < reserved.gpu_busy_s
