@@ -79,8 +79,10 @@ class Tuning:
 
 
 METERED = Tuning(idle_probability=math.inf, upgrade_probability=0.75, hold_s=0.5)
-"""For GPUs paid by the second (serverless, autoscaled): render only what must be ready, each segment a viewer may
-skip as late as it safely can be, and upgrade only what is likely to be watched. The simulation's quick runs
-(LTX-class, seeds 7 and 8): 1.06-1.08x the speculation floor's work with 10 s windows and 18-21 GPUs, against
-1.29-1.31x and 17-19 GPUs for the default tuning, which lets slots that would otherwise idle render likely
-branches (``bench/simulate.py`` prints both)."""
+"""For GPUs paid by the second (serverless, autoscaled): render only what must be ready, each segment viewers may
+skip as late as it safely can be, and leave unlikely upgrades to the choice. ``bench/simulate.py``, seeds 7 and 8,
+quick and full runs, against the default tuning: LTX-class with 10 s windows, 1.06-1.09x the speculation floor's
+work at 18-31 GPUs (default: 1.29-1.40x at 17-29); with 0 s windows 0.95-0.98x at 15-27 GPUs (default:
+1.08-1.16x at 13-24). The slow model with 0 s windows, 1.03-1.05x at 66-117 GPUs (default: 1.08-1.13x at 56-104);
+with 10 s windows 1.19-1.20x at 113-197 GPUs (default: 1.29-1.30x at 111-192), where no policy that does not know
+when viewers choose does less than 1.12-1.13x (the online floor)."""
