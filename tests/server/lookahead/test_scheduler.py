@@ -726,7 +726,7 @@ def test_a_viewer_who_stays_in_the_scene_gets_its_held_segments_on_time() -> Non
     assert woken == [2, 3, 4]  # those past the window's opening (2 s), each as late as it safely can be
 
 
-def test_an_unlikely_upgrade_waits_for_the_choice_unless_a_chosen_clip_would_play_more_than_its_start_degraded() -> None:
+def test_an_unlikely_upgrade_waits_for_the_choice_unless_a_chosen_clip_would_start_longer_degraded() -> None:
     stored = (Clip(8.0, segments=("fast",) * 4),)  # all of A degraded
     children = [Child("a", "A", stored), child("b", "B", 8.0)]
     upgrades = [segment("A", 0, index, "full") for index in range(4)]
