@@ -366,7 +366,7 @@ class Scheduler:
         """Whether ``job`` waits unqueued: speculative work that could wait for the viewer's choice, too unlikely
         (``Tuning.idle_probability``) to be worth a slot that would otherwise idle; an upgrade too unlikely to be
         watched (``Tuning.upgrade_probability``); or a segment viewers may skip, until its release
-        (``Tuning.hold_s``)."""
+        (``Tuning.hold_s``), which is remembered for :meth:`wake_at` and :meth:`tick`."""
         if job.running:
             return False
         if job.upgrade:
