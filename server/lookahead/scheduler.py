@@ -369,9 +369,9 @@ class Scheduler:
         (``Tuning.hold_s``), which is remembered for :meth:`wake_at` and :meth:`tick`."""
         if job.running:
             return False
-        if job.upgrade:
-            unlikely = job.probability < self.tuning.upgrade_probability
-            return unlikely and (job.segment == 0 or not job.eager) and self._rtf[self.budget.profiles[0].name] <= 1.0
+        if job.upgrade:  # choosing its clip, a viewer watches at most its first segment degraded
+            can_wait = job.segment == 0 or not job.eager
+            return can_wait and job.probability < self.tuning.upgrade_probability and self._best_rtf() <= 1.0
         release = self._release(job)
         if release is not None and release > self.clock.now():
             self._holds.hold(job.key, release)
@@ -431,7 +431,10 @@ class Scheduler:
 
     def _cost(self, job: QueuedJob) -> float:
         """Seconds ``job`` takes in the best profile."""
-        return self._rtf[self.budget.profiles[0].name] * self.budget.work_s(job.duration_s)
+        return self._best_rtf() * self.budget.work_s(job.duration_s)
+
+    def _best_rtf(self) -> float:
+        return self._rtf[self.budget.profiles[0].name]
 
     def _blocked(self, job: QueuedJob) -> bool:
         """Whether ``job`` is a segment whose predecessor is not stored yet."""
@@ -583,7 +586,7 @@ class Scheduler:
             probability *= self.unlock_rate(child.paywall)
         if not child.written:
             if depth == 1 or self._write_backlog_s() <= self.tuning.lookahead_backlog_s:
-                deadline = at - self._rtf[self.budget.profiles[0].name] * self.budget.work_s(first)
+                deadline = at - self._best_rtf() * self.budget.work_s(first)
                 self._want(wants, "write", child.node, 0, first, deadline, probability)
             return
         if depth > self.tuning.render_depth:
